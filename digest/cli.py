@@ -1,0 +1,177 @@
+"""The `digest` command line: parses arguments, calls the library, prints."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from digest import db
+from digest.config import Settings
+from digest.delivery import preview as preview_digest
+from digest.delivery import run as run_digests
+from digest.ingest import ingest_file
+from digest.mailer import SmtpTransport
+from digest.match import InterestError, SimpleMatcher
+from digest.models import Cadence, DigestStatus, utcnow
+from digest.render import Renderer
+from digest.subscribers import SubscriberError, find
+from digest.subscribers import subscribe as add_subscriber
+from digest.subscribers import unsubscribe as remove_subscriber
+
+app = typer.Typer(
+    help="digest: email researchers the new papers that match their interests.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+console = Console()
+err = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+def _now(value: datetime | None) -> datetime:
+    if value is None:
+        return utcnow()
+    return value if value.tzinfo else value.astimezone()
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the database to the latest schema."""
+    settings = _settings()
+    db.upgrade(settings.sqlalchemy_url)
+    console.print(f"Database is up to date: {settings.sqlalchemy_url}")
+
+
+@app.command()
+def ingest(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A JSONL file.")],
+) -> None:
+    """Store the papers of a JSONL file (one JSON object per line); bad lines are reported."""
+    engine = db.make_engine(_settings().sqlalchemy_url)
+    report = ingest_file(engine, file)
+    for problem in report.errors:
+        err.print(f"[yellow]skipped[/] {problem}", highlight=False)
+    console.print(
+        f"{file}: {report.fetched} read, {report.new} new, {report.updated} updated, "
+        f"{report.unchanged} unchanged, {len(report.errors)} skipped"
+    )
+
+
+@app.command()
+def subscribe(
+    email: Annotated[str, typer.Argument(help="The subscriber's email address.")],
+    interest: Annotated[
+        list[str], typer.Option("--interest", "-i", help="An interest line; repeat for more.")
+    ],
+    timezone: Annotated[str, typer.Option(help="IANA time zone, e.g. Europe/Paris.")] = "UTC",
+    hour: Annotated[int, typer.Option(help="Local hour to send at (0-23).")] = 7,
+    cadence: Annotated[Cadence, typer.Option(help="How often to send.")] = Cadence.daily,
+    max_papers: Annotated[int, typer.Option(help="At most this many papers a digest.")] = 20,
+) -> None:
+    """Add (or update) an active subscriber with their interests; no confirmation email."""
+    engine = db.make_engine(_settings().sqlalchemy_url)
+    try:
+        subscriber, created = add_subscriber(
+            engine,
+            email,
+            interest,
+            timezone=timezone,
+            send_hour=hour,
+            cadence=cadence,
+            max_papers=max_papers,
+        )
+    except (SubscriberError, InterestError) as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from exc
+    verb = "subscribed" if created else "updated"
+    console.print(f"{verb} {subscriber.email} with {len(interest)} interest(s)")
+
+
+@app.command()
+def unsubscribe(email: Annotated[str, typer.Argument(help="The subscriber's address.")]) -> None:
+    """Stop sending to a subscriber at once."""
+    engine = db.make_engine(_settings().sqlalchemy_url)
+    if not remove_subscriber(engine, email):
+        err.print(f"[red]error:[/] no subscriber {email}", highlight=False)
+        raise typer.Exit(1)
+    console.print(f"unsubscribed {email}")
+
+
+@app.command()
+def run(
+    now: Annotated[
+        datetime | None, typer.Option(help="Plan as of this time instead of now (ISO 8601).")
+    ] = None,
+) -> None:
+    """Plan and send every due digest now, over the SMTP server in Settings."""
+    settings = _settings()
+    engine = db.make_engine(settings.sqlalchemy_url)
+    planned, sent = asyncio.run(
+        run_digests(engine, SimpleMatcher(), SmtpTransport(settings), Renderer(settings), _now(now))
+    )
+    for outcome in sent.outcomes:
+        if outcome.status is not DigestStatus.sent:
+            err.print(
+                f"[yellow]{outcome.status}[/] {outcome.email}: {outcome.reply}", highlight=False
+            )
+    console.print(
+        f"planned {planned.planned} digest(s), {planned.empty} with no new matches; "
+        f"sent {sent.count(DigestStatus.sent)}, retrying {sent.count(DigestStatus.planned)}, "
+        f"failed {sent.count(DigestStatus.failed)}"
+    )
+
+
+@app.command()
+def preview(
+    email: Annotated[str, typer.Argument(help="The subscriber's address.")],
+    html: Annotated[bool, typer.Option("--html", help="Print the HTML part.")] = False,
+) -> None:
+    """Print the digest a subscriber would get now (text, or HTML with --html)."""
+    settings = _settings()
+    engine = db.make_engine(settings.sqlalchemy_url)
+    with db.session_scope(engine) as session:
+        subscriber = find(session, email)
+    if subscriber is None or subscriber.id is None:
+        err.print(f"[red]error:[/] no subscriber {email}", highlight=False)
+        raise typer.Exit(1)
+    result = preview_digest(engine, SimpleMatcher(), Renderer(settings), subscriber.id, utcnow())
+    if result is None:
+        err.print(f"nothing new matches the interests of {subscriber.email}")
+        return
+    rendered, _ = result
+    typer.echo(rendered.html if html else f"Subject: {rendered.subject}\n\n{rendered.text}")
+
+
+@app.command("smtp-capture")
+def smtp_capture(
+    maildir: Annotated[Path, typer.Option(help="Maildir to store messages in.")] = Path("var/mail"),
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8025,
+) -> None:
+    """Run a local SMTP server that stores every message in a Maildir (until Ctrl-C)."""
+    from digest.capture import CaptureServer
+
+    with CaptureServer(maildir, host, port):
+        console.print(f"capturing mail on {host}:{port} into {maildir}/ (Ctrl-C stops)")
+        try:
+            asyncio.run(asyncio.Event().wait())
+        except KeyboardInterrupt:
+            pass
+
+
+@app.command()
+def demo() -> None:
+    """Migrate a SQLite database, load sample papers and subscribers, and send their digests."""
+    from digest.demo import run_demo
+
+    run_demo(_settings(), console)

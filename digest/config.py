@@ -1,0 +1,70 @@
+"""Settings: the only place that reads the environment (prefix DIGEST_, or a .env file)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SmtpSecurity(StrEnum):
+    """How the SMTP connection is secured."""
+
+    none = "none"
+    starttls = "starttls"
+    tls = "tls"
+
+
+class Settings(BaseSettings):
+    """Everything an operator can configure, read from DIGEST_* variables or .env."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="DIGEST_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    var_dir: Path = Field(default=Path("var"), description="Where local state lives.")
+    database_url: str = Field(
+        default="", description="SQLAlchemy URL; default: a SQLite file in var_dir."
+    )
+
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 8025
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_security: SmtpSecurity = SmtpSecurity.none
+    smtp_timeout: float = 30.0
+
+    from_: str = Field(
+        default="digest <digest@localhost>",
+        validation_alias="DIGEST_FROM",
+        description="From header: display name and address.",
+    )
+    base_url: str = Field(default="http://127.0.0.1:8000", description="Public URL for links.")
+    templates_dir: Path | None = Field(
+        default=None, description="A directory whose templates override the bundled ones."
+    )
+    secret_key: SecretStr = Field(
+        default=SecretStr("change-me"), description="Signs the links in emails."
+    )
+    first_digest_days: int = Field(
+        default=7, ge=0, description="A new subscriber's first digest covers this many days."
+    )
+    default_max_papers: int = Field(default=20, ge=1, le=200)
+    default_timezone: str = "UTC"
+    default_send_hour: int = Field(default=7, ge=0, le=23)
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The database URL, defaulting to var_dir/digest.db."""
+        return self.database_url or f"sqlite:///{self.var_dir / 'digest.db'}"
+
+    @property
+    def maildir(self) -> Path:
+        """Where the local capture server stores messages."""
+        return self.var_dir / "mail"

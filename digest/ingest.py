@@ -1,0 +1,221 @@
+"""Papers in: validate, give each a canonical id, and upsert so every paper is stored once."""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from sqlalchemy import Engine
+
+from digest.match.text import normalise_title
+from digest.models import Paper, utcnow
+
+_ARXIV_NEW = re.compile(r"(?<![\d.])(\d{4}\.\d{4,5})(?:v(\d+))?(?![\d.])")
+_ARXIV_OLD = re.compile(r"\b([a-z][a-z-]*(?:\.[A-Z]{2})?/\d{7})(?:v(\d+))?\b")
+_SPACE = re.compile(r"\s+")
+
+
+def clean_text(text: str) -> str:
+    """Decode HTML entities and fold whitespace, for display and matching."""
+    return _SPACE.sub(" ", html.unescape(text)).strip()
+
+
+def parse_arxiv_id(text: str) -> tuple[str, int | None] | None:
+    """Find an arXiv id (new or old style) in `text`: (id without version, version)."""
+    for pattern in (_ARXIV_NEW, _ARXIV_OLD):
+        found = pattern.search(text)
+        if found:
+            return found.group(1), int(found.group(2)) if found.group(2) else None
+    return None
+
+
+class PaperIn(BaseModel):
+    """A paper as a source delivers it; unknown fields are ignored."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    title: str
+    abstract: str = ""
+    id: str | None = None
+    arxiv_id: str | None = None
+    doi: str | None = None
+    authors: list[str] = []
+    categories: list[str] = []
+    url: str | None = None
+    pdf_url: str | None = None
+    published: datetime | None = None
+    upvotes: int | None = None
+    source: str = "file"
+
+    @field_validator("title", "abstract")
+    @classmethod
+    def _clean(cls, value: str) -> str:
+        return clean_text(value)
+
+    @field_validator("title")
+    @classmethod
+    def _title_has_words(cls, value: str) -> str:
+        if not normalise_title(value):
+            raise ValueError("title is empty")
+        return value
+
+    @field_validator("authors", "categories", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("published", mode="before")
+    @classmethod
+    def _date(cls, value: Any) -> Any:
+        if isinstance(value, date) and not isinstance(value, datetime):
+            return datetime(value.year, value.month, value.day, tzinfo=UTC)
+        return value
+
+    @field_validator("published")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+    def identity(self) -> tuple[str, str | None, int | None]:
+        """(canonical id, arXiv id, version): arXiv id, else DOI, else a title hash."""
+        for text in (self.arxiv_id, self.id, self.url):
+            found = parse_arxiv_id(text) if text else None
+            if found:
+                return f"arxiv:{found[0]}", found[0], found[1]
+        if self.doi:
+            return f"doi:{self.doi.lower()}", None, None
+        digest = hashlib.sha256(normalise_title(self.title).encode()).hexdigest()[:20]
+        return f"title:{digest}", None, None
+
+
+@dataclass
+class IngestReport:
+    """What one ingest did: counts, and every rejected entry with its reason."""
+
+    fetched: int = 0
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def read_jsonl(path: Path, report: IngestReport) -> Iterator[PaperIn]:
+    """Yield the valid papers of a JSONL file; each bad line is reported with its number."""
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            report.fetched += 1
+            try:
+                yield PaperIn.model_validate(json.loads(line))
+            except json.JSONDecodeError as exc:
+                report.errors.append(f"{path}:{number}: not valid JSON: {exc.msg}")
+            except ValidationError as exc:
+                problems = "; ".join(
+                    f"{'.'.join(str(p) for p in err['loc']) or 'line'}: {err['msg']}"
+                    for err in exc.errors()
+                )
+                report.errors.append(f"{path}:{number}: {problems}")
+
+
+def _merge(row: dict[str, Any], paper: PaperIn, version: int | None) -> dict[str, Any]:
+    """The changes `paper` brings to a stored row (empty when it adds nothing)."""
+    changes: dict[str, Any] = {}
+    newer = version is not None and (row["version"] is None or version > row["version"])
+    if newer:
+        changes.update(version=version, title=paper.title, abstract=paper.abstract)
+    for name in ("abstract", "url", "pdf_url", "doi", "published_at"):
+        value = paper.published if name == "published_at" else getattr(paper, name)
+        if value and not row[name] and name not in changes:
+            changes[name] = value
+    for name in ("authors", "categories"):
+        value = getattr(paper, name)
+        if value and (newer or not row[name]) and value != row[name]:
+            changes[name] = value
+    if paper.source not in row["sources"]:
+        changes["sources"] = [*row["sources"], paper.source]
+    if paper.upvotes is not None and paper.upvotes != row["upvotes"]:
+        changes["upvotes"] = paper.upvotes
+    return changes
+
+
+def store(
+    engine: Engine,
+    papers: Iterable[PaperIn],
+    report: IngestReport | None = None,
+    *,
+    now: datetime | None = None,
+) -> IngestReport:
+    """Upsert papers in one transaction: new rows, merged updates, duplicates counted."""
+    report = report if report is not None else IngestReport()
+    now = now or utcnow()
+    table = Paper.__table__  # type: ignore[attr-defined]
+    batch: dict[str, tuple[PaperIn, str | None, int | None]] = {}
+    for paper in papers:
+        canonical, arxiv_id, version = paper.identity()
+        previous = batch.get(canonical)
+        if previous is None or (version or 0) > (previous[2] or 0):
+            batch[canonical] = (paper, arxiv_id, version)
+        else:
+            report.unchanged += 1
+    with engine.begin() as conn:
+        stored: dict[str, dict[str, Any]] = {}
+        keys = list(batch)
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            for row in conn.execute(sa.select(table).where(table.c.canonical_id.in_(chunk))):
+                stored[row.canonical_id] = dict(row._mapping)
+        inserts = []
+        for canonical, (paper, arxiv_id, version) in batch.items():
+            row = stored.get(canonical)
+            if row is None:
+                inserts.append(
+                    {
+                        "canonical_id": canonical,
+                        "version": version,
+                        "title": paper.title,
+                        "abstract": paper.abstract,
+                        "authors": paper.authors,
+                        "categories": paper.categories,
+                        "url": paper.url,
+                        "pdf_url": paper.pdf_url,
+                        "doi": paper.doi,
+                        "arxiv_id": arxiv_id,
+                        "published_at": paper.published,
+                        "first_seen_at": now,
+                        "updated_at": now,
+                        "sources": [paper.source],
+                        "upvotes": paper.upvotes,
+                    }
+                )
+                continue
+            changes = _merge(row, paper, version)
+            if changes:
+                changes["updated_at"] = now
+                conn.execute(sa.update(table).where(table.c.id == row["id"]).values(**changes))
+                report.updated += 1
+            else:
+                report.unchanged += 1
+        if inserts:
+            conn.execute(sa.insert(table), inserts)
+        report.new += len(inserts)
+    return report
+
+
+def ingest_file(engine: Engine, path: Path, *, now: datetime | None = None) -> IngestReport:
+    """Read a JSONL file of papers and store them; bad lines are reported, not fatal."""
+    report = IngestReport()
+    return store(engine, read_jsonl(path, report), report, now=now)

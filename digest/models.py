@@ -1,0 +1,164 @@
+"""SQLModel tables: papers, subscribers and their interests, the digest outbox and the ledger."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlmodel import JSON, Column, Field, SQLModel
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every backend (SQLite stores it naive)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: pass an aware UTC datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    """The current time, aware, in UTC."""
+    return datetime.now(UTC)
+
+
+def _ts(*, nullable: bool = False, index: bool = False) -> Any:
+    column = Column(UTCDateTime(), nullable=nullable, index=index)
+    if nullable:
+        return Field(default=None, sa_column=column)
+    return Field(default_factory=utcnow, sa_column=column)
+
+
+class SubscriberStatus(StrEnum):
+    """Where a subscriber stands; only active subscribers get digests."""
+
+    pending = "pending"
+    active = "active"
+    unsubscribed = "unsubscribed"
+    bounced = "bounced"
+    complained = "complained"
+
+
+class Cadence(StrEnum):
+    """How often a subscriber gets a digest."""
+
+    daily = "daily"
+    weekdays = "weekdays"
+    weekly = "weekly"
+
+
+class DigestStatus(StrEnum):
+    """The outbox state machine: planned -> sending -> sent | failed; or empty."""
+
+    planned = "planned"
+    sending = "sending"
+    sent = "sent"
+    failed = "failed"
+    empty = "empty"
+
+
+class Paper(SQLModel, table=True):
+    """One paper, stored once whatever the number of sources and versions it came from."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    canonical_id: str = Field(max_length=200, unique=True)
+    version: int | None = None
+    title: str
+    abstract: str = ""
+    authors: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    categories: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    url: str | None = Field(default=None, max_length=500)
+    pdf_url: str | None = Field(default=None, max_length=500)
+    doi: str | None = Field(default=None, max_length=200)
+    arxiv_id: str | None = Field(default=None, max_length=50)
+    published_at: datetime | None = _ts(nullable=True)
+    first_seen_at: datetime = _ts(index=True)
+    updated_at: datetime = _ts()
+    sources: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    upvotes: int | None = None
+
+
+class Subscriber(SQLModel, table=True):
+    """A person who receives digests; the email is stored normalised (lower case)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=320, unique=True)
+    status: SubscriberStatus = Field(
+        default=SubscriberStatus.pending, sa_type=sa.String(20), index=True
+    )
+    timezone: str = Field(default="UTC", max_length=64)
+    send_hour: int = 7
+    cadence: Cadence = Field(default=Cadence.daily, sa_type=sa.String(20))
+    weekday: int = 0
+    max_papers: int = 20
+    token_version: int = 1
+    created_at: datetime = _ts()
+    confirmed_at: datetime | None = _ts(nullable=True)
+
+
+class Interest(SQLModel, table=True):
+    """One interest line as the subscriber typed it, and its canonical form."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    subscriber_id: int = Field(foreign_key="subscriber.id", index=True, ondelete="CASCADE")
+    query: str = Field(max_length=500)
+    canonical: str = Field(max_length=500, index=True)
+    position: int = 0
+
+
+class Digest(SQLModel, table=True):
+    """The outbox: one row per subscriber and period, holding the papers chosen for it."""
+
+    __table_args__ = (sa.UniqueConstraint("subscriber_id", "period"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    subscriber_id: int = Field(foreign_key="subscriber.id", ondelete="CASCADE")
+    period: str = Field(max_length=20)
+    status: DigestStatus = Field(default=DigestStatus.planned, sa_type=sa.String(20), index=True)
+    window_start: datetime = _ts()
+    window_end: datetime = _ts()
+    created_at: datetime = _ts()
+    matched_count: int = 0
+    attempts: int = 0
+    next_attempt_at: datetime | None = _ts(nullable=True)
+    lease_until: datetime | None = _ts(nullable=True)
+    sent_at: datetime | None = _ts(nullable=True)
+    message_id: str | None = Field(default=None, max_length=250)
+    last_reply: str | None = Field(default=None, max_length=1000)
+
+
+class DigestPaper(SQLModel, table=True):
+    """A paper chosen for a digest, with its rank, score and why it matched."""
+
+    digest_id: int = Field(foreign_key="digest.id", primary_key=True, ondelete="CASCADE")
+    paper_id: int = Field(foreign_key="paper.id", primary_key=True, ondelete="CASCADE")
+    rank: int
+    score: float
+    interest: str = Field(max_length=500)
+    terms: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+
+
+class SentPaper(SQLModel, table=True):
+    """The ledger: a paper a subscriber has received; it is never sent to them again."""
+
+    __table_args__ = (sa.UniqueConstraint("subscriber_id", "paper_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    subscriber_id: int = Field(foreign_key="subscriber.id", ondelete="CASCADE")
+    paper_id: int = Field(foreign_key="paper.id", ondelete="CASCADE")
+    digest_id: int = Field(foreign_key="digest.id", ondelete="CASCADE")
+    sent_at: datetime = _ts()
