@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+import contextlib
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from sqlalchemy import Engine
 from rich.console import Console
 
 from digest import db
@@ -30,12 +34,21 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
-console = Console()
-err = Console(stderr=True)
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def _settings() -> Settings:
     return Settings()
+
+
+@contextmanager
+def _engine(settings: Settings | None = None) -> Iterator[Engine]:
+    engine = db.make_engine((settings or _settings()).sqlalchemy_url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
 
 
 def _now(value: datetime | None) -> datetime:
@@ -57,8 +70,8 @@ def ingest(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A JSONL file.")],
 ) -> None:
     """Store the papers of a JSONL file (one JSON object per line); bad lines are reported."""
-    engine = db.make_engine(_settings().sqlalchemy_url)
-    report = ingest_file(engine, file)
+    with _engine() as engine:
+        report = ingest_file(engine, file)
     for problem in report.errors:
         err.print(f"[yellow]skipped[/] {problem}", highlight=False)
     console.print(
@@ -79,17 +92,17 @@ def subscribe(
     max_papers: Annotated[int, typer.Option(help="At most this many papers a digest.")] = 20,
 ) -> None:
     """Add (or update) an active subscriber with their interests; no confirmation email."""
-    engine = db.make_engine(_settings().sqlalchemy_url)
     try:
-        subscriber, created = add_subscriber(
-            engine,
-            email,
-            interest,
-            timezone=timezone,
-            send_hour=hour,
-            cadence=cadence,
-            max_papers=max_papers,
-        )
+        with _engine() as engine:
+            subscriber, created = add_subscriber(
+                engine,
+                email,
+                interest,
+                timezone=timezone,
+                send_hour=hour,
+                cadence=cadence,
+                max_papers=max_papers,
+            )
     except (SubscriberError, InterestError) as exc:
         err.print(f"[red]error:[/] {exc}", highlight=False)
         raise typer.Exit(2) from exc
@@ -100,8 +113,9 @@ def subscribe(
 @app.command()
 def unsubscribe(email: Annotated[str, typer.Argument(help="The subscriber's address.")]) -> None:
     """Stop sending to a subscriber at once."""
-    engine = db.make_engine(_settings().sqlalchemy_url)
-    if not remove_subscriber(engine, email):
+    with _engine() as engine:
+        found = remove_subscriber(engine, email)
+    if not found:
         err.print(f"[red]error:[/] no subscriber {email}", highlight=False)
         raise typer.Exit(1)
     console.print(f"unsubscribed {email}")
@@ -115,10 +129,12 @@ def run(
 ) -> None:
     """Plan and send every due digest now, over the SMTP server in Settings."""
     settings = _settings()
-    engine = db.make_engine(settings.sqlalchemy_url)
-    planned, sent = asyncio.run(
-        run_digests(engine, SimpleMatcher(), SmtpTransport(settings), Renderer(settings), _now(now))
-    )
+    with _engine(settings) as engine:
+        planned, sent = asyncio.run(
+            run_digests(
+                engine, SimpleMatcher(), SmtpTransport(settings), Renderer(settings), _now(now)
+            )
+        )
     for outcome in sent.outcomes:
         if outcome.status is not DigestStatus.sent:
             err.print(
@@ -138,13 +154,15 @@ def preview(
 ) -> None:
     """Print the digest a subscriber would get now (text, or HTML with --html)."""
     settings = _settings()
-    engine = db.make_engine(settings.sqlalchemy_url)
-    with db.session_scope(engine) as session:
-        subscriber = find(session, email)
-    if subscriber is None or subscriber.id is None:
-        err.print(f"[red]error:[/] no subscriber {email}", highlight=False)
-        raise typer.Exit(1)
-    result = preview_digest(engine, SimpleMatcher(), Renderer(settings), subscriber.id, utcnow())
+    with _engine(settings) as engine:
+        with db.session_scope(engine) as session:
+            subscriber = find(session, email)
+        if subscriber is None or subscriber.id is None:
+            err.print(f"[red]error:[/] no subscriber {email}", highlight=False)
+            raise typer.Exit(1)
+        result = preview_digest(
+            engine, SimpleMatcher(), Renderer(settings), subscriber.id, utcnow()
+        )
     if result is None:
         err.print(f"nothing new matches the interests of {subscriber.email}")
         return
@@ -163,10 +181,8 @@ def smtp_capture(
 
     with CaptureServer(maildir, host, port):
         console.print(f"capturing mail on {host}:{port} into {maildir}/ (Ctrl-C stops)")
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(asyncio.Event().wait())
-        except KeyboardInterrupt:
-            pass
 
 
 @app.command()

@@ -8,6 +8,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 from rich.console import Console
+from sqlalchemy import Engine
 from rich.table import Table
 
 from digest import db
@@ -48,6 +49,13 @@ def run_demo(settings: Settings, console: Console) -> None:
     db.upgrade(url)
     console.print(f"[bold]Database[/] {url} is migrated.")
     engine = db.make_engine(url)
+    try:
+        _demo(settings, console, engine)
+    finally:
+        engine.dispose()
+
+
+def _demo(settings: Settings, console: Console, engine: Engine) -> None:
     report = ingest_file(engine, SAMPLE_PAPERS)
     console.print(
         f"[bold]Ingested[/] {report.fetched} sample papers: {report.new} new, "
