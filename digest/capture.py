@@ -29,7 +29,7 @@ class CaptureServer:
             (maildir / folder).mkdir(parents=True, exist_ok=True)
         self.host = host
         self.port = port or free_port(host)
-        self.controller = Controller(Mailbox(str(maildir)), hostname=host, port=self.port)
+        self.controller = Controller(Mailbox(maildir), hostname=host, port=self.port)
 
     def __enter__(self) -> CaptureServer:
         self.controller.start()

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-import contextlib
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from sqlalchemy import Engine
 from rich.console import Console
+from sqlalchemy import Engine
 
 from digest import db
 from digest.config import Settings

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
+from sqlalchemy.dialects import postgresql, sqlite
 
 from digest.config import Settings
 from digest.mailer import SendError, Transport
@@ -32,6 +33,7 @@ from digest.models import (
     SentPaper,
     Subscriber,
     SubscriberStatus,
+    table_of,
 )
 from digest.render import (
     DigestView,
@@ -43,12 +45,12 @@ from digest.render import (
 )
 from digest.tokens import UNSUBSCRIBE, make_token
 
-T_SUB: Any = Subscriber.__table__  # type: ignore[attr-defined]
-T_INT: Any = Interest.__table__  # type: ignore[attr-defined]
-T_PAPER: Any = Paper.__table__  # type: ignore[attr-defined]
-T_DIGEST: Any = Digest.__table__  # type: ignore[attr-defined]
-T_DP: Any = DigestPaper.__table__  # type: ignore[attr-defined]
-T_SENT: Any = SentPaper.__table__  # type: ignore[attr-defined]
+T_SUB = table_of(Subscriber)
+T_INT = table_of(Interest)
+T_PAPER = table_of(Paper)
+T_DIGEST = table_of(Digest)
+T_DP = table_of(DigestPaper)
+T_SENT = table_of(SentPaper)
 
 LEASE = timedelta(minutes=10)
 RETRY_BASE = timedelta(minutes=1)
@@ -139,7 +141,7 @@ def select_papers(
     if not due:
         return []
     ids = [sub_id for sub_id, _, _ in due]
-    previous = dict(
+    previous: dict[int, datetime] = dict(
         conn.execute(
             sa.select(T_DIGEST.c.subscriber_id, sa.func.max(T_DIGEST.c.window_end))
             .where(T_DIGEST.c.subscriber_id.in_(ids))
@@ -205,10 +207,8 @@ def select_papers(
 def insert_ignore(conn: Connection, table: Any, keys: Sequence[str]) -> Any:
     """An INSERT ... ON CONFLICT (keys) DO NOTHING statement for SQLite and PostgreSQL."""
     if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    return dialect_insert(table).on_conflict_do_nothing(index_elements=list(keys))
+        return postgresql.insert(table).on_conflict_do_nothing(index_elements=list(keys))
+    return sqlite.insert(table).on_conflict_do_nothing(index_elements=list(keys))
 
 
 def plan(engine: Engine, matcher: Matcher, settings: Settings, now: datetime) -> PlanReport:
@@ -455,10 +455,13 @@ def _record_failure(engine: Engine, row: Any, email: str, exc: SendError, now: d
 async def send_due(
     engine: Engine, transport: Transport, renderer: Renderer, now: datetime
 ) -> SendReport:
-    """Send every claimable digest, one at a time, until none is left."""
+    """Send every claimable digest, one at a time, until none is left; then close."""
     report = SendReport()
-    while (digest_id := claim(engine, now)) is not None:
-        report.outcomes.append(await send_one(engine, transport, renderer, digest_id, now))
+    try:
+        while (digest_id := claim(engine, now)) is not None:
+            report.outcomes.append(await send_one(engine, transport, renderer, digest_id, now))
+    finally:
+        await transport.close()
     return report
 
 
@@ -467,11 +470,7 @@ async def run(
 ) -> tuple[PlanReport, SendReport]:
     """The digest job: plan every due digest, then send whatever is sendable."""
     planned = plan(engine, matcher, renderer.settings, now)
-    try:
-        sent = await send_due(engine, transport, renderer, now)
-    finally:
-        await transport.close()
-    return planned, sent
+    return planned, await send_due(engine, transport, renderer, now)
 
 
 def preview(

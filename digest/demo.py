@@ -8,8 +8,8 @@ from email.message import EmailMessage
 from pathlib import Path
 
 from rich.console import Console
-from sqlalchemy import Engine
 from rich.table import Table
+from sqlalchemy import Engine
 
 from digest import db
 from digest.capture import CaptureServer, find_message

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from sqlalchemy import Engine
 
 from digest.match.text import normalise_title
-from digest.models import Paper, utcnow
+from digest.models import Paper, table_of, utcnow
 
 _ARXIV_NEW = re.compile(r"(?<![\d.])(\d{4}\.\d{4,5})(?:v(\d+))?(?![\d.])")
 _ARXIV_OLD = re.compile(r"\b([a-z][a-z-]*(?:\.[A-Z]{2})?/\d{7})(?:v(\d+))?\b")
@@ -162,7 +162,7 @@ def store(
     """Upsert papers in one transaction: new rows, merged updates, duplicates counted."""
     report = report if report is not None else IngestReport()
     now = now or utcnow()
-    table = Paper.__table__  # type: ignore[attr-defined]
+    table = table_of(Paper)
     batch: dict[str, tuple[PaperIn, str | None, int | None]] = {}
     for paper in papers:
         canonical, arxiv_id, version = paper.identity()
@@ -178,10 +178,10 @@ def store(
             chunk = keys[start : start + 500]
             for row in conn.execute(sa.select(table).where(table.c.canonical_id.in_(chunk))):
                 stored[row.canonical_id] = dict(row._mapping)
-        inserts = []
+        inserts: list[dict[str, Any]] = []
         for canonical, (paper, arxiv_id, version) in batch.items():
-            row = stored.get(canonical)
-            if row is None:
+            existing = stored.get(canonical)
+            if existing is None:
                 inserts.append(
                     {
                         "canonical_id": canonical,
@@ -202,10 +202,10 @@ def store(
                     }
                 )
                 continue
-            changes = _merge(row, paper, version)
+            changes = _merge(existing, paper, version)
             if changes:
                 changes["updated_at"] = now
-                conn.execute(sa.update(table).where(table.c.id == row["id"]).values(**changes))
+                conn.execute(sa.update(table).where(table.c.id == existing["id"]).values(**changes))
                 report.updated += 1
             else:
                 report.unchanged += 1

@@ -37,10 +37,16 @@ def utcnow() -> datetime:
 
 
 def _ts(*, nullable: bool = False, index: bool = False) -> Any:
-    column = Column(UTCDateTime(), nullable=nullable, index=index)
+    column: Column[datetime] = Column(UTCDateTime(), nullable=nullable, index=index)
     if nullable:
         return Field(default=None, sa_column=column)
     return Field(default_factory=utcnow, sa_column=column)
+
+
+def table_of(model: type[SQLModel]) -> sa.Table:
+    """The Core table of a model, for bulk statements."""
+    table: sa.Table = model.__table__  # type: ignore[attr-defined]
+    return table
 
 
 class SubscriberStatus(StrEnum):

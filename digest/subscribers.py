@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 
 from digest.db import session_scope
 from digest.match import parse
-from digest.models import Cadence, Interest, Subscriber, SubscriberStatus, utcnow
+from digest.models import Cadence, Interest, Subscriber, SubscriberStatus, table_of, utcnow
 
 
 class SubscriberError(ValueError):
@@ -83,7 +83,8 @@ def subscribe(
         session.add(subscriber)
         session.flush()
         assert subscriber.id is not None
-        session.execute(sa.delete(Interest).where(Interest.subscriber_id == subscriber.id))  # type: ignore[arg-type]
+        lines = table_of(Interest)
+        session.execute(sa.delete(lines).where(lines.c.subscriber_id == subscriber.id))
         for position, (query, canonical) in enumerate(queries):
             session.add(
                 Interest(

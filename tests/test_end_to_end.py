@@ -5,18 +5,20 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
 from digest.cli import app
-from digest.models import Paper
+from digest.models import Paper, table_of
 from tests.conftest import SmtpSink, shared_papers, write_jsonl
 
 runner = CliRunner()
+PAPERS = table_of(Paper)
 
-FIRST_BATCH = [
+FIRST_BATCH: list[dict[str, Any]] = [
     {
         "id": "2401.00001v1",
         "title": "Sparse Mixture of Experts at Scale",
@@ -39,7 +41,7 @@ FIRST_BATCH = [
         "abstract": "Creep of metals at high temperature.",
     },
 ]
-SECOND_BATCH = [
+SECOND_BATCH: list[dict[str, Any]] = [
     {
         "id": "2401.00001v2",
         "title": "Sparse Mixture of Experts at Scale (revised)",
@@ -108,7 +110,7 @@ def test_daily_digest_end_to_end(
 
     with engine.connect() as conn:
         revised = conn.execute(
-            sa.select(Paper.title, Paper.version).where(Paper.arxiv_id == "2401.00001")  # type: ignore[arg-type]
+            sa.select(PAPERS.c.title, PAPERS.c.version).where(PAPERS.c.arxiv_id == "2401.00001")
         ).one()
     assert revised == ("Sparse Mixture of Experts at Scale (revised)", 2)
 
@@ -118,7 +120,7 @@ def test_ingest_the_shared_papers(cli_env: dict[str, str], engine: Engine) -> No
     output = invoke(cli_env, "ingest", str(path))
     assert "559 read, 539 new" in output
     with engine.connect() as conn:
-        assert conn.execute(sa.select(sa.func.count()).select_from(Paper)).scalar_one() == 539
+        assert conn.execute(sa.select(sa.func.count()).select_from(PAPERS)).scalar_one() == 539
     assert "0 new" in invoke(cli_env, "ingest", str(path))
 
 
@@ -141,7 +143,7 @@ def test_malformed_line_is_reported_and_the_rest_stored(
     assert f"{path}:4: authors" in result.output
     assert "5 read, 2 new" in result.output
     with engine.connect() as conn:
-        stored = set(conn.execute(sa.select(Paper.title)).scalars())
+        stored = set(conn.execute(sa.select(PAPERS.c.title)).scalars())
     assert stored == {"First good paper", "Third good paper"}
 
 
