@@ -16,12 +16,12 @@ from sqlalchemy import Engine
 
 from digest import db
 from digest.config import Settings
-from digest.delivery import preview as preview_digest
 from digest.delivery import run as run_digests
 from digest.ingest import ingest_file
 from digest.mailer import SmtpTransport
 from digest.match import InterestError, SimpleMatcher
 from digest.models import Cadence, DigestStatus, utcnow
+from digest.planning import preview as preview_digest
 from digest.render import Renderer
 from digest.subscribers import SubscriberError, find
 from digest.subscribers import subscribe as add_subscriber

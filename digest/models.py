@@ -168,3 +168,11 @@ class SentPaper(SQLModel, table=True):
     paper_id: int = Field(foreign_key="paper.id", ondelete="CASCADE")
     digest_id: int = Field(foreign_key="digest.id", ondelete="CASCADE")
     sent_at: datetime = _ts()
+
+
+PAPERS = table_of(Paper)
+SUBSCRIBERS = table_of(Subscriber)
+INTERESTS = table_of(Interest)
+DIGESTS = table_of(Digest)
+DIGEST_PAPERS = table_of(DigestPaper)
+SENT_PAPERS = table_of(SentPaper)

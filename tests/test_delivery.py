@@ -9,11 +9,12 @@ import sqlalchemy as sa
 from sqlalchemy import Engine
 
 from digest.config import Settings
-from digest.delivery import LEASE, SendReport, claim, plan, run, send_due
+from digest.delivery import LEASE, SendReport, claim, run, send_due
 from digest.ingest import PaperIn, store
 from digest.mailer import SmtpTransport
 from digest.match import SimpleMatcher
 from digest.models import Digest, DigestStatus, SentPaper, table_of
+from digest.planning import plan
 from digest.render import Renderer
 from digest.subscribers import subscribe, unsubscribe
 from tests.conftest import SmtpSink

@@ -1,0 +1,297 @@
+"""Planning: which subscribers are due, and which papers each one's digest holds.
+
+A digest covers the papers first seen since the subscriber's previous digest (their
+first one: the last `first_digest_days` days) that match one of their interests and are
+not in their ledger (SentPaper), best first, capped at their `max_papers`. Each distinct
+interest is evaluated once over the batch; the results are fanned out to subscribers.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy import Connection, Engine
+
+from digest.config import Settings
+from digest.db import insert_ignore
+from digest.match import Matcher, PaperDoc
+from digest.models import (
+    DIGEST_PAPERS,
+    DIGESTS,
+    INTERESTS,
+    PAPERS,
+    SENT_PAPERS,
+    SUBSCRIBERS,
+    Cadence,
+    DigestStatus,
+    SubscriberStatus,
+)
+from digest.render import DigestView, PaperView, Rendered, Renderer
+from digest.tokens import PREFERENCES, UNSUBSCRIBE, make_token
+
+
+def period_key(cadence: str, timezone: str, now: datetime) -> str | None:
+    """The period `now` falls in for a subscriber; None on a day they get nothing."""
+    local = now.astimezone(ZoneInfo(timezone))
+    if cadence == Cadence.weekly:
+        year, week, _ = local.isocalendar()
+        return f"{year}-W{week:02d}"
+    if cadence == Cadence.weekdays and local.weekday() >= 5:
+        return None
+    return local.date().isoformat()
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A paper chosen for a digest."""
+
+    paper_id: int
+    score: float
+    interest: str
+    terms: tuple[str, ...]
+
+
+@dataclass
+class Selection:
+    """What one subscriber's digest would hold."""
+
+    subscriber_id: int
+    period: str
+    window_start: datetime
+    window_end: datetime
+    papers: list[Choice]
+    matched_count: int
+
+
+@dataclass
+class PlanReport:
+    """What planning did."""
+
+    planned: int = 0
+    empty: int = 0
+    already: int = 0
+
+
+def _due(conn: Connection, now: datetime, only: int | None) -> list[tuple[int, str, int]]:
+    """(subscriber id, period, max papers) of active subscribers with no digest this period.
+
+    With `only`, that one subscriber whatever their state (for previews).
+    """
+    query = sa.select(
+        SUBSCRIBERS.c.id, SUBSCRIBERS.c.cadence, SUBSCRIBERS.c.timezone, SUBSCRIBERS.c.max_papers
+    )
+    if only is None:
+        query = query.where(SUBSCRIBERS.c.status == SubscriberStatus.active)
+    else:
+        query = query.where(SUBSCRIBERS.c.id == only)
+    wanted: list[tuple[int, str, int]] = []
+    for sub_id, cadence, timezone, max_papers in conn.execute(query):
+        period = period_key(cadence, timezone, now)
+        if only is not None:
+            return [(sub_id, period or "preview", max_papers)]
+        if period is not None:
+            wanted.append((sub_id, period, max_papers))
+    periods = {period for _, period, _ in wanted}
+    existing = set()
+    if periods:
+        rows = conn.execute(
+            sa.select(DIGESTS.c.subscriber_id, DIGESTS.c.period).where(
+                DIGESTS.c.period.in_(periods)
+            )
+        )
+        existing = {(sub_id, period) for sub_id, period in rows}
+    return [row for row in wanted if (row[0], row[1]) not in existing]
+
+
+def select_papers(
+    conn: Connection,
+    matcher: Matcher,
+    settings: Settings,
+    now: datetime,
+    *,
+    only: int | None = None,
+) -> list[Selection]:
+    """Choose the papers of each due subscriber's digest (or of subscriber `only`)."""
+    due = _due(conn, now, only)
+    if not due:
+        return []
+    ids = [sub_id for sub_id, _, _ in due]
+    previous: dict[int, datetime] = dict(
+        conn.execute(
+            sa.select(DIGESTS.c.subscriber_id, sa.func.max(DIGESTS.c.window_end))
+            .where(DIGESTS.c.subscriber_id.in_(ids))
+            .group_by(DIGESTS.c.subscriber_id)
+        ).all()
+    )
+    default_start = now - timedelta(days=settings.first_digest_days)
+    starts = {sub_id: previous.get(sub_id) or default_start for sub_id in ids}
+    earliest = min(starts.values())
+
+    papers = conn.execute(
+        sa.select(
+            PAPERS.c.id,
+            PAPERS.c.title,
+            PAPERS.c.abstract,
+            PAPERS.c.upvotes,
+            PAPERS.c.first_seen_at,
+        ).where(PAPERS.c.first_seen_at > earliest, PAPERS.c.first_seen_at <= now)
+    ).all()
+    seen_at = {row.id: row.first_seen_at for row in papers}
+    docs = [PaperDoc(row.id, row.title, row.abstract, row.upvotes) for row in papers]
+
+    interests: dict[int, list[tuple[str, str]]] = defaultdict(list)
+    for sub_id, canonical, query in conn.execute(
+        sa.select(INTERESTS.c.subscriber_id, INTERESTS.c.canonical, INTERESTS.c.query)
+        .where(INTERESTS.c.subscriber_id.in_(ids))
+        .order_by(INTERESTS.c.subscriber_id, INTERESTS.c.position)
+    ):
+        interests[sub_id].append((canonical, query))
+    hits = (
+        matcher.match(docs, {c for lines in interests.values() for c, _ in lines}) if docs else {}
+    )
+
+    ledger: set[tuple[int, int]] = set()
+    if docs:
+        recent = sa.select(PAPERS.c.id).where(PAPERS.c.first_seen_at > earliest)
+        ledger = {
+            (s, p)
+            for s, p in conn.execute(
+                sa.select(SENT_PAPERS.c.subscriber_id, SENT_PAPERS.c.paper_id).where(
+                    SENT_PAPERS.c.subscriber_id.in_(ids), SENT_PAPERS.c.paper_id.in_(recent)
+                )
+            )
+        }
+
+    selections = []
+    for sub_id, period, max_papers in due:
+        best: dict[int, Choice] = {}
+        for canonical, query in interests.get(sub_id, []):
+            for hit in hits.get(canonical, []):
+                if seen_at[hit.paper_id] <= starts[sub_id] or (sub_id, hit.paper_id) in ledger:
+                    continue
+                current = best.get(hit.paper_id)
+                if current is None or hit.score > current.score:
+                    best[hit.paper_id] = Choice(hit.paper_id, hit.score, query, hit.terms)
+        ranked = sorted(best.values(), key=lambda c: (-c.score, c.paper_id))
+        selections.append(
+            Selection(sub_id, period, starts[sub_id], now, ranked[:max_papers], len(ranked))
+        )
+    return selections
+
+
+def plan(engine: Engine, matcher: Matcher, settings: Settings, now: datetime) -> PlanReport:
+    """Create the outbox rows for every due subscriber (planned, or empty: no matches)."""
+    report = PlanReport()
+    with engine.begin() as conn:
+        selections = select_papers(conn, matcher, settings, now)
+        for chosen in selections:
+            status = DigestStatus.planned if chosen.papers else DigestStatus.empty
+            result = conn.execute(
+                insert_ignore(conn, DIGESTS, ["subscriber_id", "period"])
+                .values(
+                    subscriber_id=chosen.subscriber_id,
+                    period=chosen.period,
+                    status=status,
+                    window_start=chosen.window_start,
+                    window_end=chosen.window_end,
+                    created_at=now,
+                    matched_count=chosen.matched_count,
+                    attempts=0,
+                )
+                .returning(DIGESTS.c.id)
+            ).first()
+            if result is None:
+                report.already += 1
+                continue
+            if not chosen.papers:
+                report.empty += 1
+                continue
+            report.planned += 1
+            conn.execute(
+                sa.insert(DIGEST_PAPERS),
+                [
+                    {
+                        "digest_id": result.id,
+                        "paper_id": c.paper_id,
+                        "rank": rank,
+                        "score": c.score,
+                        "interest": c.interest,
+                        "terms": list(c.terms),
+                    }
+                    for rank, c in enumerate(chosen.papers, start=1)
+                ],
+            )
+    return report
+
+
+def paper_views(conn: Connection, choices: Iterable[Choice]) -> list[PaperView]:
+    """Load the papers of `choices`, in the given order, as templates show them."""
+    chosen = list(choices)
+    rows = {
+        row.id: row
+        for row in conn.execute(
+            sa.select(PAPERS).where(PAPERS.c.id.in_([c.paper_id for c in chosen]))
+        )
+    }
+    return [
+        PaperView(
+            title=rows[c.paper_id].title,
+            abstract=rows[c.paper_id].abstract,
+            url=rows[c.paper_id].url,
+            authors=rows[c.paper_id].authors,
+            categories=rows[c.paper_id].categories,
+            interest=c.interest,
+            terms=c.terms,
+            upvotes=rows[c.paper_id].upvotes,
+        )
+        for c in chosen
+    ]
+
+
+def digest_view(
+    conn: Connection,
+    settings: Settings,
+    subscriber: Any,
+    period: str,
+    choices: list[Choice],
+    more_count: int,
+) -> DigestView:
+    """The template context of one subscriber's digest."""
+    secret, base = settings.secret_key.get_secret_value(), settings.base_url.rstrip("/")
+
+    def link(purpose: str) -> str:
+        token = make_token(secret, purpose, subscriber.id, subscriber.token_version)
+        return f"{base}/{purpose}/{token}"
+
+    return DigestView(
+        email=subscriber.email,
+        period=period,
+        papers=paper_views(conn, choices),
+        interests=list(dict.fromkeys(c.interest for c in choices)),
+        more_count=more_count,
+        unsubscribe_url=link(UNSUBSCRIBE),
+        preferences_url=link(PREFERENCES),
+    )
+
+
+def preview(
+    engine: Engine, matcher: Matcher, renderer: Renderer, subscriber_id: int, now: datetime
+) -> tuple[Rendered, int] | None:
+    """Render the digest a subscriber would get now (nothing is stored); None if empty."""
+    with engine.connect() as conn:
+        selections = select_papers(conn, matcher, renderer.settings, now, only=subscriber_id)
+        if not selections or not selections[0].papers:
+            return None
+        chosen = selections[0]
+        subscriber = conn.execute(
+            sa.select(SUBSCRIBERS).where(SUBSCRIBERS.c.id == subscriber_id)
+        ).one()
+        more = chosen.matched_count - len(chosen.papers)
+        view = digest_view(conn, renderer.settings, subscriber, chosen.period, chosen.papers, more)
+    return renderer.digest(view), len(chosen.papers)
