@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -16,7 +18,6 @@ from sqlalchemy import Engine
 
 from digest import db
 from digest.config import Settings
-from digest.delivery import run as run_digests
 from digest.ingest import ingest_file
 from digest.mailer import SmtpTransport
 from digest.match import InterestError, SimpleMatcher
@@ -26,6 +27,8 @@ from digest.render import Renderer
 from digest.subscribers import SubscriberError, find
 from digest.subscribers import subscribe as add_subscriber
 from digest.subscribers import unsubscribe as remove_subscriber
+from digest.worker import SendAborted, work
+from digest.worker import run as run_digests
 
 app = typer.Typer(
     help="digest: email researchers the new papers that match their interests.",
@@ -135,6 +138,8 @@ def run(
                 engine, SimpleMatcher(), SmtpTransport(settings), Renderer(settings), _now(now)
             )
         )
+    if sent.aborted:
+        err.print(f"[bold red]sending stopped:[/] the SMTP server refused us: {sent.aborted}")
     for outcome in sent.outcomes:
         if outcome.status is not DigestStatus.sent:
             err.print(
@@ -145,6 +150,39 @@ def run(
         f"sent {sent.count(DigestStatus.sent)}, retrying {sent.count(DigestStatus.planned)}, "
         f"failed {sent.count(DigestStatus.failed)}"
     )
+    if sent.aborted:
+        raise typer.Exit(3)
+
+
+@app.command()
+def worker(
+    once: Annotated[bool, typer.Option("--once", help="Send what is due, then exit.")] = False,
+) -> None:
+    """Send planned digests until stopped (SIGTERM finishes the message in flight)."""
+    settings = _settings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+
+    async def main(engine: Engine) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await work(
+            engine,
+            SmtpTransport(settings),
+            Renderer(settings),
+            clock=utcnow,
+            stop=stop,
+            poll=settings.worker_poll_seconds,
+            once=once,
+        )
+
+    with _engine(settings) as engine:
+        try:
+            asyncio.run(main(engine))
+        except SendAborted as exc:
+            err.print(f"[bold red]sending stopped:[/] the SMTP server refused us: {exc}")
+            raise typer.Exit(3) from exc
 
 
 @app.command()

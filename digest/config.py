@@ -38,7 +38,36 @@ class Settings(BaseSettings):
     smtp_user: str | None = None
     smtp_password: SecretStr | None = None
     smtp_security: SmtpSecurity = SmtpSecurity.none
-    smtp_timeout: float = 30.0
+    smtp_timeout: float = Field(default=30.0, gt=0, description="Seconds per SMTP command.")
+    smtp_connections: int = Field(default=4, ge=1, le=64, description="SMTP connections kept.")
+    smtp_rate_limit: float | None = Field(
+        default=None, gt=0, description="At most this many messages per second (all connections)."
+    )
+    verp: bool = Field(
+        default=False, description="Envelope sender local+d<digest id>@domain, for bounces."
+    )
+    return_path: str | None = Field(
+        default=None, description="Envelope sender (MAIL FROM); default: the From address."
+    )
+
+    send_batch: int = Field(default=100, ge=1, description="Digests claimed per transaction.")
+    send_lease_seconds: float = Field(
+        default=600, gt=0, description="A claimed digest is taken over after this long."
+    )
+    max_per_run: int | None = Field(default=None, ge=1, description="Cap on messages per run.")
+    retry_schedule: list[float] = Field(
+        default=[60, 300, 900, 3600, 10800],
+        description="Seconds to wait before retry 1, 2, ...; the last repeats.",
+    )
+    retry_max_age_hours: float = Field(
+        default=24, gt=0, description="A digest not delivered after this long fails."
+    )
+    soft_bounce_threshold: int = Field(
+        default=3, ge=1, description="Soft bounces after which a subscriber is bounced."
+    )
+    worker_poll_seconds: float = Field(
+        default=30, gt=0, description="How often an idle worker looks for due digests."
+    )
 
     from_: str = Field(
         default="digest <digest@localhost>",

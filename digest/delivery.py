@@ -1,15 +1,21 @@
 """Sending: claim planned digests under a lease, render, send, retry, and record.
 
-A digest is recorded as sent, and its papers entered in the subscriber's ledger, in one
-transaction after the server accepted the message. Its Message-ID is derived from the
-row, so a resend after a crash in that window carries the same ID.
+A producer claims batches of digests (`FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite's
+single writer elsewhere), renders them and queues them; one sender per SMTP connection
+sends; each result is recorded, with the subscriber's ledger, in one transaction after
+the server accepted the message. The Message-ID is derived from the digest row, so a
+resend after a crash in that window carries the same ID.
 """
 
 from __future__ import annotations
 
+import logging
 import random
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from email.utils import parseaddr
 from typing import Any
 
 import sqlalchemy as sa
@@ -17,27 +23,35 @@ from sqlalchemy import Connection, Engine
 
 from digest.config import Settings
 from digest.db import insert_ignore
-from digest.mailer import SendError, Transport
-from digest.match import Matcher
+from digest.mailer import Envelope, Failure, SendError
 from digest.models import (
     DIGEST_PAPERS,
     DIGESTS,
+    PAPERS,
     SENT_PAPERS,
     SUBSCRIBERS,
     DigestStatus,
     SubscriberStatus,
 )
-from digest.planning import Choice, PlanReport, digest_view, plan
+from digest.planning import Choice, digest_view
 from digest.render import Renderer, build_message, message_domain
 
-LEASE = timedelta(minutes=10)
-RETRY_BASE = timedelta(minutes=1)
-GIVE_UP_AFTER = 8
+log = logging.getLogger(__name__)
+Clock = Callable[[], datetime]
 
 
 def message_id_for(digest_id: int, period: str, settings: Settings) -> str:
     """A Message-ID derived from the digest row, so a resend carries the same one."""
     return f"<digest.{digest_id}.{period}@{message_domain(settings)}>"
+
+
+def envelope_sender_for(digest_id: int, settings: Settings) -> str:
+    """MAIL FROM: the return path (or From), VERP-tagged with the digest id when enabled."""
+    address = settings.return_path or parseaddr(settings.from_)[1]
+    if not settings.verp:
+        return address
+    local, _, domain = address.rpartition("@")
+    return f"{local}+d{digest_id}@{domain}"
 
 
 @dataclass(frozen=True)
@@ -54,13 +68,29 @@ class Outcome:
 
 @dataclass
 class SendReport:
-    """Every digest handled by one send pass."""
+    """Every digest handled by one send pass, and why it stopped early if it did."""
 
     outcomes: list[Outcome] = field(default_factory=list)
+    aborted: str | None = None
+    released: int = 0
 
     def count(self, status: DigestStatus) -> int:
         """How many digests ended in `status`."""
         return sum(1 for outcome in self.outcomes if outcome.status is status)
+
+
+@dataclass
+class Job:
+    """A claimed digest, rendered and ready to send."""
+
+    digest_id: int
+    subscriber_id: int
+    email: str
+    attempts: int
+    created_at: datetime
+    paper_ids: list[int]
+    message_id: str
+    envelope: Envelope
 
 
 def _claimable(now: datetime) -> Any:
@@ -72,136 +102,241 @@ def _claimable(now: datetime) -> Any:
     return sa.or_(planned, expired)
 
 
-def claim(engine: Engine, now: datetime) -> int | None:
-    """Take one sendable digest (planned and due, or with an expired lease) under a lease."""
-    with engine.begin() as conn:
-        ids = conn.execute(
-            sa.select(DIGESTS.c.id).where(_claimable(now)).order_by(DIGESTS.c.id).limit(20)
-        ).scalars()
-        for digest_id in ids:
-            taken = conn.execute(
+class Outbox:
+    """The database side of sending: claim, load, record, release."""
+
+    def __init__(self, engine: Engine, renderer: Renderer) -> None:
+        self.engine = engine
+        self.renderer = renderer
+        self.settings = renderer.settings
+        self.token = uuid.uuid4().hex
+
+    def claim(self, now: datetime, limit: int) -> list[int]:
+        """Lease up to `limit` sendable digests to this outbox; returns their ids."""
+        lease = now + timedelta(seconds=self.settings.send_lease_seconds)
+        pick = (
+            sa.select(DIGESTS.c.id)
+            .where(_claimable(now))
+            .order_by(DIGESTS.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        with self.engine.begin() as conn:
+            rows = conn.execute(
                 sa.update(DIGESTS)
-                .where(DIGESTS.c.id == digest_id, _claimable(now))
-                .values(status=DigestStatus.sending, lease_until=now + LEASE)
+                .where(DIGESTS.c.id.in_(pick.scalar_subquery()), _claimable(now))
+                .values(status=DigestStatus.sending, lease_until=lease, claim_token=self.token)
+                .returning(DIGESTS.c.id)
             )
-            if taken.rowcount == 1:
-                return int(digest_id)
-    return None
+            return sorted(rows.scalars())
 
-
-def _finish(conn: Connection, digest_id: int, status: DigestStatus, **values: Any) -> None:
-    conn.execute(
-        sa.update(DIGESTS)
-        .where(DIGESTS.c.id == digest_id)
-        .values(status=status, lease_until=None, **values)
-    )
-
-
-async def send_one(
-    engine: Engine, transport: Transport, renderer: Renderer, digest_id: int, now: datetime
-) -> Outcome:
-    """Re-check, render, send and record one claimed digest."""
-    settings = renderer.settings
-    with engine.begin() as conn:
-        row = conn.execute(sa.select(DIGESTS).where(DIGESTS.c.id == digest_id)).one()
-        subscriber = conn.execute(
-            sa.select(SUBSCRIBERS).where(SUBSCRIBERS.c.id == row.subscriber_id)
-        ).one()
-        if subscriber.status != SubscriberStatus.active:
-            reply = f"not sent: subscriber is {subscriber.status}"
-            _finish(conn, digest_id, DigestStatus.failed, last_reply=reply)
-            return Outcome(digest_id, subscriber.email, 0, DigestStatus.failed, None, reply)
-        already = sa.select(SENT_PAPERS.c.paper_id).where(
-            SENT_PAPERS.c.subscriber_id == subscriber.id
-        )
-        choices = [
-            Choice(dp.paper_id, dp.score, dp.interest, tuple(dp.terms))
-            for dp in conn.execute(
-                sa.select(DIGEST_PAPERS)
-                .where(
-                    DIGEST_PAPERS.c.digest_id == digest_id, DIGEST_PAPERS.c.paper_id.not_in(already)
+    def prepare(self, ids: list[int], now: datetime) -> tuple[list[Job], list[Outcome]]:
+        """Load and render claimed digests; those with nothing to send are closed at once."""
+        jobs: list[Job] = []
+        closed: list[Outcome] = []
+        with self.engine.begin() as conn:
+            digests = conn.execute(sa.select(DIGESTS).where(DIGESTS.c.id.in_(ids))).all()
+            subscribers = {
+                row.id: row
+                for row in conn.execute(
+                    sa.select(SUBSCRIBERS).where(
+                        SUBSCRIBERS.c.id.in_({d.subscriber_id for d in digests})
+                    )
                 )
-                .order_by(DIGEST_PAPERS.c.rank)
+            }
+            choices = self._unsent_choices(conn, ids)
+            papers = {
+                row.id: row
+                for row in conn.execute(
+                    sa.select(PAPERS).where(
+                        PAPERS.c.id.in_({c.paper_id for cs in choices.values() for c in cs})
+                    )
+                )
+            }
+            for row in digests:
+                subscriber = subscribers[row.subscriber_id]
+                chosen = choices.get(row.id, [])
+                if subscriber.status != SubscriberStatus.active:
+                    reply = f"not sent: subscriber is {subscriber.status}"
+                    closed.append(self._close(conn, row, DigestStatus.failed, reply))
+                elif not chosen:
+                    reply = "not sent: every paper was already sent"
+                    closed.append(self._close(conn, row, DigestStatus.empty, reply))
+                else:
+                    more = max(row.matched_count - len(chosen), 0)
+                    view = digest_view(
+                        conn, self.settings, subscriber, row.period, chosen, more, papers=papers
+                    )
+                    message_id = message_id_for(row.id, row.period, self.settings)
+                    message = build_message(
+                        self.renderer.digest(view),
+                        to=subscriber.email,
+                        settings=self.settings,
+                        message_id=message_id,
+                        date=now,
+                        unsubscribe_url=view.unsubscribe_url,
+                    )
+                    envelope = Envelope.of(message)
+                    envelope = Envelope(
+                        envelope_sender_for(row.id, self.settings),
+                        envelope.recipient,
+                        envelope.data,
+                    )
+                    jobs.append(
+                        Job(
+                            row.id,
+                            subscriber.id,
+                            subscriber.email,
+                            row.attempts,
+                            row.created_at,
+                            [c.paper_id for c in chosen],
+                            message_id,
+                            envelope,
+                        )
+                    )
+        return jobs, closed
+
+    @staticmethod
+    def _unsent_choices(conn: Connection, ids: list[int]) -> dict[int, list[Choice]]:
+        """The papers of each digest that its subscriber has not received yet, by rank."""
+        dp, sent = DIGEST_PAPERS, SENT_PAPERS
+        query = (
+            sa.select(dp)
+            .join(DIGESTS, DIGESTS.c.id == dp.c.digest_id)
+            .outerjoin(
+                sent,
+                sa.and_(
+                    sent.c.subscriber_id == DIGESTS.c.subscriber_id,
+                    sent.c.paper_id == dp.c.paper_id,
+                ),
             )
-        ]
-        if not choices:
-            _finish(conn, digest_id, DigestStatus.empty, last_reply="every paper already sent")
-            return Outcome(digest_id, subscriber.email, 0, DigestStatus.empty, None, "")
-        more = max(row.matched_count - len(choices), 0)
-        view = digest_view(conn, settings, subscriber, row.period, choices, more)
-    message_id = message_id_for(digest_id, row.period, settings)
-    message = build_message(
-        renderer.digest(view),
-        to=subscriber.email,
-        settings=settings,
-        message_id=message_id,
-        date=now,
-        unsubscribe_url=view.unsubscribe_url,
-    )
-    try:
-        reply = await transport.send(message)
-    except SendError as exc:
-        return _record_failure(engine, row, subscriber.email, exc, now)
-    with engine.begin() as conn:
-        _finish(
-            conn,
-            digest_id,
-            DigestStatus.sent,
-            sent_at=now,
-            message_id=message_id,
-            last_reply=reply[:1000],
-            attempts=row.attempts + 1,
+            .where(dp.c.digest_id.in_(ids), sent.c.id.is_(None))
+            .order_by(dp.c.digest_id, dp.c.rank)
         )
-        conn.execute(
-            insert_ignore(conn, SENT_PAPERS, ["subscriber_id", "paper_id"]),
-            [
-                {
-                    "subscriber_id": subscriber.id,
-                    "paper_id": c.paper_id,
-                    "digest_id": digest_id,
-                    "sent_at": now,
-                }
-                for c in choices
-            ],
+        found: dict[int, list[Choice]] = {}
+        for row in conn.execute(query):
+            choice = Choice(row.paper_id, row.score, row.interest, tuple(row.terms))
+            found.setdefault(row.digest_id, []).append(choice)
+        return found
+
+    def _close(self, conn: Connection, row: Any, status: DigestStatus, reply: str) -> Outcome:
+        self._finish(conn, row.id, status, last_reply=reply)
+        return Outcome(row.id, "", 0, status, None, reply)
+
+    def _finish(
+        self, conn: Connection, digest_id: int, status: DigestStatus, **values: Any
+    ) -> bool:
+        done = conn.execute(
+            sa.update(DIGESTS)
+            .where(DIGESTS.c.id == digest_id, DIGESTS.c.claim_token == self.token)
+            .values(status=status, lease_until=None, claim_token=None, **values)
         )
-    return Outcome(digest_id, subscriber.email, len(choices), DigestStatus.sent, message_id, reply)
+        return done.rowcount == 1
 
+    def cancel(self, job: Job, reply: str) -> Outcome:
+        """Close a claimed digest without sending it."""
+        with self.engine.begin() as conn:
+            self._finish(conn, job.digest_id, DigestStatus.failed, last_reply=reply)
+        return Outcome(job.digest_id, job.email, 0, DigestStatus.failed, None, reply)
 
-def _record_failure(engine: Engine, row: Any, email: str, exc: SendError, now: datetime) -> Outcome:
-    """Schedule a retry with exponential backoff and jitter, or give up."""
-    attempts = row.attempts + 1
-    with engine.begin() as conn:
-        if exc.permanent or attempts >= GIVE_UP_AFTER:
-            _finish(conn, row.id, DigestStatus.failed, attempts=attempts, last_reply=exc.reply)
-            return Outcome(row.id, email, 0, DigestStatus.failed, None, exc.reply)
-        delay = RETRY_BASE * 2 ** (attempts - 1) * random.uniform(0.8, 1.2)
-        _finish(
-            conn,
-            row.id,
-            DigestStatus.planned,
-            attempts=attempts,
-            next_attempt_at=now + delay,
-            last_reply=exc.reply,
-        )
-    return Outcome(row.id, email, 0, DigestStatus.planned, None, exc.reply)
+    def still_active(self, subscriber_id: int) -> bool:
+        """True when the subscriber may still receive mail (checked just before sending)."""
+        with self.engine.connect() as conn:
+            status = conn.execute(
+                sa.select(SUBSCRIBERS.c.status).where(SUBSCRIBERS.c.id == subscriber_id)
+            ).scalar()
+        return status == SubscriberStatus.active
 
+    def record(self, results: list[tuple[Job, str | SendError]], now: datetime) -> list[Outcome]:
+        """Record sent and failed messages in one transaction."""
+        outcomes = []
+        with self.engine.begin() as conn:
+            ledger = []
+            for job, result in results:
+                if isinstance(result, str):
+                    if self._finish(
+                        conn,
+                        job.digest_id,
+                        DigestStatus.sent,
+                        sent_at=now,
+                        message_id=job.message_id,
+                        last_reply=result[:1000],
+                        attempts=job.attempts + 1,
+                    ):
+                        ledger += [
+                            {
+                                "subscriber_id": job.subscriber_id,
+                                "paper_id": paper_id,
+                                "digest_id": job.digest_id,
+                                "sent_at": now,
+                            }
+                            for paper_id in job.paper_ids
+                        ]
+                    outcomes.append(
+                        Outcome(
+                            job.digest_id,
+                            job.email,
+                            len(job.paper_ids),
+                            DigestStatus.sent,
+                            job.message_id,
+                            result,
+                        )
+                    )
+                else:
+                    outcomes.append(self._failed(conn, job, result, now))
+            if ledger:
+                conn.execute(
+                    insert_ignore(conn, SENT_PAPERS, ["subscriber_id", "paper_id"]), ledger
+                )
+        return outcomes
 
-async def send_due(
-    engine: Engine, transport: Transport, renderer: Renderer, now: datetime
-) -> SendReport:
-    """Send every claimable digest, one at a time, until none is left; then close."""
-    report = SendReport()
-    try:
-        while (digest_id := claim(engine, now)) is not None:
-            report.outcomes.append(await send_one(engine, transport, renderer, digest_id, now))
-    finally:
-        await transport.close()
-    return report
+    def _failed(self, conn: Connection, job: Job, error: SendError, now: datetime) -> Outcome:
+        attempts = job.attempts + 1
+        reply = error.reply[:1000]
+        too_old = now - job.created_at > timedelta(hours=self.settings.retry_max_age_hours)
+        if error.failure is Failure.recipient:
+            conn.execute(
+                sa.update(SUBSCRIBERS)
+                .where(
+                    SUBSCRIBERS.c.id == job.subscriber_id,
+                    SUBSCRIBERS.c.status == SubscriberStatus.active,
+                )
+                .values(status=SubscriberStatus.bounced)
+            )
+        if error.failure is Failure.temporary and not too_old:
+            schedule = self.settings.retry_schedule or [60.0]
+            delay = schedule[min(attempts, len(schedule)) - 1] * random.uniform(0.8, 1.2)
+            self._finish(
+                conn,
+                job.digest_id,
+                DigestStatus.planned,
+                attempts=attempts,
+                next_attempt_at=now + timedelta(seconds=delay),
+                last_reply=reply,
+            )
+            return Outcome(job.digest_id, job.email, 0, DigestStatus.planned, None, reply)
+        self._finish(conn, job.digest_id, DigestStatus.failed, attempts=attempts, last_reply=reply)
+        return Outcome(job.digest_id, job.email, 0, DigestStatus.failed, None, reply)
 
-
-async def run(
-    engine: Engine, matcher: Matcher, transport: Transport, renderer: Renderer, now: datetime
-) -> tuple[PlanReport, SendReport]:
-    """The digest job: plan every due digest, then send whatever is sendable."""
-    planned = plan(engine, matcher, renderer.settings, now)
-    return planned, await send_due(engine, transport, renderer, now)
+    def release(self, ids: list[int], reply: str | None = None) -> int:
+        """Hand claimed digests back (no attempt counted), e.g. on shutdown or abort."""
+        if not ids:
+            return 0
+        values: dict[str, Any] = {
+            "status": DigestStatus.planned,
+            "lease_until": None,
+            "claim_token": None,
+        }
+        if reply:
+            values["last_reply"] = reply[:1000]
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                sa.update(DIGESTS)
+                .where(
+                    DIGESTS.c.id.in_(ids),
+                    DIGESTS.c.claim_token == self.token,
+                    DIGESTS.c.status == DigestStatus.sending,
+                )
+                .values(**values)
+            )
+        return int(done.rowcount)

@@ -14,13 +14,13 @@ from sqlalchemy import Engine
 from digest import db
 from digest.capture import CaptureServer, find_message
 from digest.config import Settings, SmtpSecurity
-from digest.delivery import run
 from digest.ingest import ingest_file
 from digest.mailer import SmtpTransport
 from digest.match import SimpleMatcher
 from digest.models import DigestStatus, utcnow
 from digest.render import Renderer
 from digest.subscribers import subscribe
+from digest.worker import run
 
 SAMPLE_PAPERS = Path(__file__).parent / "data" / "sample_papers.jsonl"
 

@@ -1,10 +1,19 @@
-"""Transports: one seam (`send(message) -> reply`), SMTP via aiosmtplib and a Maildir."""
+"""Transports: one seam (`send(envelope) -> reply`), SMTP via aiosmtplib and a Maildir.
+
+The SMTP transport keeps a pool of connections, each reused for many messages, honours
+a global rate limit, and classifies every refusal so the outbox knows what to do next.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import mailbox
+import re
+import time
+from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import parseaddr
+from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
@@ -12,6 +21,8 @@ import aiosmtplib
 
 from digest.config import Settings, SmtpSecurity
 from digest.render import MESSAGE_POLICY
+
+_ENHANCED = re.compile(r"^\s*([245])\.(\d{1,3})\.(\d{1,3})\b")
 
 
 def flatten(message: EmailMessage) -> bytes:
@@ -24,21 +35,65 @@ def envelope_sender(message: EmailMessage) -> str:
     return parseaddr(str(message.get("Return-Path") or message["From"]))[1]
 
 
-class SendError(Exception):
-    """A message was not accepted; `permanent` says whether retrying can help."""
+@dataclass(frozen=True)
+class Envelope:
+    """A rendered message ready for the wire: MAIL FROM, one RCPT TO, and the bytes."""
 
-    def __init__(self, reply: str, *, permanent: bool, code: int | None = None) -> None:
+    sender: str
+    recipient: str
+    data: bytes
+
+    @classmethod
+    def of(cls, message: EmailMessage) -> Envelope:
+        """The envelope of a built message (recipient from To)."""
+        return cls(envelope_sender(message), str(message["To"]), flatten(message))
+
+
+class Failure(StrEnum):
+    """What a refusal means for the outbox."""
+
+    temporary = "temporary"  # 4xx, lost connection, timeout: retry later
+    recipient = "recipient"  # 5xx about the recipient: the subscriber bounced
+    message = "message"  # 5xx about this message: give up on this digest only
+    sender = "sender"  # 5.7.x, auth, relay refused: our problem; stop sending
+
+
+class SendError(Exception):
+    """A message was not accepted; `failure` says what it means."""
+
+    def __init__(self, reply: str, failure: Failure, code: int | None = None) -> None:
         super().__init__(reply)
         self.reply = reply
-        self.permanent = permanent
+        self.failure = failure
         self.code = code
+
+    @property
+    def permanent(self) -> bool:
+        """True when retrying this message cannot help."""
+        return self.failure is not Failure.temporary
+
+
+def classify(code: int, text: str, *, at_recipient: bool) -> Failure:
+    """Map an SMTP reply to a Failure, using the enhanced status code when present."""
+    if code < 500:
+        return Failure.temporary
+    enhanced = _ENHANCED.match(text)
+    if enhanced:
+        subject = int(enhanced.group(2))
+        if subject == 7:
+            return Failure.sender
+        if subject in (1, 2):
+            return Failure.recipient
+    if code in (530, 534, 535, 538):
+        return Failure.sender
+    return Failure.recipient if at_recipient else Failure.message
 
 
 class Transport(Protocol):
     """Hands a message to the next hop and returns the server's reply."""
 
-    async def send(self, message: EmailMessage) -> str:
-        """Send one message; raise SendError when it is refused."""
+    async def send(self, envelope: Envelope) -> str:
+        """Send one message; raise SendError when it is refused. Safe to call concurrently."""
         ...
 
     async def close(self) -> None:
@@ -46,16 +101,44 @@ class Transport(Protocol):
         ...
 
 
+class RateLimit:
+    """At most `rate` acquisitions per second, spread evenly (a shared pacing clock)."""
+
+    def __init__(self, rate: float | None) -> None:
+        self.interval = 1.0 / rate if rate else 0.0
+        self._next = 0.0
+        self._lock = asyncio.Lock()
+
+    async def wait(self) -> None:
+        """Wait for the next free slot."""
+        if not self.interval:
+            return
+        async with self._lock:
+            now = time.monotonic()
+            delay = self._next - now
+            self._next = max(now, self._next) + self.interval
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
 class SmtpTransport:
-    """SMTP over one reused aiosmtplib connection, reconnecting when it drops."""
+    """A pool of reused aiosmtplib connections; reconnects on 421 or a dropped connection."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._smtp: aiosmtplib.SMTP | None = None
+        self.size = max(1, settings.smtp_connections)
+        self._idle: asyncio.Queue[aiosmtplib.SMTP | None] | None = None
+        self._all: list[aiosmtplib.SMTP] = []
+        self.rate = RateLimit(settings.smtp_rate_limit)
 
-    async def _connection(self) -> aiosmtplib.SMTP:
-        if self._smtp is not None and self._smtp.is_connected:
-            return self._smtp
+    def _pool(self) -> asyncio.Queue[aiosmtplib.SMTP | None]:
+        if self._idle is None:
+            self._idle = asyncio.Queue()
+            for _ in range(self.size):
+                self._idle.put_nowait(None)  # a slot; connected on first use
+        return self._idle
+
+    async def _connect(self) -> aiosmtplib.SMTP:
         s = self.settings
         smtp = aiosmtplib.SMTP(
             hostname=s.smtp_host,
@@ -64,49 +147,90 @@ class SmtpTransport:
             use_tls=s.smtp_security is SmtpSecurity.tls,
             start_tls=s.smtp_security is SmtpSecurity.starttls,
         )
-        await smtp.connect()
-        if s.smtp_user:
-            password = s.smtp_password.get_secret_value() if s.smtp_password else ""
-            await smtp.login(s.smtp_user, password)
-        self._smtp = smtp
+        try:
+            await smtp.connect()
+            if s.smtp_user:
+                password = s.smtp_password.get_secret_value() if s.smtp_password else ""
+                await smtp.login(s.smtp_user, password)
+        except aiosmtplib.SMTPAuthenticationError as exc:
+            smtp.close()
+            raise SendError(f"{exc.code} {exc.message}", Failure.sender, exc.code) from exc
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            smtp.close()
+            raise SendError(f"cannot connect: {exc}", Failure.temporary) from exc
+        self._all.append(smtp)
         return smtp
 
-    async def send(self, message: EmailMessage) -> str:
-        """Send over the shared connection; 4xx and lost connections are temporary."""
+    async def send(self, envelope: Envelope) -> str:
+        """Send over a pooled connection; a lost connection is retried once on a new one."""
+        pool = self._pool()
+        smtp = await pool.get()
         try:
-            smtp = await self._connection()
+            await self.rate.wait()
+            for attempt in (1, 2):
+                if smtp is None or not smtp.is_connected:
+                    smtp = await self._connect()
+                try:
+                    return await self._send_on(smtp, envelope)
+                except _Reconnect as lost:
+                    self._discard(smtp)
+                    smtp = None
+                    if attempt == 2:
+                        raise lost.error from lost
+            raise AssertionError("unreachable")
+        finally:
+            pool.put_nowait(smtp)
+
+    async def _send_on(self, smtp: aiosmtplib.SMTP, envelope: Envelope) -> str:
+        try:
             refused, reply = await smtp.sendmail(
-                envelope_sender(message), [str(message["To"])], flatten(message)
+                envelope.sender, [envelope.recipient], envelope.data
             )
         except aiosmtplib.SMTPRecipientsRefused as exc:
             first = exc.recipients[0]
-            raise SendError(str(first), permanent=first.code >= 500, code=first.code) from exc
+            failure = classify(first.code, first.message, at_recipient=True)
+            raise SendError(f"{first.code} {first.message}", failure, first.code) from exc
+        except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError) as exc:
+            raise _Reconnect(SendError(f"connection lost: {exc}", Failure.temporary)) from exc
         except aiosmtplib.SMTPResponseException as exc:
-            await self._drop()
-            raise SendError(
-                f"{exc.code} {exc.message}", permanent=exc.code >= 500, code=exc.code
-            ) from exc
-        except (aiosmtplib.SMTPException, OSError) as exc:
-            await self._drop()
-            raise SendError(f"connection problem: {exc}", permanent=False) from exc
+            error = SendError(
+                f"{exc.code} {exc.message}",
+                classify(exc.code, exc.message, at_recipient=False),
+                exc.code,
+            )
+            if exc.code == 421:
+                raise _Reconnect(error) from exc
+            raise error from exc
         if refused:
-            code, text = next(iter(refused.values()))
-            raise SendError(f"{code} {text}", permanent=code >= 500, code=code)
+            response = next(iter(refused.values()))
+            failure = classify(response.code, response.message, at_recipient=True)
+            raise SendError(f"{response.code} {response.message}", failure, response.code)
         return reply
 
-    async def _drop(self) -> None:
-        if self._smtp is not None:
-            self._smtp.close()
-            self._smtp = None
+    def _discard(self, smtp: aiosmtplib.SMTP | None) -> None:
+        if smtp is not None:
+            smtp.close()
+            if smtp in self._all:
+                self._all.remove(smtp)
 
     async def close(self) -> None:
-        """Say QUIT if still connected."""
-        if self._smtp is not None and self._smtp.is_connected:
-            try:
-                await self._smtp.quit()
-            except aiosmtplib.SMTPException:
-                self._smtp.close()
-        self._smtp = None
+        """Say QUIT on every open connection."""
+        for smtp in self._all:
+            if smtp.is_connected:
+                try:
+                    await smtp.quit()
+                except (aiosmtplib.SMTPException, OSError):
+                    smtp.close()
+        self._all.clear()
+        self._idle = None
+
+
+class _Reconnect(Exception):
+    """The connection is unusable; the message may be retried on a fresh one."""
+
+    def __init__(self, error: SendError) -> None:
+        super().__init__(error.reply)
+        self.error = error
 
 
 class MaildirTransport:
@@ -115,9 +239,9 @@ class MaildirTransport:
     def __init__(self, path: Path) -> None:
         self.maildir = mailbox.Maildir(path, create=True)
 
-    async def send(self, message: EmailMessage) -> str:
+    async def send(self, envelope: Envelope) -> str:
         """Store the message and reply with its Maildir key."""
-        key = self.maildir.add(message)
+        key = self.maildir.add(envelope.data)
         return f"250 stored as {key}"
 
     async def close(self) -> None:

@@ -112,6 +112,7 @@ class Subscriber(SQLModel, table=True):
     weekday: int = 0
     max_papers: int = 20
     token_version: int = 1
+    soft_bounces: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     created_at: datetime = _ts()
     confirmed_at: datetime | None = _ts(nullable=True)
 
@@ -142,6 +143,7 @@ class Digest(SQLModel, table=True):
     attempts: int = 0
     next_attempt_at: datetime | None = _ts(nullable=True)
     lease_until: datetime | None = _ts(nullable=True)
+    claim_token: str | None = Field(default=None, max_length=64)
     sent_at: datetime | None = _ts(nullable=True)
     message_id: str | None = Field(default=None, max_length=250)
     last_reply: str | None = Field(default=None, max_length=1000)

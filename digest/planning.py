@@ -9,7 +9,7 @@ interest is evaluated once over the batch; the results are fanned out to subscri
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -230,15 +230,15 @@ def plan(engine: Engine, matcher: Matcher, settings: Settings, now: datetime) ->
     return report
 
 
-def paper_views(conn: Connection, choices: Iterable[Choice]) -> list[PaperView]:
-    """Load the papers of `choices`, in the given order, as templates show them."""
+def paper_views(
+    conn: Connection, choices: Iterable[Choice], papers: Mapping[int, Any] | None = None
+) -> list[PaperView]:
+    """The papers of `choices`, in order, as templates show them (loaded unless given)."""
     chosen = list(choices)
-    rows = {
-        row.id: row
-        for row in conn.execute(
-            sa.select(PAPERS).where(PAPERS.c.id.in_([c.paper_id for c in chosen]))
-        )
-    }
+    rows = papers
+    if rows is None:
+        query = sa.select(PAPERS).where(PAPERS.c.id.in_([c.paper_id for c in chosen]))
+        rows = {row.id: row for row in conn.execute(query)}
     return [
         PaperView(
             title=rows[c.paper_id].title,
@@ -261,6 +261,8 @@ def digest_view(
     period: str,
     choices: list[Choice],
     more_count: int,
+    *,
+    papers: Mapping[int, Any] | None = None,
 ) -> DigestView:
     """The template context of one subscriber's digest."""
     secret, base = settings.secret_key.get_secret_value(), settings.base_url.rstrip("/")
@@ -272,7 +274,7 @@ def digest_view(
     return DigestView(
         email=subscriber.email,
         period=period,
-        papers=paper_views(conn, choices),
+        papers=paper_views(conn, choices, papers),
         interests=list(dict.fromkeys(c.interest for c in choices)),
         more_count=more_count,
         unsubscribe_url=link(UNSUBSCRIBE),

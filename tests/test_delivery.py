@@ -9,14 +9,15 @@ import sqlalchemy as sa
 from sqlalchemy import Engine
 
 from digest.config import Settings
-from digest.delivery import LEASE, SendReport, claim, run, send_due
+from digest.delivery import Outbox, SendReport
 from digest.ingest import PaperIn, store
 from digest.mailer import SmtpTransport
 from digest.match import SimpleMatcher
-from digest.models import Digest, DigestStatus, SentPaper, table_of
+from digest.models import SUBSCRIBERS, Digest, DigestStatus, SentPaper, table_of
 from digest.planning import plan
 from digest.render import Renderer
 from digest.subscribers import subscribe, unsubscribe
+from digest.worker import run, send_due
 from tests.conftest import SmtpSink
 
 DIGESTS = table_of(Digest)
@@ -32,7 +33,14 @@ def seed(engine: Engine, count: int = 3, *, now: datetime = T0) -> None:
 
 
 def send(engine: Engine, settings: Settings, now: datetime) -> SendReport:
-    return asyncio.run(send_due(engine, SmtpTransport(settings), Renderer(settings), now))
+    async def go() -> SendReport:
+        transport = SmtpTransport(settings)
+        try:
+            return await send_due(engine, transport, Renderer(settings), clock=lambda: now)
+        finally:
+            await transport.close()
+
+    return asyncio.run(go())
 
 
 def digests(engine: Engine) -> list[tuple[str, str, int]]:
@@ -126,14 +134,18 @@ def test_permanent_refusal_fails_without_retry(
             conn.execute(sa.select(table_of(SentPaper).c.subscriber_id).distinct()).scalars().all()
         )
     assert len(ledger) == 1  # only b received papers
+    with engine.connect() as conn:
+        statuses = dict(conn.execute(sa.select(SUBSCRIBERS.c.email, SUBSCRIBERS.c.status)).all())
+    assert statuses == {"a@example.org": "bounced", "b@example.org": "active"}
 
 
 def test_an_expired_lease_is_taken_over(engine: Engine, settings: Settings, smtp: SmtpSink) -> None:
     seed(engine)
     subscribe(engine, "a@example.org", ["diffusion"])
     plan(engine, SimpleMatcher(), settings, T0)
-    assert claim(engine, T0) is not None  # a worker claims it, then dies
+    assert Outbox(engine, Renderer(settings)).claim(T0, 10) == [1]  # claimed; worker dies
     assert send(engine, settings, T0 + timedelta(minutes=1)).outcomes == []
-    report = send(engine, settings, T0 + LEASE + timedelta(seconds=1))
+    lease = timedelta(seconds=settings.send_lease_seconds)
+    report = send(engine, settings, T0 + lease + timedelta(seconds=1))
     assert report.count(DigestStatus.sent) == 1
     assert len(smtp.received) == 1

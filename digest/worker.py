@@ -1,0 +1,148 @@
+"""The send loop: a producer claims and renders, one sender per connection sends.
+
+`send_due` empties the outbox once; `work` keeps doing so until told to stop (SIGTERM):
+the message in flight is finished and recorded, every other claimed digest is released
+for another worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import datetime
+
+from sqlalchemy import Engine
+
+from digest.delivery import Clock, Job, Outbox, Outcome, SendReport
+from digest.mailer import Failure, SendError, Transport
+from digest.match import Matcher
+from digest.models import DigestStatus
+from digest.planning import PlanReport, plan
+from digest.render import Renderer
+
+log = logging.getLogger(__name__)
+
+
+async def send_due(
+    engine: Engine,
+    transport: Transport,
+    renderer: Renderer,
+    *,
+    clock: Clock,
+    stop: asyncio.Event | None = None,
+    limit: int | None = None,
+    senders: int | None = None,
+) -> SendReport:
+    """Send every claimable digest (at most `limit`); the caller closes the transport."""
+    settings = renderer.settings
+    outbox = Outbox(engine, renderer)
+    report = SendReport()
+    stop = stop or asyncio.Event()
+    cap = limit or settings.max_per_run
+    workers = senders or settings.smtp_connections
+    queue: asyncio.Queue[Job | None] = asyncio.Queue(maxsize=workers * 2)
+    abort: list[SendError] = []
+
+    def halted() -> bool:
+        return stop.is_set() or bool(abort)
+
+    async def produce() -> None:
+        claimed = 0
+        try:
+            while not halted():
+                size = (
+                    settings.send_batch if cap is None else min(settings.send_batch, cap - claimed)
+                )
+                ids = outbox.claim(clock(), size) if size > 0 else []
+                if not ids:
+                    return
+                claimed += len(ids)
+                jobs, closed = outbox.prepare(ids, clock())
+                report.outcomes.extend(closed)
+                for index, job in enumerate(jobs):
+                    if halted():
+                        report.released += outbox.release([j.digest_id for j in jobs[index:]])
+                        return
+                    await queue.put(job)
+        finally:
+            for _ in range(workers):
+                await queue.put(None)
+
+    async def send() -> None:
+        while (job := await queue.get()) is not None:
+            if halted():
+                report.released += outbox.release([job.digest_id])
+                continue
+            if not outbox.still_active(job.subscriber_id):
+                report.outcomes.append(outbox.cancel(job, "not sent: subscriber is not active"))
+                continue
+            result: str | SendError
+            try:
+                result = await transport.send(job.envelope)
+            except SendError as exc:
+                if exc.failure is Failure.sender:
+                    abort.append(exc)
+                    report.released += outbox.release([job.digest_id], exc.reply)
+                    continue
+                result = exc
+            report.outcomes.extend(outbox.record([(job, result)], clock()))
+
+    await asyncio.gather(produce(), *(send() for _ in range(workers)))
+    if abort:
+        report.aborted = abort[0].reply
+        log.error("sending stopped: the SMTP server refused us: %s", abort[0].reply)
+    return report
+
+
+async def run(
+    engine: Engine,
+    matcher: Matcher,
+    transport: Transport,
+    renderer: Renderer,
+    now: datetime,
+    *,
+    clock: Clock | None = None,
+) -> tuple[PlanReport, SendReport]:
+    """The digest job: plan every due digest, send whatever is sendable, close the transport."""
+    planned = plan(engine, matcher, renderer.settings, now)
+    try:
+        sent = await send_due(engine, transport, renderer, clock=clock or (lambda: now))
+    finally:
+        await transport.close()
+    return planned, sent
+
+
+async def work(
+    engine: Engine,
+    transport: Transport,
+    renderer: Renderer,
+    *,
+    clock: Clock,
+    stop: asyncio.Event,
+    poll: float,
+    once: bool = False,
+) -> list[Outcome]:
+    """Send due digests until `stop` is set (or once); returns every outcome."""
+    outcomes: list[Outcome] = []
+    try:
+        while not stop.is_set():
+            report = await send_due(engine, transport, renderer, clock=clock, stop=stop)
+            outcomes.extend(report.outcomes)
+            sent = report.count(DigestStatus.sent)
+            if report.outcomes:
+                log.info("sent %d of %d digests", sent, len(report.outcomes))
+            if report.aborted:
+                raise SendAborted(report.aborted)
+            if once:
+                break
+            if not report.outcomes:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=poll)
+    finally:
+        await transport.close()
+    return outcomes
+
+
+class SendAborted(RuntimeError):
+    """The SMTP server refused us (authentication, policy): sending stopped."""
