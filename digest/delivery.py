@@ -114,21 +114,26 @@ class Outbox:
     def claim(self, now: datetime, limit: int) -> list[int]:
         """Lease up to `limit` sendable digests to this outbox; returns their ids."""
         lease = now + timedelta(seconds=self.settings.send_lease_seconds)
+        # A materialized CTE: as an IN (subquery), PostgreSQL may run the LIMIT ... SKIP
+        # LOCKED subquery once per row and claim far more than `limit` rows.
         pick = (
             sa.select(DIGESTS.c.id)
             .where(_claimable(now))
             .order_by(DIGESTS.c.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
+            .cte("picked")
+            .prefix_with("MATERIALIZED", dialect="postgresql")
         )
         with self.engine.begin() as conn:
             rows = conn.execute(
                 sa.update(DIGESTS)
-                .where(DIGESTS.c.id.in_(pick.scalar_subquery()), _claimable(now))
+                .where(DIGESTS.c.id == pick.c.id)
                 .values(status=DigestStatus.sending, lease_until=lease, claim_token=self.token)
                 .returning(DIGESTS.c.id)
             )
-            return sorted(rows.scalars())
+            claimed = sorted(rows.scalars())
+            return claimed
 
     def prepare(self, ids: list[int], now: datetime) -> tuple[list[Job], list[Outcome]]:
         """Load and render claimed digests; those with nothing to send are closed at once."""
@@ -233,19 +238,37 @@ class Outbox:
         )
         return done.rowcount == 1
 
-    def cancel(self, job: Job, reply: str) -> Outcome:
-        """Close a claimed digest without sending it."""
-        with self.engine.begin() as conn:
-            self._finish(conn, job.digest_id, DigestStatus.failed, last_reply=reply)
-        return Outcome(job.digest_id, job.email, 0, DigestStatus.failed, None, reply)
+    def touch(self, job: Job, now: datetime) -> str | None:
+        """Renew the lease just before sending; the reason not to send, or None to go on.
 
-    def still_active(self, subscriber_id: int) -> bool:
-        """True when the subscriber may still receive mail (checked just before sending)."""
-        with self.engine.connect() as conn:
-            status = conn.execute(
-                sa.select(SUBSCRIBERS.c.status).where(SUBSCRIBERS.c.id == subscriber_id)
-            ).scalar()
-        return status == SubscriberStatus.active
+        Fails when another worker took the digest over (our lease expired) or the
+        subscriber is no longer active, so neither case is ever sent.
+        """
+        lease = now + timedelta(seconds=self.settings.send_lease_seconds)
+        active = sa.select(SUBSCRIBERS.c.id).where(
+            SUBSCRIBERS.c.id == DIGESTS.c.subscriber_id,
+            SUBSCRIBERS.c.status == SubscriberStatus.active,
+        )
+        with self.engine.begin() as conn:
+            renewed = conn.execute(
+                sa.update(DIGESTS)
+                .where(
+                    DIGESTS.c.id == job.digest_id,
+                    DIGESTS.c.claim_token == self.token,
+                    DIGESTS.c.status == DigestStatus.sending,
+                    active.exists(),
+                )
+                .values(lease_until=lease)
+            )
+            if renewed.rowcount == 1:
+                return None
+            still_ours = self._finish(
+                conn,
+                job.digest_id,
+                DigestStatus.failed,
+                last_reply="not sent: subscriber is not active",
+            )
+        return "subscriber is not active" if still_ours else "claimed by another worker"
 
     def record(self, results: list[tuple[Job, str | SendError]], now: datetime) -> list[Outcome]:
         """Record sent and failed messages in one transaction."""

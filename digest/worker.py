@@ -74,8 +74,12 @@ async def send_due(
             if halted():
                 report.released += outbox.release([job.digest_id])
                 continue
-            if not outbox.still_active(job.subscriber_id):
-                report.outcomes.append(outbox.cancel(job, "not sent: subscriber is not active"))
+            reason = outbox.touch(job, clock())
+            if reason is not None:
+                if reason == "subscriber is not active":
+                    report.outcomes.append(
+                        Outcome(job.digest_id, job.email, 0, DigestStatus.failed, None, reason)
+                    )
                 continue
             result: str | SendError
             try:

@@ -149,3 +149,15 @@ def test_an_expired_lease_is_taken_over(engine: Engine, settings: Settings, smtp
     report = send(engine, settings, T0 + lease + timedelta(seconds=1))
     assert report.count(DigestStatus.sent) == 1
     assert len(smtp.received) == 1
+
+
+def test_a_claim_takes_at_most_its_limit(engine: Engine, settings: Settings) -> None:
+    seed(engine)
+    for i in range(30):
+        subscribe(engine, f"r{i}@example.org", ["diffusion"])
+    plan(engine, SimpleMatcher(), settings, T0)
+    first, second = Outbox(engine, Renderer(settings)), Outbox(engine, Renderer(settings))
+    a, b = first.claim(T0, 10), second.claim(T0, 25)
+    assert len(a) == 10 and len(b) == 20
+    assert not set(a) & set(b)
+    assert first.claim(T0, 10) == []

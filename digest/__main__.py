@@ -1,0 +1,5 @@
+"""`python -m digest` runs the command line."""
+
+from digest.cli import app
+
+app()

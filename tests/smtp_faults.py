@@ -1,0 +1,64 @@
+"""An SMTP server on loopback that misbehaves on purpose, reproducibly (seeded)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from typing import Any
+
+
+@dataclass
+class FaultySink:
+    """aiosmtpd handler: random 421/451, dropped connections in DATA, stalls, 550s."""
+
+    seed: int = 1
+    port: int = 0
+    p_451: float = 0.0  # temporary refusal at RCPT
+    p_421: float = 0.0  # service closing at the end of DATA
+    p_drop: float = 0.0  # connection dropped before DATA is acknowledged
+    p_stall: float = 0.0  # no reply until after the client's timeout
+    stall_seconds: float = 1.0
+    hard_bounce: set[str] = field(default_factory=set)
+    delivered: Counter[str] = field(default_factory=Counter)  # Message-ID -> times stored
+    recipients: Counter[str] = field(default_factory=Counter)
+    faults: Counter[str] = field(default_factory=Counter)
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: Any
+    ) -> str:
+        if address in self.hard_bounce:
+            self.faults["550"] += 1
+            return f"550 5.1.1 <{address}>: user unknown"
+        if self.rng.random() < self.p_451:
+            self.faults["451"] += 1
+            return "451 4.3.0 try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        roll = self.rng.random()
+        if roll < self.p_421:
+            self.faults["421"] += 1
+            return "421 4.3.2 service shutting down"
+        roll -= self.p_421
+        if roll < self.p_drop:
+            self.faults["drop"] += 1
+            server.transport.close()
+            return "451 dropped"
+        roll -= self.p_drop
+        if roll < self.p_stall:
+            self.faults["stall"] += 1
+            await asyncio.sleep(self.stall_seconds)
+            server.transport.close()
+            return "451 stalled"
+        message = message_from_bytes(envelope.content, policy=policy.default)
+        self.delivered[str(message["Message-ID"])] += 1
+        for address in envelope.rcpt_tos:
+            self.recipients[address] += 1
+        return "250 2.0.0 queued"

@@ -1,0 +1,129 @@
+"""2,000 digests through a faulty SMTP server: each deliverable one exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+from aiosmtpd.controller import Controller
+from sqlalchemy import Engine
+
+from digest.capture import free_port
+from digest.config import Settings
+from digest.ingest import PaperIn, store
+from digest.mailer import SmtpTransport
+from digest.match import SimpleMatcher, parse
+from digest.models import DIGESTS, INTERESTS, SENT_PAPERS, SUBSCRIBERS, DigestStatus
+from digest.planning import plan
+from digest.render import Renderer
+from digest.worker import send_due
+from tests.smtp_faults import FaultySink
+
+T0 = datetime(2026, 11, 26, 6, 0, tzinfo=UTC)
+
+
+def populate(engine: Engine, count: int, *, now: datetime = T0) -> list[str]:
+    """`count` active subscribers interested in diffusion, and papers that match."""
+    store(
+        engine,
+        [PaperIn(title=f"Diffusion paper {i}", id=f"2411.{i:05d}") for i in range(3)],
+        now=now - timedelta(hours=1),
+    )
+    emails = [f"reader{i}@example.org" for i in range(count)]
+    with engine.begin() as conn:
+        conn.execute(
+            sa.insert(SUBSCRIBERS),
+            [
+                {
+                    "email": e,
+                    "status": "active",
+                    "timezone": "UTC",
+                    "send_hour": 7,
+                    "cadence": "daily",
+                    "weekday": 0,
+                    "max_papers": 20,
+                    "token_version": 1,
+                    "soft_bounces": 0,
+                    "created_at": now - timedelta(days=1),
+                }
+                for e in emails
+            ],
+        )
+        ids = conn.execute(sa.select(SUBSCRIBERS.c.id)).scalars().all()
+        canonical = parse("diffusion").canonical
+        conn.execute(
+            sa.insert(INTERESTS),
+            [
+                {"subscriber_id": i, "query": "diffusion", "canonical": canonical, "position": 0}
+                for i in ids
+            ],
+        )
+    return emails
+
+
+@pytest.fixture
+def faulty() -> Iterator[FaultySink]:
+    sink = FaultySink(seed=7, p_451=0.03, p_421=0.02, p_drop=0.02, p_stall=0.003, stall_seconds=0.6)
+    controller = Controller(sink, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    sink.port = controller.port
+    yield sink
+    controller.stop()
+
+
+def test_every_deliverable_digest_arrives_exactly_once(
+    engine: Engine, settings: Settings, faulty: FaultySink
+) -> None:
+    emails = populate(engine, 2000)
+    faulty.hard_bounce = set(emails[::97])
+    settings = settings.model_copy(
+        update={
+            "smtp_port": faulty.port,
+            "smtp_timeout": 0.3,
+            "smtp_connections": 8,
+            "retry_schedule": [1.0],
+            "send_batch": 200,
+        }
+    )
+    assert plan(engine, SimpleMatcher(), settings, T0).planned == 2000
+
+    now = T0
+    for _ in range(20):
+
+        async def one_pass(at: datetime) -> int:
+            transport = SmtpTransport(settings)
+            try:
+                report = await send_due(engine, transport, Renderer(settings), clock=lambda: at)
+            finally:
+                await transport.close()
+            assert report.aborted is None
+            return len(report.outcomes)
+
+        if asyncio.run(one_pass(now)) == 0:
+            break
+        now += timedelta(seconds=5)
+
+    deliverable = set(emails) - faulty.hard_bounce
+    assert set(faulty.recipients) == deliverable
+    assert max(faulty.recipients.values()) == 1, "a digest was delivered twice"
+    assert max(faulty.delivered.values()) == 1
+    assert faulty.faults["451"] and faulty.faults["421"] and faulty.faults["drop"]
+    assert faulty.faults["stall"]
+    with engine.connect() as conn:
+        states: dict[str, int] = dict(
+            conn.execute(
+                sa.select(DIGESTS.c.status, sa.func.count()).group_by(DIGESTS.c.status)
+            ).all()
+        )
+        bounced = set(
+            conn.execute(
+                sa.select(SUBSCRIBERS.c.email).where(SUBSCRIBERS.c.status == "bounced")
+            ).scalars()
+        )
+        ledger = conn.execute(sa.select(sa.func.count()).select_from(SENT_PAPERS)).scalar()
+    assert states == {DigestStatus.sent: len(deliverable), DigestStatus.failed: 21}
+    assert bounced == faulty.hard_bounce
+    assert ledger == 3 * len(deliverable)
