@@ -238,37 +238,42 @@ class Outbox:
         )
         return done.rowcount == 1
 
-    def touch(self, job: Job, now: datetime) -> str | None:
-        """Renew the lease just before sending; the reason not to send, or None to go on.
+    def touch(self, jobs: list[Job], now: datetime) -> tuple[list[Job], list[Outcome]]:
+        """Renew the lease of jobs about to be sent; returns (still sendable, closed).
 
-        Fails when another worker took the digest over (our lease expired) or the
-        subscriber is no longer active, so neither case is ever sent.
+        A job is dropped when another worker took its digest over (our lease expired) or
+        its subscriber is no longer active (closed as failed), so neither is ever sent.
         """
         lease = now + timedelta(seconds=self.settings.send_lease_seconds)
+        ids = [job.digest_id for job in jobs]
         active = sa.select(SUBSCRIBERS.c.id).where(
             SUBSCRIBERS.c.id == DIGESTS.c.subscriber_id,
             SUBSCRIBERS.c.status == SubscriberStatus.active,
         )
+        ours = sa.and_(
+            DIGESTS.c.id.in_(ids),
+            DIGESTS.c.claim_token == self.token,
+            DIGESTS.c.status == DigestStatus.sending,
+        )
         with self.engine.begin() as conn:
-            renewed = conn.execute(
-                sa.update(DIGESTS)
-                .where(
-                    DIGESTS.c.id == job.digest_id,
-                    DIGESTS.c.claim_token == self.token,
-                    DIGESTS.c.status == DigestStatus.sending,
-                    active.exists(),
-                )
-                .values(lease_until=lease)
+            renewed = set(
+                conn.execute(
+                    sa.update(DIGESTS)
+                    .where(ours, active.exists())
+                    .values(lease_until=lease)
+                    .returning(DIGESTS.c.id)
+                ).scalars()
             )
-            if renewed.rowcount == 1:
-                return None
-            still_ours = self._finish(
-                conn,
-                job.digest_id,
-                DigestStatus.failed,
-                last_reply="not sent: subscriber is not active",
-            )
-        return "subscriber is not active" if still_ours else "claimed by another worker"
+            closed = []
+            for job in jobs:
+                if job.digest_id in renewed:
+                    continue
+                reply = "not sent: subscriber is not active"
+                if self._finish(conn, job.digest_id, DigestStatus.failed, last_reply=reply):
+                    closed.append(
+                        Outcome(job.digest_id, job.email, 0, DigestStatus.failed, None, reply)
+                    )
+        return [job for job in jobs if job.digest_id in renewed], closed
 
     def record(self, results: list[tuple[Job, str | SendError]], now: datetime) -> list[Outcome]:
         """Record sent and failed messages in one transaction."""

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from email import policy
-from email.headerregistry import Address
+from email.headerregistry import Address, BaseHeader, HeaderRegistry
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from pathlib import Path
@@ -16,8 +16,24 @@ import jinja2
 from digest import resource_dir
 from digest.config import Settings
 
+
+class _HeaderClasses(HeaderRegistry):
+    """The stdlib registry builds a new class per header set; build each one once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._made: dict[str, type[BaseHeader]] = {}
+
+    def __getitem__(self, name: str) -> type[BaseHeader]:
+        key = name.lower()
+        made = self._made.get(key)
+        if made is None:
+            made = self._made[key] = super().__getitem__(name)
+        return made
+
+
 # Long URL headers (List-Unsubscribe) must stay plain text, not RFC 2047 encoded words.
-MESSAGE_POLICY = policy.default.clone(max_line_length=998)
+MESSAGE_POLICY = policy.default.clone(max_line_length=998, header_factory=_HeaderClasses())
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s")
 
 

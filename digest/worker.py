@@ -41,8 +41,9 @@ async def send_due(
     stop = stop or asyncio.Event()
     cap = limit or settings.max_per_run
     workers = senders or settings.smtp_connections
-    queue: asyncio.Queue[Job | None] = asyncio.Queue(maxsize=workers * 2)
+    queue: asyncio.Queue[Job | None] = asyncio.Queue(maxsize=workers)
     abort: list[SendError] = []
+    pending: list[tuple[Job, str | SendError]] = []  # accepted or refused, not yet recorded
 
     def halted() -> bool:
         return stop.is_set() or bool(abort)
@@ -60,11 +61,15 @@ async def send_due(
                 claimed += len(ids)
                 jobs, closed = outbox.prepare(ids, clock())
                 report.outcomes.extend(closed)
-                for index, job in enumerate(jobs):
+                for start in range(0, len(jobs), workers):
                     if halted():
-                        report.released += outbox.release([j.digest_id for j in jobs[index:]])
+                        report.released += outbox.release([j.digest_id for j in jobs[start:]])
                         return
-                    await queue.put(job)
+                    # Renewed in small groups, just before they can be handed to SMTP.
+                    ready, dropped = outbox.touch(jobs[start : start + workers], clock())
+                    report.outcomes.extend(dropped)
+                    for job in ready:
+                        await queue.put(job)
         finally:
             for _ in range(workers):
                 await queue.put(None)
@@ -73,13 +78,6 @@ async def send_due(
         while (job := await queue.get()) is not None:
             if halted():
                 report.released += outbox.release([job.digest_id])
-                continue
-            reason = outbox.touch(job, clock())
-            if reason is not None:
-                if reason == "subscriber is not active":
-                    report.outcomes.append(
-                        Outcome(job.digest_id, job.email, 0, DigestStatus.failed, None, reason)
-                    )
                 continue
             result: str | SendError
             try:
@@ -90,9 +88,20 @@ async def send_due(
                     report.released += outbox.release([job.digest_id], exc.reply)
                     continue
                 result = exc
-            report.outcomes.extend(outbox.record([(job, result)], clock()))
+            pending.append((job, result))
+            if len(pending) >= workers or queue.empty():
+                flush()
 
-    await asyncio.gather(produce(), *(send() for _ in range(workers)))
+    def flush() -> None:
+        batch = pending.copy()
+        pending.clear()
+        if batch:
+            report.outcomes.extend(outbox.record(batch, clock()))
+
+    try:
+        await asyncio.gather(produce(), *(send() for _ in range(workers)))
+    finally:
+        flush()
     if abort:
         report.aborted = abort[0].reply
         log.error("sending stopped: the SMTP server refused us: %s", abort[0].reply)

@@ -100,7 +100,8 @@ def test_killed_workers_lose_nothing(
     assert survivor.returncode == 0, stderr.decode()
     assert len(sink.delivered) == 400  # every digest arrived
     duplicates = sum(n - 1 for n in sink.delivered.values())
-    assert duplicates <= kills * 4  # only the accepted-but-unrecorded window, per connection
+    # Only the accepted-but-unrecorded window: in flight plus not yet flushed, per kill.
+    assert duplicates <= kills * 2 * 4
 
 
 def test_sigterm_finishes_in_flight_and_releases_the_rest(
