@@ -28,7 +28,7 @@ from digest.models import (
     SubscriberStatus,
 )
 from digest.planning import Choice, PlanReport, digest_view, plan
-from digest.render import Renderer, build_message, message_domain
+from digest.render import Renderer, RenderError, build_message, message_domain
 
 LEASE = timedelta(minutes=10)
 RETRY_BASE = timedelta(minutes=1)
@@ -128,10 +128,20 @@ async def send_one(
             _finish(conn, digest_id, DigestStatus.empty, last_reply="every paper already sent")
             return Outcome(digest_id, subscriber.email, 0, DigestStatus.empty, None, "")
         more = max(row.matched_count - len(choices), 0)
-        view = digest_view(conn, settings, subscriber, row.period, choices, more)
+        view = digest_view(
+            conn, settings, subscriber, row.period, choices, more, digest_id=digest_id
+        )
     message_id = message_id_for(digest_id, row.period, settings)
+    try:
+        rendered = renderer.digest(view)
+    except RenderError as exc:
+        with engine.begin() as conn:
+            _finish(conn, digest_id, DigestStatus.failed, last_reply=str(exc)[:1000])
+        return Outcome(digest_id, subscriber.email, 0, DigestStatus.failed, None, str(exc))
+    # Papers cut to keep the email under the size limit stay out of the ledger.
+    choices = choices[: rendered.shown]
     message = build_message(
-        renderer.digest(view),
+        rendered,
         to=subscriber.email,
         settings=settings,
         message_id=message_id,

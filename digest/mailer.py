@@ -11,7 +11,8 @@ from typing import Protocol
 import aiosmtplib
 
 from digest.config import Settings, SmtpSecurity
-from digest.render import MESSAGE_POLICY
+from digest.message import MESSAGE_POLICY
+from digest.signing import sign
 
 
 def flatten(message: EmailMessage) -> bytes:
@@ -76,7 +77,9 @@ class SmtpTransport:
         try:
             smtp = await self._connection()
             refused, reply = await smtp.sendmail(
-                envelope_sender(message), [str(message["To"])], flatten(message)
+                envelope_sender(message),
+                [str(message["To"])],
+                sign(flatten(message), self.settings),
             )
         except aiosmtplib.SMTPRecipientsRefused as exc:
             first = exc.recipients[0]

@@ -73,7 +73,9 @@ def test_message_structure_and_headers(settings: Settings) -> None:
     assert message["Message-ID"] == "<digest.1.p@digest.test>"
     assert message["Date"]
     assert message["Subject"] == '1 new paper on diffusion "<img src=x>"'
-    assert message["List-Unsubscribe"] == "<https://digest.test/unsubscribe/" + "x" * 90 + ">"
+    assert message["List-Unsubscribe"].startswith(
+        "<https://digest.test/unsubscribe/" + "x" * 90 + ">, <mailto:digest@digest.test?"
+    )
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
 
 
