@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import subprocess
 from datetime import date
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from pathlib import Path
 
 from digest.config import Settings
 from digest.mailer import flatten
@@ -116,3 +119,15 @@ def parts(message: EmailMessage) -> tuple[str, str]:
     html = message.get_body(preferencelist=("html",))
     assert text is not None and html is not None
     return str(text.get_content()), str(html.get_content())
+
+
+def make_dkim_key(folder: Path) -> tuple[Path, bytes]:
+    """A fresh 2048-bit RSA key as a PEM file, and the DNS TXT record that publishes it."""
+    key = folder / "dkim.pem"
+    subprocess.run(["openssl", "genrsa", "-out", str(key), "2048"], check=True, capture_output=True)
+    public = subprocess.run(
+        ["openssl", "rsa", "-in", str(key), "-pubout", "-outform", "DER"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    return key, b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import subprocess
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
@@ -14,7 +12,16 @@ from digest.mailer import envelope_sender, flatten
 from digest.models import utcnow
 from digest.render import ConfirmView, Renderer, build_message
 from digest.signing import SigningError, sign
-from tests.emailkit import HOSTILE, UNSUBSCRIBE, digest_view, email_settings, paper, parse, parts
+from tests.emailkit import (
+    HOSTILE,
+    UNSUBSCRIBE,
+    digest_view,
+    email_settings,
+    make_dkim_key,
+    paper,
+    parse,
+    parts,
+)
 
 
 def test_digest_headers_parse_back() -> None:
@@ -108,16 +115,8 @@ def test_fifty_paper_digest_stays_under_the_size_limit() -> None:
 
 @pytest.fixture(scope="module")
 def dkim_key(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
-    """A fresh 2048-bit RSA key (PEM file) and its DNS TXT record."""
-    folder = tmp_path_factory.mktemp("dkim")
-    key = folder / "dkim.pem"
-    subprocess.run(["openssl", "genrsa", "-out", str(key), "2048"], check=True, capture_output=True)
-    public = subprocess.run(
-        ["openssl", "rsa", "-in", str(key), "-pubout", "-outform", "DER"],
-        check=True,
-        capture_output=True,
-    ).stdout
-    return key, b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
+    """A fresh RSA key (PEM file) and its DNS TXT record."""
+    return make_dkim_key(tmp_path_factory.mktemp("dkim"))
 
 
 def test_dkim_signature_verifies(dkim_key: tuple[Path, bytes]) -> None:
