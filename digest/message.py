@@ -7,7 +7,7 @@ from datetime import datetime
 from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import format_datetime, parseaddr
+from email.utils import format_datetime, make_msgid, parseaddr
 from urllib.parse import quote
 
 from digest.config import Settings
@@ -36,6 +36,11 @@ def sender(settings: Settings) -> Address:
 def message_domain(settings: Settings) -> str:
     """The domain of the From address, for Message-IDs and List-Id."""
     return sender(settings).domain or "localhost"
+
+
+def new_message_id(settings: Settings) -> str:
+    """A fresh Message-ID on our domain, for one-off emails (confirmation, goodbye)."""
+    return make_msgid(idstring="digest", domain=message_domain(settings))
 
 
 def list_name(settings: Settings) -> str:

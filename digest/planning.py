@@ -298,6 +298,13 @@ def digest_view(
         unsubscribe_url=link(UNSUBSCRIBE),
         preferences_url=link(PREFERENCES),
         more_url=f"{link(DIGESTS_LINK)}/{digest_id}" if digest_id and more_count else "",
+        subscribed=list(
+            conn.execute(
+                sa.select(INTERESTS.c.query)
+                .where(INTERESTS.c.subscriber_id == subscriber.id)
+                .order_by(INTERESTS.c.position)
+            ).scalars()
+        ),
     )
 
 

@@ -128,6 +128,12 @@ class DigestView:
     preferences_url: str = ""
     more_url: str = ""
     extra: dict[str, str] = field(default_factory=dict)
+    subscribed: list[str] = field(default_factory=list)
+
+    @property
+    def all_interests(self) -> list[str]:
+        """Every interest the subscriber has (for the footer), else those that matched."""
+        return self.subscribed or self.interests
 
     @property
     def groups(self) -> list[tuple[str, list[tuple[int, PaperView]]]]:
@@ -199,7 +205,9 @@ class Renderer:
             one_line=one_line,
             wrap=wrap,
         )
-        self.inliner = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
+        self.inliner = css_inline.CSSInliner(
+            keep_at_rules=True, load_remote_stylesheets=False, minify_css=True
+        )
 
     def _render(self, name: str, context: dict[str, Any]) -> str:
         try:
@@ -221,7 +229,7 @@ class Renderer:
         return Rendered(subject=one_line(subject), text=text, html=html)
 
     def _digest_once(self, view: DigestView) -> Rendered:
-        subject = subject_for(len(view.papers), view.interests)
+        subject = subject_for(len(view.papers), [name for name, _ in view.groups])
         rendered = self._page("digest", subject, digest=view)
         return replace(rendered, shown=len(view.papers))
 
@@ -232,12 +240,8 @@ class Renderer:
         while len(rendered.html.encode()) > budget and len(view.papers) > 1:
             size, count = len(rendered.html.encode()), len(view.papers)
             keep = min(count - 1, max(1, count * budget // size))
-            view = replace(
-                view,
-                papers=view.papers[:keep],
-                interests=list(dict.fromkeys(p.interest for p in view.papers[:keep])),
-                more_count=view.more_count + count - keep,
-            )
+            more = view.more_count + count - keep
+            view = replace(view, papers=view.papers[:keep], more_count=more)
             rendered = self._digest_once(view)
         return rendered
 

@@ -59,7 +59,8 @@ def test_sent_digest_has_paper_links_and_the_full_list_link(
     engine: Engine, settings: Settings, smtp: SmtpSink
 ) -> None:
     seed(engine, 5)
-    subscribe(engine, "a@example.org", ["diffusion"], max_papers=2, now=T0 - timedelta(days=1))
+    interests = ["diffusion", "quantum chromodynamics"]
+    subscribe(engine, "a@example.org", interests, max_papers=2, now=T0 - timedelta(days=1))
     deliver(engine, settings)
     (message,) = smtp.to("a@example.org")
     assert message["Subject"] == "2 new papers on diffusion"
@@ -76,6 +77,7 @@ def test_sent_digest_has_paper_links_and_the_full_list_link(
     assert full_list.group(1).endswith("/1")  # the digest row's id
     assert f'href="{full_list.group(1)}"' in html
     assert ledger_size(engine) == 2
+    assert "with these interests: diffusion; quantum chromodynamics." in " ".join(text.split())
 
 
 def test_a_template_error_fails_the_digest_and_sends_nothing(

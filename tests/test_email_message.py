@@ -9,6 +9,7 @@ import dkim
 import pytest
 
 from digest.mailer import envelope_sender, flatten
+from digest.message import new_message_id
 from digest.models import utcnow
 from digest.render import ConfirmView, Renderer, build_message
 from digest.signing import SigningError, sign
@@ -94,6 +95,8 @@ def test_confirmation_email_is_not_a_bulk_message() -> None:
     rendered = Renderer(settings).confirm(ConfirmView("new@example.org", "https://d.test/c/t"))
     message = parse(rendered, settings, unsubscribe=None)
     assert message["List-Unsubscribe"] is None and message["Precedence"] is None
+    assert new_message_id(settings).endswith("@digest.test>")
+    assert new_message_id(settings) != new_message_id(settings)
     assert message["Subject"] == "Confirm your subscription to Paper Digest"
 
 

@@ -73,7 +73,7 @@ def test_html_is_self_contained_inlined_and_dark_mode_ready() -> None:
     assert_valid_html5(html)
     assert '<meta name="color-scheme" content="light dark">' in html
     assert "<script" not in html and "<link" not in html
-    assert re.search(r'<h2 dir="auto" style="[^"]*font-size: 17px', html)  # inlined
+    assert re.search(r'<h2 dir="auto" style="[^"]*font-size:17px', html)  # inlined
     style = re.findall(r"<style>(.*?)</style>", html, re.S)
     assert len(style) == 1 and "@media (max-width:620px)" in style[0]
     assert "prefers-color-scheme:dark" in style[0] and ".ab{margin" not in style[0]
