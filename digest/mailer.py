@@ -12,7 +12,7 @@ import aiosmtplib
 
 from digest.config import Settings, SmtpSecurity
 from digest.message import MESSAGE_POLICY
-from digest.signing import sign
+from digest.signing import SigningError, sign
 
 
 def flatten(message: EmailMessage) -> bytes:
@@ -81,6 +81,8 @@ class SmtpTransport:
                 [str(message["To"])],
                 sign(flatten(message), self.settings),
             )
+        except SigningError as exc:  # an operator's key problem: keep the digest, retry later
+            raise SendError(str(exc), permanent=False) from exc
         except aiosmtplib.SMTPRecipientsRefused as exc:
             first = exc.recipients[0]
             raise SendError(str(first), permanent=first.code >= 500, code=first.code) from exc

@@ -124,6 +124,19 @@ def test_dkim_signed_when_a_key_is_set(
     assert "s=digest" in message["DKIM-Signature"]
 
 
+def test_an_unreadable_dkim_key_keeps_the_digest_for_a_retry(
+    engine: Engine, settings: Settings, smtp: SmtpSink, tmp_path: Path
+) -> None:
+    seed(engine, 1)
+    subscribe(engine, "a@example.org", ["diffusion"], now=T0 - timedelta(days=1))
+    deliver(engine, settings.model_copy(update={"dkim_private_key": tmp_path / "absent.pem"}))
+    assert smtp.received == []
+    with engine.connect() as conn:
+        status, reply = conn.execute(sa.select(DIGESTS.c.status, DIGESTS.c.last_reply)).one()
+    assert status == DigestStatus.planned
+    assert "cannot read DKIM key" in reply and "absent.pem" in reply
+
+
 def test_preview_prints_html_or_reports_a_template_error(
     engine: Engine, cli_env: dict[str, str], tmp_path: Path
 ) -> None:
