@@ -23,7 +23,7 @@ from digest.mailer import SmtpTransport
 from digest.match import InterestError, SimpleMatcher
 from digest.models import Cadence, DigestStatus, utcnow
 from digest.planning import preview as preview_digest
-from digest.render import Renderer
+from digest.render import Renderer, RenderError
 from digest.subscribers import SubscriberError, find
 from digest.subscribers import subscribe as add_subscriber
 from digest.subscribers import unsubscribe as remove_subscriber
@@ -198,9 +198,13 @@ def preview(
         if subscriber is None or subscriber.id is None:
             err.print(f"[red]error:[/] no subscriber {email}", highlight=False)
             raise typer.Exit(1)
-        result = preview_digest(
-            engine, SimpleMatcher(), Renderer(settings), subscriber.id, utcnow()
-        )
+        try:
+            result = preview_digest(
+                engine, SimpleMatcher(), Renderer(settings), subscriber.id, utcnow()
+            )
+        except RenderError as exc:
+            err.print(f"[red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(1) from exc
     if result is None:
         err.print(f"nothing new matches the interests of {subscriber.email}")
         return

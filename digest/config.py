@@ -43,12 +43,6 @@ class Settings(BaseSettings):
     smtp_rate_limit: float | None = Field(
         default=None, gt=0, description="At most this many messages per second (all connections)."
     )
-    verp: bool = Field(
-        default=False, description="Envelope sender local+d<digest id>@domain, for bounces."
-    )
-    return_path: str | None = Field(
-        default=None, description="Envelope sender (MAIL FROM); default: the From address."
-    )
 
     send_batch: int = Field(default=100, ge=1, description="Digests claimed per transaction.")
     send_lease_seconds: float = Field(
@@ -81,6 +75,28 @@ class Settings(BaseSettings):
     secret_key: SecretStr = Field(
         default=SecretStr("change-me"), description="Signs the links in emails."
     )
+    sender_identity: str = Field(
+        default="",
+        description="Who sends the emails: a name and postal address for the footer.",
+    )
+    return_path: str = Field(
+        default="",
+        description="Bounce address (envelope sender); {local} and {domain} make it VERP.",
+    )
+    list_id: str = Field(default="", description="List-Id; default: digest.<From domain>.")
+    unsubscribe_mailto: str = Field(
+        default="", description="Address of the mailto unsubscribe link; default: From."
+    )
+    email_max_bytes: int = Field(
+        default=100_000,
+        ge=10_000,
+        description="HTML part size limit; papers past it move to the 'more' link.",
+    )
+    dkim_private_key: Path | None = Field(
+        default=None, description="PEM RSA key: sign emails with DKIM in process (off if unset)."
+    )
+    dkim_selector: str = Field(default="digest", description="DKIM selector (DNS record name).")
+    dkim_domain: str = Field(default="", description="DKIM signing domain; default: From.")
     first_digest_days: int = Field(
         default=7, ge=0, description="A new subscriber's first digest covers this many days."
     )

@@ -15,7 +15,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from email.utils import parseaddr
 from typing import Any
 
 import sqlalchemy as sa
@@ -34,7 +33,7 @@ from digest.models import (
     SubscriberStatus,
 )
 from digest.planning import Choice, digest_view
-from digest.render import Renderer, build_message, message_domain
+from digest.render import Renderer, RenderError, build_message, message_domain
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
@@ -43,15 +42,6 @@ Clock = Callable[[], datetime]
 def message_id_for(digest_id: int, period: str, settings: Settings) -> str:
     """A Message-ID derived from the digest row, so a resend carries the same one."""
     return f"<digest.{digest_id}.{period}@{message_domain(settings)}>"
-
-
-def envelope_sender_for(digest_id: int, settings: Settings) -> str:
-    """MAIL FROM: the return path (or From), VERP-tagged with the digest id when enabled."""
-    address = settings.return_path or parseaddr(settings.from_)[1]
-    if not settings.verp:
-        return address
-    local, _, domain = address.rpartition("@")
-    return f"{local}+d{digest_id}@{domain}"
 
 
 @dataclass(frozen=True)
@@ -170,23 +160,32 @@ class Outbox:
                 else:
                     more = max(row.matched_count - len(chosen), 0)
                     view = digest_view(
-                        conn, self.settings, subscriber, row.period, chosen, more, papers=papers
+                        conn,
+                        self.settings,
+                        subscriber,
+                        row.period,
+                        chosen,
+                        more,
+                        papers=papers,
+                        digest_id=row.id,
                     )
+                    try:
+                        rendered = self.renderer.digest(view)
+                    except RenderError as exc:  # never send a broken email
+                        closed.append(self._close(conn, row, DigestStatus.failed, str(exc)))
+                        continue
+                    # Papers cut to keep the email under the size limit stay unsent.
+                    chosen = chosen[: rendered.shown]
                     message_id = message_id_for(row.id, row.period, self.settings)
                     message = build_message(
-                        self.renderer.digest(view),
+                        rendered,
                         to=subscriber.email,
                         settings=self.settings,
                         message_id=message_id,
                         date=now,
                         unsubscribe_url=view.unsubscribe_url,
                     )
-                    envelope = Envelope.of(message)
-                    envelope = Envelope(
-                        envelope_sender_for(row.id, self.settings),
-                        envelope.recipient,
-                        envelope.data,
-                    )
+                    envelope = Envelope.of(message, self.settings)
                     jobs.append(
                         Job(
                             row.id,

@@ -20,7 +20,8 @@ from typing import Protocol
 import aiosmtplib
 
 from digest.config import Settings, SmtpSecurity
-from digest.render import MESSAGE_POLICY
+from digest.message import MESSAGE_POLICY
+from digest.signing import sign
 
 _ENHANCED = re.compile(r"^\s*([245])\.(\d{1,3})\.(\d{1,3})\b")
 
@@ -44,9 +45,9 @@ class Envelope:
     data: bytes
 
     @classmethod
-    def of(cls, message: EmailMessage) -> Envelope:
-        """The envelope of a built message (recipient from To)."""
-        return cls(envelope_sender(message), str(message["To"]), flatten(message))
+    def of(cls, message: EmailMessage, settings: Settings) -> Envelope:
+        """The envelope of a built message (recipient from To), DKIM-signed if configured."""
+        return cls(envelope_sender(message), str(message["To"]), sign(flatten(message), settings))
 
 
 class Failure(StrEnum):

@@ -35,6 +35,9 @@ from digest.models import (
 from digest.render import DigestView, PaperView, Rendered, Renderer
 from digest.tokens import PREFERENCES, UNSUBSCRIBE, make_token
 
+# The web app serves a digest's full list at /digests/{token}/{digest_id}.
+DIGESTS_LINK = "digests"
+
 
 def period_key(cadence: str, timezone: str, now: datetime) -> str | None:
     """The period `now` falls in for a subscriber; None on a day they get nothing."""
@@ -230,6 +233,12 @@ def plan(engine: Engine, matcher: Matcher, settings: Settings, now: datetime) ->
     return report
 
 
+def hf_url(row: Any) -> str | None:
+    """The paper's Hugging Face page, when it came from HF Daily Papers (or has upvotes)."""
+    from_hf = row.upvotes is not None or any("hf" in s or "hugging" in s for s in row.sources)
+    return f"https://huggingface.co/papers/{row.arxiv_id}" if row.arxiv_id and from_hf else None
+
+
 def paper_views(
     conn: Connection, choices: Iterable[Choice], papers: Mapping[int, Any] | None = None
 ) -> list[PaperView]:
@@ -239,19 +248,28 @@ def paper_views(
     if rows is None:
         query = sa.select(PAPERS).where(PAPERS.c.id.in_([c.paper_id for c in chosen]))
         rows = {row.id: row for row in conn.execute(query)}
-    return [
-        PaperView(
-            title=rows[c.paper_id].title,
-            abstract=rows[c.paper_id].abstract,
-            url=rows[c.paper_id].url,
-            authors=rows[c.paper_id].authors,
-            categories=rows[c.paper_id].categories,
-            interest=c.interest,
-            terms=c.terms,
-            upvotes=rows[c.paper_id].upvotes,
+    views = []
+    for c in chosen:
+        row = rows[c.paper_id]
+        published = row.published_at or row.first_seen_at
+        views.append(
+            PaperView(
+                title=row.title,
+                abstract=row.abstract,
+                url=row.url,
+                authors=row.authors,
+                categories=row.categories,
+                interest=c.interest,
+                terms=c.terms,
+                upvotes=row.upvotes,
+                pdf_url=row.pdf_url,
+                hf_url=hf_url(row),
+                # A code link column may come from the sources work; shown when present.
+                code_url=row._mapping.get("code_url"),
+                published=published.date() if published else None,
+            )
         )
-        for c in chosen
-    ]
+    return views
 
 
 def digest_view(
@@ -263,8 +281,9 @@ def digest_view(
     more_count: int,
     *,
     papers: Mapping[int, Any] | None = None,
+    digest_id: int | None = None,
 ) -> DigestView:
-    """The template context of one subscriber's digest."""
+    """The template context of one subscriber's digest (`digest_id` links the full list)."""
     secret, base = settings.secret_key.get_secret_value(), settings.base_url.rstrip("/")
 
     def link(purpose: str) -> str:
@@ -279,6 +298,14 @@ def digest_view(
         more_count=more_count,
         unsubscribe_url=link(UNSUBSCRIBE),
         preferences_url=link(PREFERENCES),
+        more_url=f"{link(DIGESTS_LINK)}/{digest_id}" if digest_id and more_count else "",
+        subscribed=list(
+            conn.execute(
+                sa.select(INTERESTS.c.query)
+                .where(INTERESTS.c.subscriber_id == subscriber.id)
+                .order_by(INTERESTS.c.position)
+            ).scalars()
+        ),
     )
 
 

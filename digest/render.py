@@ -1,40 +1,63 @@
-"""Jinja2 templates -> subject, text and HTML; and the email message with its headers."""
+"""Jinja2 templates -> subject, text and HTML (CSS inlined) for digests and account emails."""
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
-from datetime import datetime
-from email import policy
-from email.headerregistry import Address, BaseHeader, HeaderRegistry
-from email.message import EmailMessage
-from email.utils import format_datetime, parseaddr
+import traceback
+from dataclasses import dataclass, field, replace
+from datetime import date
 from pathlib import Path
+from typing import Any
 
+import css_inline
 import jinja2
 
 from digest import resource_dir
 from digest.config import Settings
+from digest.emailtext import (
+    authors_line,
+    clip,
+    highlight,
+    one_line,
+    shorten,
+    subject_for,
+    web_url,
+    wrap,
+)
+from digest.message import (
+    MESSAGE_POLICY,
+    Rendered,
+    build_message,
+    list_name,
+    message_domain,
+)
+
+__all__ = [
+    "MESSAGE_POLICY",
+    "ConfirmView",
+    "DigestView",
+    "GoodbyeView",
+    "PaperView",
+    "RenderError",
+    "Rendered",
+    "Renderer",
+    "build_message",
+    "message_domain",
+    "shorten",
+    "subject_for",
+]
+
+TEMPLATE_SUFFIXES = (".html", ".txt")
 
 
-class _HeaderClasses(HeaderRegistry):
-    """The stdlib registry builds a new class per header set; build each one once."""
+class RenderError(Exception):
+    """A template failed; the email must not be sent. Says which file and line."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._made: dict[str, type[BaseHeader]] = {}
-
-    def __getitem__(self, name: str) -> type[BaseHeader]:
-        key = name.lower()
-        made = self._made.get(key)
-        if made is None:
-            made = self._made[key] = super().__getitem__(name)
-        return made
-
-
-# Long URL headers (List-Unsubscribe) must stay plain text, not RFC 2047 encoded words.
-MESSAGE_POLICY = policy.default.clone(max_line_length=998, header_factory=_HeaderClasses())
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s")
+    def __init__(self, template: str, line: int | None, problem: str) -> None:
+        where = f"{template}:{line}" if line else template
+        super().__init__(f"template error in {where}: {problem}")
+        self.template = template
+        self.line = line
+        self.problem = problem
 
 
 @dataclass(frozen=True)
@@ -49,6 +72,47 @@ class PaperView:
     interest: str
     terms: tuple[str, ...]
     upvotes: int | None = None
+    pdf_url: str | None = None
+    hf_url: str | None = None
+    code_url: str | None = None
+    published: date | None = None
+
+    @property
+    def link(self) -> str | None:
+        """The paper's page, if it is a web link (never javascript: and the like)."""
+        return web_url(self.url)
+
+    @property
+    def links(self) -> list[tuple[str, str]]:
+        """(label, URL) of every web link the paper has, abstract page first."""
+        pairs = [
+            ("Abstract", self.url),
+            ("PDF", self.pdf_url),
+            ("Hugging Face", self.hf_url),
+            ("Code", self.code_url),
+        ]
+        return [(label, url) for label, raw in pairs if (url := web_url(raw))]
+
+    @property
+    def why(self) -> str:
+        """Why the subscriber got this paper: their interest and the terms that matched."""
+        interest = clip(self.interest, 80)
+        terms = ", ".join(f"“{clip(t, 40)}”" for t in self.terms[:6])
+        if not terms:
+            return f"it matched your interest “{interest}”."
+        return f"your interest “{interest}” matched {terms}."
+
+    @property
+    def meta(self) -> list[str]:
+        """Categories, date and upvotes, for the line under the authors."""
+        parts = []
+        if self.categories:
+            parts.append(", ".join(clip(c, 30) for c in self.categories[:4]))
+        if self.published:
+            parts.append(self.published.isoformat())
+        if self.upvotes is not None:
+            parts.append(f"{self.upvotes} upvote{'s' * (self.upvotes != 1)}")
+        return parts
 
 
 @dataclass(frozen=True)
@@ -62,44 +126,59 @@ class DigestView:
     more_count: int = 0
     unsubscribe_url: str = ""
     preferences_url: str = ""
+    more_url: str = ""
     extra: dict[str, str] = field(default_factory=dict)
+    subscribed: list[str] = field(default_factory=list)
+
+    @property
+    def all_interests(self) -> list[str]:
+        """Every interest the subscriber has (for the footer), else those that matched."""
+        return self.subscribed or self.interests
+
+    @property
+    def groups(self) -> list[tuple[str, list[tuple[int, PaperView]]]]:
+        """Papers grouped by the interest that matched, groups in order of their best paper."""
+        grouped: dict[str, list[PaperView]] = {}
+        for paper in self.papers:
+            grouped.setdefault(paper.interest, []).append(paper)
+        numbers = iter(range(1, len(self.papers) + 1))
+        return [(name, [(next(numbers), p) for p in papers]) for name, papers in grouped.items()]
+
+    @property
+    def preheader(self) -> str:
+        """The line inboxes show after the subject."""
+        if not self.papers:
+            return ""
+        top = clip(self.papers[0].title, 90)
+        rest = len(self.papers) - 1
+        return f"Top: {top}" + (f" (and {rest} more)" if rest else "")
 
 
 @dataclass(frozen=True)
-class Rendered:
-    """A rendered email body."""
+class ConfirmView:
+    """A double opt-in email: the link that confirms a subscription."""
 
-    subject: str
-    text: str
-    html: str
-
-
-def shorten(text: str, limit: int = 400) -> str:
-    """Cut `text` at a sentence boundary near `limit` characters, else at a word."""
-    if len(text) <= limit:
-        return text
-    ends = [m.start() for m in _SENTENCE_END.finditer(text) if m.start() <= limit]
-    if ends and ends[-1] >= limit // 2:
-        return text[: ends[-1]]
-    return text[:limit].rsplit(" ", 1)[0].rstrip(",;:") + " …"
+    email: str
+    confirm_url: str
+    interests: list[str] = field(default_factory=list)
 
 
-def authors_line(authors: list[str], keep: int = 3) -> str:
-    """'A, B, C et al.' past `keep` names."""
-    if len(authors) <= keep:
-        return ", ".join(authors)
-    return ", ".join(authors[:keep]) + " et al."
+@dataclass(frozen=True)
+class GoodbyeView:
+    """The email that confirms an unsubscription, with a way back."""
+
+    email: str
+    resubscribe_url: str
 
 
-def subject_for(count: int, interests: list[str]) -> str:
-    """'7 new papers on X, Y and 2 more interests'."""
-    noun = "paper" if count == 1 else "papers"
-    if len(interests) <= 2:
-        topics = " and ".join(interests)
-    else:
-        rest = len(interests) - 2
-        topics = f"{interests[0]}, {interests[1]} and {rest} more interest{'s' * (rest > 1)}"
-    return f"{count} new {noun} on {topics}"
+def _template_location(exc: BaseException) -> tuple[str, int | None]:
+    """The template file and line an exception was raised from (Jinja rewrites frames)."""
+    if isinstance(exc, jinja2.TemplateSyntaxError):
+        return exc.filename or exc.name or "?", exc.lineno
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if frame.filename.endswith(TEMPLATE_SUFFIXES):
+            return frame.filename, frame.lineno
+    return "?", None
 
 
 class Renderer:
@@ -118,44 +197,60 @@ class Renderer:
             lstrip_blocks=True,
             keep_trailing_newline=True,
         )
-        self.env.filters["shorten"] = shorten
-        self.env.filters["authors"] = authors_line
+        self.env.filters.update(
+            shorten=shorten,
+            authors=authors_line,
+            clip=clip,
+            highlight=highlight,
+            one_line=one_line,
+            wrap=wrap,
+        )
+        self.inliner = css_inline.CSSInliner(
+            keep_at_rules=True, load_remote_stylesheets=False, minify_css=True
+        )
+
+    def _render(self, name: str, context: dict[str, Any]) -> str:
+        try:
+            return self.env.get_template(name).render(context)
+        except jinja2.TemplateNotFound as exc:
+            raise RenderError(name, None, f"template not found: {exc.name}") from exc
+        except Exception as exc:
+            template, line = _template_location(exc)
+            raise RenderError(template, line, f"{type(exc).__name__}: {exc}") from exc
+
+    def _page(self, kind: str, subject: str, **context: Any) -> Rendered:
+        context.update(subject=subject, settings=self.settings, list_name=list_name(self.settings))
+        text = self._render(f"email/{kind}.txt", context)
+        html = self._render(f"email/{kind}.html", context)
+        try:
+            html = self.inliner.inline(html)
+        except (css_inline.InlineError, ValueError) as exc:
+            raise RenderError(f"email/{kind}.html", None, f"CSS inlining: {exc}") from exc
+        return Rendered(subject=one_line(subject), text=text, html=html)
+
+    def _digest_once(self, view: DigestView) -> Rendered:
+        subject = subject_for(len(view.papers), [name for name, _ in view.groups])
+        rendered = self._page("digest", subject, digest=view)
+        return replace(rendered, shown=len(view.papers))
 
     def digest(self, view: DigestView) -> Rendered:
-        """Render a digest's subject, text part and HTML part."""
-        subject = subject_for(len(view.papers), view.interests)
-        context = {"digest": view, "subject": subject, "settings": self.settings}
-        text = self.env.get_template("email/digest.txt").render(context)
-        html = self.env.get_template("email/digest.html").render(context)
-        return Rendered(subject=subject, text=text, html=html)
+        """Render a digest; papers past the HTML size limit move to 'and N more'."""
+        rendered = self._digest_once(view)
+        budget = self.settings.email_max_bytes
+        while len(rendered.html.encode()) > budget and len(view.papers) > 1:
+            size, count = len(rendered.html.encode()), len(view.papers)
+            keep = min(count - 1, max(1, count * budget // size))
+            more = view.more_count + count - keep
+            view = replace(view, papers=view.papers[:keep], more_count=more)
+            rendered = self._digest_once(view)
+        return rendered
 
+    def confirm(self, view: ConfirmView) -> Rendered:
+        """Render the email that asks a new subscriber to confirm."""
+        subject = f"Confirm your subscription to {list_name(self.settings)}"
+        return self._page("confirm", subject, confirm=view)
 
-def message_domain(settings: Settings) -> str:
-    """The domain of the From address, for Message-IDs."""
-    address = parseaddr(settings.from_)[1]
-    return address.rpartition("@")[2] or "localhost"
-
-
-def build_message(
-    rendered: Rendered,
-    *,
-    to: str,
-    settings: Settings,
-    message_id: str,
-    date: datetime,
-    unsubscribe_url: str,
-) -> EmailMessage:
-    """A multipart/alternative message (text, then HTML) with its headers."""
-    name, address = parseaddr(settings.from_)
-    message = EmailMessage(policy=MESSAGE_POLICY)
-    message["Subject"] = rendered.subject
-    message["From"] = Address(display_name=name, addr_spec=address)
-    message["To"] = to
-    message["Date"] = format_datetime(date)
-    message["Message-ID"] = message_id
-    message["List-Unsubscribe"] = f"<{unsubscribe_url}>"
-    message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    message["Auto-Submitted"] = "auto-generated"
-    message.set_content(rendered.text)
-    message.add_alternative(rendered.html, subtype="html")
-    return message
+    def goodbye(self, view: GoodbyeView) -> Rendered:
+        """Render the email that confirms an unsubscription."""
+        subject = f"You are unsubscribed from {list_name(self.settings)}"
+        return self._page("goodbye", subject, goodbye=view)

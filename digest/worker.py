@@ -20,6 +20,7 @@ from digest.match import Matcher
 from digest.models import DigestStatus
 from digest.planning import PlanReport, plan
 from digest.render import Renderer
+from digest.signing import SigningError
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,12 @@ async def send_due(
                 if not ids:
                     return
                 claimed += len(ids)
-                jobs, closed = outbox.prepare(ids, clock())
+                try:
+                    jobs, closed = outbox.prepare(ids, clock())
+                except SigningError as exc:  # the operator's DKIM key: our problem, stop
+                    abort.append(SendError(str(exc), Failure.sender))
+                    report.released += outbox.release(ids, str(exc))
+                    return
                 report.outcomes.extend(closed)
                 for start in range(0, len(jobs), workers):
                     if halted():

@@ -1,128 +1,177 @@
-"""Rendering: a multipart/alternative message with safe content and headers."""
+"""Rendering: content of the digest, escaping of hostile input, templates and their errors."""
 
 from __future__ import annotations
 
-from email import message_from_bytes, policy
-from email.message import EmailMessage
+import os
+import re
 from pathlib import Path
 
+import html5lib
 import pytest
 
-from digest.config import Settings
-from digest.mailer import flatten
-from digest.models import utcnow
-from digest.render import (
-    DigestView,
-    PaperView,
-    Renderer,
-    build_message,
-    shorten,
-    subject_for,
-)
+from digest.emailtext import highlight, shorten, subject_for, wrap
+from digest.render import ConfirmView, GoodbyeView, Renderer, RenderError
+from tests.emailkit import HOSTILE, digest_view, email_settings, paper
+
+SNAPSHOTS = Path(__file__).parent / "snapshots"
 
 
-@pytest.fixture
-def settings() -> Settings:
-    """Settings for rendering only (no database, no SMTP)."""
-    return Settings(from_="Paper Digest <digest@digest.test>", base_url="https://digest.test")
+def assert_valid_html5(html: str) -> None:
+    """Parse with a strict HTML5 parser: any parse error fails."""
+    html5lib.HTMLParser(strict=True).parse(html)
 
 
-HOSTILE = PaperView(
-    title="<script>alert(1)</script> Diffusion & Friends",
-    abstract="We show <b>bold</b> claims. " * 40,
-    url="https://arxiv.org/abs/2401.00001",
-    authors=["A. One", "B. Two", "C. Three", "D. Four"],
-    categories=["cs.LG"],
-    interest='diffusion "<img src=x>"',
-    terms=("diffusion",),
-)
+def test_digest_groups_papers_by_interest_best_first() -> None:
+    papers = [paper(1), paper(2, interest="quantization", terms=("quantization",)), paper(3)]
+    rendered = Renderer(email_settings()).digest(digest_view(papers))
+    assert rendered.subject == "3 new papers on mixture of experts and quantization"
+    text = rendered.text
+    moe, quant = text.index("== mixture of experts (2) =="), text.index("== quantization (1) ==")
+    assert moe < text.index("1.  Sparse") < text.index("2.  Sparse") < quant < text.index("3.  ")
+    assert text.index("part 3") < quant  # paper 3 joins its interest's group
+    html = rendered.html
+    assert html.index("part 1") < html.index("part 3") < html.index("part 2")
 
 
-def view(papers: list[PaperView], more: int = 0) -> DigestView:
-    return DigestView(
-        email="reader@example.org",
-        period="2026-11-26",
-        papers=papers,
-        interests=list(dict.fromkeys(p.interest for p in papers)),
-        more_count=more,
-        unsubscribe_url="https://digest.test/unsubscribe/" + "x" * 90,
-    )
+def test_each_paper_shows_its_details_links_and_why() -> None:
+    rendered = Renderer(email_settings()).digest(digest_view([paper(7)]))
+    html, text = rendered.html, rendered.text
+    for needle in (
+        'href="https://arxiv.org/abs/2611.00007"',
+        'href="https://arxiv.org/pdf/2611.00007"',
+        'href="https://huggingface.co/papers/2611.00007"',
+        'href="https://github.com/example/moe"',
+        "Ada Lovelace, Grace Hopper, Alan Turing et al.",
+        "cs.LG, cs.CL · 2026-11-25 · 12 upvotes",
+        "your interest “mixture of experts” matched “mixture of experts”, “experts”.",
+    ):
+        assert needle in html
+    assert '<mark class="hl"' in html and ">mixture-of-experts</mark>" in html
+    assert "PDF:          https://arxiv.org/pdf/2611.00007" in text
+    assert "Code:         https://github.com/example/moe" in text
+    assert "<mark" not in text
+    assert "Top: Sparse mixture of experts at scale, part 7" in html  # preheader
 
 
-def message_for(settings: Settings, digest: DigestView) -> EmailMessage:
-    rendered = Renderer(settings).digest(digest)
-    built = build_message(
-        rendered,
-        to=digest.email,
-        settings=settings,
-        message_id="<digest.1.p@digest.test>",
-        date=utcnow(),
-        unsubscribe_url=digest.unsubscribe_url,
-    )
-    parsed = message_from_bytes(flatten(built), policy=policy.default)
-    assert isinstance(parsed, EmailMessage)
-    return parsed
+def test_footer_has_preferences_unsubscribe_reason_and_identity() -> None:
+    view = digest_view([paper(1)], more=4, more_url="https://digest.test/digests/t/9")
+    rendered = Renderer(email_settings()).digest(view)
+    html, text = rendered.html, rendered.text
+    assert 'href="https://digest.test/preferences/tok-p"' in html
+    assert f'href="{view.unsubscribe_url}"' in html
+    assert "subscribed to Paper Digest with this interest" in " ".join(html.split())
+    assert "Example Lab, 1 Main Street, Cambridge CB1 1AA, UK" in html
+    assert "And 4 more matched" in html and 'href="https://digest.test/digests/t/9"' in html
+    assert "See the full list: https://digest.test/digests/t/9" in text
+    assert f"Unsubscribe: {view.unsubscribe_url}" in text
+    assert "Preferences: https://digest.test/preferences/tok-p" in text
+    assert "Example Lab, 1 Main Street" in text
 
 
-def test_message_structure_and_headers(settings: Settings) -> None:
-    message = message_for(settings, view([HOSTILE], more=3))
-    assert message.get_content_type() == "multipart/alternative"
-    assert [p.get_content_type() for p in message.iter_parts()] == ["text/plain", "text/html"]
-    assert message["From"] == "Paper Digest <digest@digest.test>"
-    assert message["To"] == "reader@example.org"
-    assert message["Message-ID"] == "<digest.1.p@digest.test>"
-    assert message["Date"]
-    assert message["Subject"] == '1 new paper on diffusion "<img src=x>"'
-    assert message["List-Unsubscribe"] == "<https://digest.test/unsubscribe/" + "x" * 90 + ">"
-    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+def test_html_is_self_contained_inlined_and_dark_mode_ready() -> None:
+    html = Renderer(email_settings()).digest(digest_view([paper(1), paper(2)])).html
+    assert_valid_html5(html)
+    assert '<meta name="color-scheme" content="light dark">' in html
+    assert "<script" not in html and "<link" not in html
+    assert re.search(r'<h2 dir="auto" style="[^"]*font-size:17px', html)  # inlined
+    style = re.findall(r"<style>(.*?)</style>", html, re.S)
+    assert len(style) == 1 and "@media (max-width:620px)" in style[0]
+    assert "prefers-color-scheme:dark" in style[0] and ".ab{margin" not in style[0]
 
 
-def test_paper_and_interest_text_is_escaped_in_html(settings: Settings) -> None:
-    message = message_for(settings, view([HOSTILE], more=3))
-    html_part = message.get_body(preferencelist=("html",))
-    text_part = message.get_body(preferencelist=("plain",))
-    assert html_part is not None and text_part is not None
-    html = html_part.get_content()
-    assert "<script>" not in html and "&lt;script&gt;" in html
-    assert "<img src=x>" not in html
-    assert "<b>bold</b>" not in html
-    assert 'href="https://digest.test/unsubscribe/' in html
-    text = text_part.get_content()
+def test_hostile_paper_and_interest_text_is_shown_as_text() -> None:
+    rendered = Renderer(email_settings()).digest(digest_view(HOSTILE))
+    html, text = rendered.html, rendered.text
+    assert_valid_html5(html)
+    assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<img" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert "<b>" not in html and "javascript:" not in html
+    assert "X-Evil" in html and "\r" not in html
+    assert "Diffusion &amp; Friends" in html
+    titles = re.findall(r'<h2 dir="auto"[^>]*>(.*?)</h2>', html, re.S)
+    assert any("الكبيرة للترجمة الآلية" in t for t in titles)  # direction from the text
+    assert "🚀 Rocket-fast LLMs 🤖 with $O(n \\log n)$" in html
+    assert r"\frac{1}{2}" in text
+    assert "T" * 2001 not in html and "T" * 2001 not in text  # 5,000-character title clipped
     assert "<script>alert(1)</script> Diffusion & Friends" in text
-    assert "A. One, B. Two, C. Three et al." in text
-    assert "And 3 more matched" in text
-    assert "Unsubscribe: https://digest.test/unsubscribe/" in text
-    assert max(len(line) for line in text.splitlines() if "://" not in line) <= 78
+    long_lines = [line for line in text.splitlines() if len(line) > 76 and "://" not in line]
+    assert long_lines == []
 
 
-def test_header_injection_is_refused(settings: Settings) -> None:
-    digest = view([HOSTILE])
-    rendered = Renderer(settings).digest(digest)
-    with pytest.raises(ValueError):
-        build_message(
-            rendered,
-            to="a@example.org\r\nBcc: victim@example.org",
-            settings=settings,
-            message_id="<x@y>",
-            date=utcnow(),
-            unsubscribe_url=digest.unsubscribe_url,
-        )
+def test_text_part_matches_snapshot() -> None:
+    view = digest_view(
+        [paper(1), paper(2, interest="quantization", terms=("quantization",)), paper(3)],
+        more=5,
+        more_url="https://digest.test/digests/tok-d/42",
+    )
+    text = Renderer(email_settings()).digest(view).text
+    snapshot = SNAPSHOTS / "digest.txt"
+    if os.environ.get("DIGEST_UPDATE_SNAPSHOTS") == "1":
+        snapshot.write_text(text, encoding="utf-8")
+    assert text == snapshot.read_text(encoding="utf-8")
 
 
-def test_operator_templates_override_the_bundled_ones(settings: Settings, tmp_path: Path) -> None:
+def test_confirm_and_goodbye_emails() -> None:
+    renderer = Renderer(email_settings())
+    confirm = renderer.confirm(
+        ConfirmView("new@example.org", "https://digest.test/confirm/tok-c", ["<b>rag</b>"])
+    )
+    assert confirm.subject == "Confirm your subscription to Paper Digest"
+    assert 'href="https://digest.test/confirm/tok-c"' in confirm.html
+    assert "&lt;b&gt;rag&lt;/b&gt;" in confirm.html
+    assert "https://digest.test/confirm/tok-c" in confirm.text
+    assert_valid_html5(confirm.html)
+    goodbye = renderer.goodbye(GoodbyeView("old@example.org", "https://digest.test/"))
+    assert goodbye.subject == "You are unsubscribed from Paper Digest"
+    assert "old@example.org will not receive any more digests" in goodbye.text
+    assert 'href="https://digest.test/"' in goodbye.html
+    assert_valid_html5(goodbye.html)
+
+
+def test_operator_templates_override_the_bundled_ones(tmp_path: Path) -> None:
     (tmp_path / "email").mkdir()
     (tmp_path / "email" / "digest.txt").write_text("Custom: {{ digest.papers | length }}\n")
-    custom = settings.model_copy(update={"templates_dir": tmp_path})
-    rendered = Renderer(custom).digest(view([HOSTILE]))
+    rendered = Renderer(email_settings(templates_dir=tmp_path)).digest(digest_view([paper(1)]))
     assert rendered.text == "Custom: 1\n"
     assert "<!DOCTYPE html>" in rendered.html  # not overridden: the bundled one
 
 
-def test_subject_and_shortening() -> None:
+@pytest.mark.parametrize(
+    ("source", "line", "problem"),
+    [
+        ("line one\n{% for p in digest.papers %}\n{{ p.title }\n", 3, "TemplateSyntaxError"),
+        ("ok\nok\n{{ digest.no_such_field }}\n", 3, "no_such_field"),
+        ("{{ 1 // 0 }}\n", 1, "ZeroDivisionError"),
+    ],
+)
+def test_template_errors_name_file_and_line(
+    tmp_path: Path, source: str, line: int, problem: str
+) -> None:
+    (tmp_path / "email").mkdir()
+    path = tmp_path / "email" / "digest.txt"
+    path.write_text(source)
+    with pytest.raises(RenderError) as caught:
+        Renderer(email_settings(templates_dir=tmp_path)).digest(digest_view([paper(1)]))
+    assert caught.value.line == line
+    assert caught.value.template.endswith("email/digest.txt")
+    assert f"digest.txt:{line}" in str(caught.value) and problem in str(caught.value)
+
+
+def test_text_helpers() -> None:
     assert subject_for(7, ["moe", "llm quantization", "rag", "ssm"]) == (
         "7 new papers on moe, llm quantization and 2 more interests"
     )
     assert subject_for(1, ["a", "b", "c"]) == "1 new paper on a, b and 1 more interest"
+    assert subject_for(2, ["x\r\nBcc: y@z"]) == "2 new papers on x Bcc: y@z"
     text = "First sentence here. Second one is longer than that. Third."
     assert shorten(text, 40) == "First sentence here."
     assert shorten("word " * 100, 50).endswith("…")
+    assert str(highlight("In-context <learning>", ["in context"])) == (
+        '<mark class="hl">In-context</mark> &lt;learning&gt;'
+    )
+    assert str(highlight("contextual", ["context"])) == "contextual"
+    assert (
+        wrap("x" * 100 + " https://example.org/" + "y" * 90, 40)
+        .splitlines()[-1]
+        .startswith("https://")
+    )
