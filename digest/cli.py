@@ -13,7 +13,6 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 from sqlalchemy import Engine
 
 from digest import db
@@ -158,17 +157,20 @@ def sources() -> None:
     settings = _settings()
     with _engine(settings) as engine:
         rows = source_status(engine, settings)
-    table = Table(title="Sources")
-    for column in ("Source", "Kind", "Last run", "Fetched", "New", "Updated", "Skipped", "Result"):
-        table.add_column(column)
+    if not rows:
+        console.print("no sources configured (DIGEST_SOURCES) and no ingest recorded")
     for name, kind, run in rows:
         if run is None:
-            table.add_row(name, kind, "never", "", "", "", "", "")
+            console.print(f"{name} ({kind}): never ingested", highlight=False)
             continue
-        outcome = run.error or ("not modified" if run.not_modified else "ok")
-        counts = (run.fetched, run.new, run.updated, run.skipped)
-        table.add_row(name, kind, f"{run.finished_at:%Y-%m-%d %H:%M}", *map(str, counts), outcome)
-    console.print(table)
+        outcome = f"error: {run.error}" if run.error else "ok"
+        if run.not_modified:
+            outcome += " (not modified)"
+        console.print(
+            f"{name} ({kind}): {run.finished_at:%Y-%m-%d %H:%M} UTC, fetched {run.fetched}, "
+            f"new {run.new}, updated {run.updated}, skipped {run.skipped}; {outcome}",
+            highlight=False,
+        )
 
 
 @app.command()

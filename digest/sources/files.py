@@ -21,7 +21,7 @@ FORMATS: tuple[str, ...] = get_args(FileFormat)
 def detect_format(data: bytes, name: str = "") -> FileFormat:
     """Tell a file's format from its first bytes (and its name for JSONL)."""
     head = data[:4000].lstrip(b"\xef\xbb\xbf \t\r\n")
-    if head.startswith(b"["):
+    if head.startswith(b"[") or (head.startswith(b"{") and name.endswith(".json")):
         return "hf"
     if head.startswith(b"{") or name.endswith(".jsonl"):
         return "jsonl"
@@ -33,7 +33,8 @@ def detect_format(data: bytes, name: str = "") -> FileFormat:
         if b"<rdf:RDF" in head and b"arxiv.org" in head:
             return "arxiv"
         return "feed"
-    raise SourceError(f"{name or 'input'}: cannot tell the format; pass --format ({FORMATS})")
+    choices = ", ".join(FORMATS)
+    raise SourceError(f"cannot tell the format of {name or 'the input'}; pass --format ({choices})")
 
 
 def parse_bytes(data: bytes, fmt: FileFormat, origin: str) -> Batch:

@@ -11,7 +11,7 @@ _TAG = re.compile(r"<[^>]{0,500}>")
 # A $...$ span that looks like math: no blank at either edge, and a LaTeX sign or a short
 # token inside, so prices such as "$800 and $5" stay as they are.
 _MATH = re.compile(r"\$(?=\S)([^$]{1,300}?)(?<=\S)\$")
-_MATH_SIGN = re.compile(r"[\\^_{}]")
+_MATH_SIGN = re.compile(r"[\\^_{}=<>+]")
 _TEXT_MACRO = re.compile(
     r"\\(?:textbf|textit|emph|texttt|textsc|textrm|mathrm|mathbf|underline)\{([^{}]*)\}"
 )
