@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import random
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -55,8 +56,9 @@ def source_settings(site: Site, *sources: dict[str, Any]) -> Settings:
 
 
 def test_configured_sources_one_row_per_paper_and_a_dead_source_stops_nothing(
-    engine: Engine, site: Site
+    engine: Engine, site: Site, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="digest.sources")
     site.file("/rss/cs.LG+cs.CL", "arxiv-listing-day1.xml", ETag='"day1"')
     site.file("/api/daily_papers", "hf-daily-2026-11-20.json")
     site.route("/down.xml", Reply(503))
@@ -82,6 +84,12 @@ def test_configured_sources_one_row_per_paper_and_a_dead_source_stops_nothing(
     assert lines["cut"] == "cut: fetched 3, new 2, updated 0, unchanged 0, skipped 2"
     assert lines["lab"] == "lab: fetched 3, new 3, updated 0, unchanged 0, skipped 0"
     assert site.hits("/api/daily_papers")[0].query == "date=2026-11-20"
+    logged = [r.getMessage() for r in caplog.records]
+    assert all(line in logged for line in lines.values())
+    assert any(
+        m.startswith("cut: skipped ") and m.endswith("entry cut off by the malformed document")
+        for m in logged
+    )
 
     rows = paper_rows(engine)
     assert len(rows) == 5 + 1 + 2 + 3
