@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from sqlalchemy import Engine
 
@@ -125,7 +126,12 @@ def ingest(
         with _engine(settings) as engine:
             result = ingest_path(engine, Path(target), FormatChoice(fmt).value if fmt else None)
     else:
-        config = SourceConfig(kind=source.value, categories=category or [], url=target)
+        try:
+            config = SourceConfig(kind=source.value, categories=category or [], url=target)
+        except ValidationError as exc:
+            problems = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
+            err.print(f"[red]error:[/] {problems}", highlight=False)
+            raise typer.Exit(2) from exc
         since = day.date() if day else None
         with _engine(settings) as engine:
             result = ingest_source(

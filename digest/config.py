@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -18,6 +19,7 @@ class SmtpSecurity(StrEnum):
     tls = "tls"
 
 
+_CATEGORY = re.compile(r"[a-z][a-z-]*(?:\.[A-Za-z][A-Za-z-]*)?")
 SourceKind = Literal["arxiv", "arxiv-api", "hf", "feed"]
 
 
@@ -29,6 +31,22 @@ class SourceConfig(BaseModel):
     categories: list[str] = Field(default_factory=list, description="arXiv categories.")
     url: str | None = Field(default=None, description="Feed URL (kind feed).")
     days: int = Field(default=2, ge=1, le=60, description="arxiv-api: days back to fetch.")
+
+    @field_validator("categories")
+    @classmethod
+    def _arxiv_categories(cls, value: list[str]) -> list[str]:
+        for category in value:
+            if not _CATEGORY.fullmatch(category):
+                raise ValueError(f"{category!r} is not an arXiv category such as cs.LG or hep-th")
+        return value
+
+    @model_validator(mode="after")
+    def _complete(self) -> SourceConfig:
+        if self.kind in ("arxiv", "arxiv-api") and not self.categories:
+            raise ValueError(f'an {self.kind} source needs categories, e.g. ["cs.LG"]')
+        if self.kind == "feed" and not self.url:
+            raise ValueError("a feed source needs a url")
+        return self
 
     def label(self) -> str:
         """The source's name, or one derived from its kind and target."""

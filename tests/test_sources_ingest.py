@@ -21,6 +21,7 @@ from digest.models import INGEST_RUNS, PAPERS
 from digest.sources.files import ingest_path
 from digest.sources.http import Http
 from digest.sources.runner import ingest_configured, ingest_source
+from tests.conftest import SmtpSink
 from tests.sources_server import FIXTURES, FakeClock, Reply, Site, serve
 
 T1 = datetime(2026, 11, 20, 6, 0, tzinfo=UTC)
@@ -239,3 +240,37 @@ def test_cli_ingest_files_detects_or_takes_the_format(
     odd.write_text("title\n", encoding="utf-8")
     assert "cannot tell the format" in cli(cli_env, "ingest", str(odd), code=1)
     assert "no such file" in cli(cli_env, "ingest", str(tmp_path / "absent.jsonl"), code=2)
+
+
+def test_a_paper_from_any_source_or_version_reaches_a_subscriber_once(
+    cli_env: dict[str, str], smtp: SmtpSink, engine: Engine
+) -> None:
+    cli(cli_env, "ingest", str(FIXTURES / "arxiv-listing-day1.xml"))
+    cli(cli_env, "subscribe", "ada@example.org", "-i", '"maximal update parametrization"')
+    assert "sent 1" in cli(cli_env, "run")
+    (first,) = smtp.to("ada@example.org")
+    body = first.get_body(("plain",))
+    assert body is not None
+    assert "μP Transfer for Mixture-of-Experts" in str(body.get_content())
+    for name in ("arxiv-listing-day2.xml", "hf-daily-2026-11-20.json", "arxiv-api-page1.xml"):
+        cli(cli_env, "ingest", str(FIXTURES / name))
+    with engine.connect() as conn:
+        versions = conn.execute(
+            sa.select(PAPERS.c.version, PAPERS.c.sources).where(
+                PAPERS.c.canonical_id == "arxiv:2611.10001"
+            )
+        ).all()
+    assert versions == [(2, ["arxiv", "hf"])]
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    assert "sent 0" in cli(cli_env, "run", "--now", tomorrow)
+    assert len(smtp.to("ada@example.org")) == 1
+
+
+def test_bad_source_configuration_is_refused_with_the_reason(cli_env: dict[str, str]) -> None:
+    with pytest.raises(ValueError, match="an arxiv source needs categories"):
+        Settings.model_validate({"sources": [{"kind": "arxiv"}]})
+    with pytest.raises(ValueError, match="'cs LG' is not an arXiv category"):
+        Settings.model_validate({"sources": [{"kind": "arxiv", "categories": ["cs LG"]}]})
+    out = cli(cli_env, "ingest", "--source", "arxiv", code=2)
+    assert "an arxiv source needs categories" in out
+    assert "a feed source needs a url" in cli(cli_env, "ingest", "--source", "feed", code=2)
