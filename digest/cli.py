@@ -143,6 +143,8 @@ def ingest(
                 until=until.date() if until else since,
             )
     report = result.report
+    for problem in report.warnings:
+        err.print(f"[yellow]warning[/] {problem}", highlight=False)
     for problem in report.errors:
         err.print(f"[yellow]skipped[/] {problem}", highlight=False)
     if source is None:

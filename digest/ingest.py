@@ -124,13 +124,14 @@ def describe(exc: ValidationError, whole: str = "line") -> str:
 
 @dataclass
 class IngestReport:
-    """What one ingest did: counts, and every rejected entry with its reason."""
+    """What one ingest did: counts, every rejected entry with its reason, document faults."""
 
     fetched: int = 0
     new: int = 0
     updated: int = 0
     unchanged: int = 0
     errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 def read_jsonl(path: Path, report: IngestReport) -> Iterator[PaperIn]:

@@ -82,7 +82,7 @@ def test_configured_sources_one_row_per_paper_and_a_dead_source_stops_nothing(
     assert lines["dead-lab"].startswith("dead-lab: fetched 0, new 0")
     assert "HTTP 503 Service Unavailable (gave up after 2 attempts)" in lines["dead-lab"]
     assert lines["hf"] == "hf: fetched 3, new 1, updated 1, unchanged 0, skipped 1"
-    assert lines["cut"] == "cut: fetched 3, new 2, updated 0, unchanged 0, skipped 2"
+    assert lines["cut"] == "cut: fetched 3, new 2, updated 0, unchanged 0, skipped 1, warnings 1"
     assert lines["lab"] == "lab: fetched 3, new 3, updated 0, unchanged 0, skipped 0"
     assert site.hits("/api/daily_papers")[0].query == "date=2026-11-20"
     logged = [r.getMessage() for r in caplog.records]

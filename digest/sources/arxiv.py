@@ -71,7 +71,7 @@ def parse_listing(data: bytes, origin: str) -> Batch:
     parsed, problem = load(data, origin)
     batch = Batch()
     if problem:
-        batch.errors.append(problem)
+        batch.warnings.append(problem)
     for index, entry in enumerate(parsed.entries):
         where = f"{origin}: entry {index + 1} ({entry.get('id') or entry.get('link') or '?'})"
         if cut_off(parsed, index, entry):
@@ -106,7 +106,7 @@ def parse_api(data: bytes, origin: str) -> tuple[Batch, int | None]:
     parsed, problem = load(data, origin)
     batch = Batch()
     if problem:
-        batch.errors.append(problem)
+        batch.warnings.append(problem)
     for index, entry in enumerate(parsed.entries):
         ident = entry.get("id", "")
         if "/api/errors" in ident:

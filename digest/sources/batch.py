@@ -23,6 +23,7 @@ class Batch:
 
     papers: list[PaperIn] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     fetched: int = 0
 
     def add(self, where: str, build: Callable[[], dict[str, Any]]) -> PaperIn | None:
@@ -48,6 +49,7 @@ class Batch:
         """Append another batch (the next page of the same source)."""
         self.papers += other.papers
         self.errors += other.errors
+        self.warnings += other.warnings
         self.fetched += other.fetched
 
 

@@ -67,7 +67,7 @@ def parse_feed(data: bytes, origin: str, source: str = "feed") -> Batch:
     parsed, problem = load(data, origin)
     batch = Batch()
     if problem:
-        batch.errors.append(problem)
+        batch.warnings.append(problem)
     for index, entry in enumerate(parsed.entries):
         where = f"{origin}: entry {index + 1} ({entry.get('id') or entry.get('link') or '?'})"
         if cut_off(parsed, index, entry):

@@ -71,6 +71,7 @@ def ingest_path(
             batch = parse_bytes(data, fmt, str(path))
             result.report.fetched = batch.fetched
             result.report.errors = batch.errors
+            result.report.warnings = batch.warnings
             store(engine, batch.papers, result.report, now=now)
     except (SourceError, OSError) as exc:
         result.error = str(exc)

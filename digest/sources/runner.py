@@ -47,6 +47,8 @@ class SourceReport:
             f"{self.source}: fetched {r.fetched}, new {r.new}, updated {r.updated}, "
             f"unchanged {r.unchanged}, skipped {self.skipped}"
         )
+        if r.warnings:
+            text += f", warnings {len(r.warnings)}"
         if self.not_modified:
             text += " (not modified)"
         return f"{text}; error: {self.error}" if self.error else text
@@ -74,6 +76,7 @@ def save_validators(engine: Engine, url: str, found: Validators, now: datetime) 
 def _store(engine: Engine, batch: Batch, result: SourceReport, now: datetime) -> None:
     result.report.fetched += batch.fetched
     result.report.errors += batch.errors
+    result.report.warnings += batch.warnings
     store(engine, batch.papers, result.report, now=now)
 
 
@@ -160,6 +163,8 @@ def ingest_source(
     record(engine, result)
     level = logging.WARNING if result.error else logging.INFO
     log.log(level, "%s", result.line())
+    for problem in result.report.warnings:
+        log.warning("%s: %s", result.source, problem)
     for problem in result.report.errors:
         log.warning("%s: skipped %s", result.source, problem)
     return result
@@ -183,7 +188,7 @@ def record(engine: Engine, result: SourceReport) -> None:
                     skipped=result.skipped,
                     not_modified=result.not_modified,
                     error=result.error,
-                    problems=r.errors[:MAX_PROBLEMS],
+                    problems=[*r.warnings, *r.errors][:MAX_PROBLEMS],
                 )
             )
     except sa.exc.SQLAlchemyError:
