@@ -10,7 +10,7 @@ import pytest
 
 from digest.capture import free_port
 from digest.config import Settings
-from digest.sources.arxiv import fetch_api
+from digest.sources.arxiv import api_pages
 from digest.sources.http import FetchError, Http, Validators, retry_after
 from tests.sources_server import FIXTURES, FakeClock, Reply, Site, serve
 
@@ -128,8 +128,8 @@ def test_arxiv_api_pages_politely_with_a_descriptive_user_agent(site: Site) -> N
     )
     clock = FakeClock()
     with Http(settings, clock=clock) as http:
-        batch = fetch_api(http, settings, ["cs.LG"], date(2026, 11, 19), date(2026, 11, 20))
-    assert [p.identity()[0] for p in batch.papers] == [
+        pages = list(api_pages(http, settings, ["cs.LG"], date(2026, 11, 19), date(2026, 11, 20)))
+    assert [p.identity()[0] for page in pages for p in page.papers] == [
         "arxiv:2611.10001",
         "arxiv:cond-mat/0412498",
         "arxiv:2611.10005",

@@ -274,3 +274,40 @@ def test_bad_source_configuration_is_refused_with_the_reason(cli_env: dict[str, 
     out = cli(cli_env, "ingest", "--source", "arxiv", code=2)
     assert "an arxiv source needs categories" in out
     assert "a feed source needs a url" in cli(cli_env, "ingest", "--source", "feed", code=2)
+
+
+def test_a_failing_page_or_day_keeps_what_came_before(engine: Engine, site: Site) -> None:
+    site.route(
+        "/api/query",
+        Reply(200, (FIXTURES / "arxiv-api-page1.xml").read_bytes()),
+        Reply(503, b"", {"Retry-After": "1"}),
+    )
+    site.route(
+        "/api/daily_papers",
+        Reply(200, (FIXTURES / "hf-daily-2026-11-20.json").read_bytes()),
+        Reply(500),
+    )
+    settings = source_settings(site).model_copy(
+        update={"arxiv_api_url": site.base + "/api/query", "arxiv_page_size": 2}
+    )
+    clock = FakeClock()
+    with Http(settings, clock=clock, rng=random.Random(3)) as http:
+        api = ingest_source(
+            engine, settings, SourceConfig(kind="arxiv-api", categories=["cs.LG"]), T1, http=http
+        )
+        daily = ingest_source(engine, settings, SourceConfig(kind="hf", days=2), T1, http=http)
+    assert api.report.new == 2
+    assert api.error and "HTTP 503" in api.error and "start=2" in site.hits("/api/query")[-1].query
+    assert [h.query for h in site.hits("/api/daily_papers")] == [
+        "date=2026-11-19",
+        "date=2026-11-20",
+        "date=2026-11-20",
+    ]
+    assert daily.report.new == 1  # 2611.10001 came from the API already
+    assert daily.error and "HTTP 500" in daily.error
+    assert 3.0 in clock.sleeps  # the arXiv pace, on top of the retry delays
+    assert set(paper_rows(engine)) == {
+        "arxiv:2611.10001",
+        "arxiv:cond-mat/0412498",
+        "arxiv:2611.10009",
+    }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import date
 from functools import partial
 from typing import Any
@@ -135,14 +136,13 @@ def api_query(categories: list[str], since: date, until: date) -> str:
     return f"({cats}) AND submittedDate:[{since:%Y%m%d}0000 TO {until:%Y%m%d}2359]"
 
 
-def fetch_api(
+def api_pages(
     http: Http, settings: Settings, categories: list[str], since: date, until: date
-) -> Batch:
+) -> Iterator[Batch]:
     """Page through the arXiv API (start/max_results), one request per arxiv_delay seconds."""
     url = settings.arxiv_api_url
     http.pace(url, settings.arxiv_delay)
     query = api_query(categories, since, until)
-    batch = Batch()
     start = 0
     for _ in range(MAX_PAGES):
         params: dict[str, str | int] = {
@@ -154,8 +154,7 @@ def fetch_api(
         }
         fetched = http.get(url, params=params)
         page, total = parse_api(fetched.content, f"{url}?start={start}")
-        batch.extend(page)
+        yield page
         start += page.fetched
         if page.fetched == 0 or total is None or start >= total:
             break
-    return batch

@@ -45,13 +45,6 @@ class Batch:
         self.fetched += 1
         self.errors.append(f"{where}: {reason}")
 
-    def extend(self, other: Batch) -> None:
-        """Append another batch (the next page of the same source)."""
-        self.papers += other.papers
-        self.errors += other.errors
-        self.warnings += other.warnings
-        self.fetched += other.fetched
-
 
 def from_struct(value: struct_time | None) -> datetime | None:
     """A feedparser date (a UTC struct_time) as an aware datetime."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -84,7 +85,7 @@ def _conditional(
     engine: Engine,
     http: Http,
     url: str,
-    parse: Any,
+    parse: Callable[[bytes, str], Batch],
     result: SourceReport,
     now: datetime,
 ) -> None:
@@ -115,11 +116,18 @@ def _fetch(
         http.pace(url, settings.arxiv_delay)
         _conditional(engine, http, url, arxiv.parse_listing, result, now)
     elif config.kind == "arxiv-api":
-        batch = arxiv.fetch_api(http, settings, config.categories, since, until)
-        _store(engine, batch, result, now)
+        # Each page is stored as it arrives: a later page failing loses nothing before it.
+        for page in arxiv.api_pages(http, settings, config.categories, since, until):
+            _store(engine, page, result, now)
     elif config.kind == "hf":
+        failed: list[str] = []
         for day in _days(since, until):
-            _conditional(engine, http, hf.daily_url(settings, day), hf.parse_daily, result, now)
+            try:
+                _conditional(engine, http, hf.daily_url(settings, day), hf.parse_daily, result, now)
+            except (FetchError, SourceError) as exc:
+                failed.append(str(exc))
+        if failed:
+            raise SourceError("; ".join(failed))
     else:
         if not config.url:
             raise SourceError("a feed source needs a url")
