@@ -73,7 +73,9 @@ class PaperIn(BaseModel):
     @field_validator("comment", "journal_ref", "ai_summary")
     @classmethod
     def _clean_optional(cls, value: str | None) -> str | None:
-        return clean_text(value) or None if value is not None else None
+        if value is None:
+            return None
+        return clean_text(value) or None
 
     @field_validator("title")
     @classmethod
