@@ -109,7 +109,7 @@ class Settings(BaseSettings):
     http_backoff: float = Field(default=2.0, ge=0, description="First retry delay, doubled after.")
     http_backoff_max: float = Field(default=120.0, ge=0, description="Longest retry delay.")
     user_agent: str = Field(
-        default="digest/0.1 (self-hosted paper digest; +https://github.com/)",
+        default="digest/0.1 (self-hosted research paper digest)",
         description="User-Agent of every request; put a contact address in it.",
     )
     arxiv_delay: float = Field(default=3.0, ge=0, description="Seconds between arXiv requests.")
