@@ -9,21 +9,25 @@ import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from sqlalchemy import Engine
 
 from digest import db
-from digest.config import Settings
-from digest.ingest import ingest_file
+from digest.config import Settings, SourceConfig
 from digest.mailer import SmtpTransport
 from digest.match import InterestError, SimpleMatcher
 from digest.models import Cadence, DigestStatus, utcnow
 from digest.planning import preview as preview_digest
 from digest.render import Renderer, RenderError
+from digest.sources.files import ingest_path
+from digest.sources.runner import ingest_source
+from digest.sources.runner import status as source_status
 from digest.subscribers import SubscriberError, find
 from digest.subscribers import subscribe as add_subscriber
 from digest.subscribers import unsubscribe as remove_subscriber
@@ -68,19 +72,116 @@ def db_upgrade() -> None:
     console.print(f"Database is up to date: {settings.sqlalchemy_url}")
 
 
+class SourceChoice(StrEnum):
+    """A source to fetch from (`digest ingest --source`)."""
+
+    arxiv = "arxiv"
+    arxiv_api = "arxiv-api"
+    hf = "hf"
+    feed = "feed"
+
+
+class FormatChoice(StrEnum):
+    """A file format (`digest ingest --format`)."""
+
+    jsonl = "jsonl"
+    arxiv = "arxiv"
+    arxiv_api = "arxiv-api"
+    hf = "hf"
+    feed = "feed"
+
+
 @app.command()
 def ingest(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A JSONL file.")],
+    target: Annotated[
+        str | None,
+        typer.Argument(help="A file to store (JSONL or a saved response), or a feed URL."),
+    ] = None,
+    fmt: Annotated[
+        FormatChoice | None,
+        typer.Option("--format", help="The file's format (default: detected from its content)."),
+    ] = None,
+    source: Annotated[
+        SourceChoice | None,
+        typer.Option("--source", help="Fetch from a source instead of reading a file."),
+    ] = None,
+    category: Annotated[
+        list[str] | None,
+        typer.Option("--category", "-c", help="arXiv category, e.g. cs.LG; repeat for more."),
+    ] = None,
+    day: Annotated[
+        datetime | None,
+        typer.Option(
+            "--date", formats=["%Y-%m-%d"], help="hf: the day's list; arxiv-api: the first day."
+        ),
+    ] = None,
+    until: Annotated[
+        datetime | None,
+        typer.Option(formats=["%Y-%m-%d"], help="arxiv-api: the last day (default: --date)."),
+    ] = None,
 ) -> None:
-    """Store the papers of a JSONL file (one JSON object per line); bad lines are reported."""
-    with _engine() as engine:
-        report = ingest_file(engine, file)
+    """Store papers from a file (format detected) or from a source; bad entries are reported."""
+    settings = _settings()
+    if source is None:
+        if target is None or not Path(target).is_file():
+            err.print(f"[red]error:[/] no such file: {target}", highlight=False)
+            raise typer.Exit(2)
+        with _engine(settings) as engine:
+            result = ingest_path(engine, Path(target), FormatChoice(fmt).value if fmt else None)
+    else:
+        try:
+            config = SourceConfig(kind=source.value, categories=category or [], url=target)
+        except ValidationError as exc:
+            problems = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
+            err.print(f"[red]error:[/] {problems}", highlight=False)
+            raise typer.Exit(2) from exc
+        since = day.date() if day else None
+        with _engine(settings) as engine:
+            result = ingest_source(
+                engine,
+                settings,
+                config,
+                utcnow(),
+                since=since,
+                until=until.date() if until else since,
+            )
+    report = result.report
+    for problem in report.warnings:
+        err.print(f"[yellow]warning[/] {problem}", highlight=False)
     for problem in report.errors:
         err.print(f"[yellow]skipped[/] {problem}", highlight=False)
-    console.print(
-        f"{file}: {report.fetched} read, {report.new} new, {report.updated} updated, "
-        f"{report.unchanged} unchanged, {len(report.errors)} skipped"
-    )
+    if source is None:
+        console.print(
+            f"{target}: {report.fetched} read, {report.new} new, {report.updated} updated, "
+            f"{report.unchanged} unchanged, {len(report.errors)} skipped"
+        )
+    else:
+        console.print(result.line(), highlight=False)
+    if result.error:
+        err.print(f"[red]error:[/] {result.error}", highlight=False)
+        raise typer.Exit(1)
+
+
+@app.command()
+def sources() -> None:
+    """Show each source with the result of its last ingest."""
+    settings = _settings()
+    with _engine(settings) as engine:
+        rows = source_status(engine, settings)
+    if not rows:
+        console.print("no sources configured (DIGEST_SOURCES) and no ingest recorded")
+    for name, kind, run in rows:
+        if run is None:
+            console.print(f"{name} ({kind}): never ingested", highlight=False)
+            continue
+        outcome = f"error: {run.error}" if run.error else "ok"
+        if run.not_modified:
+            outcome += " (not modified)"
+        console.print(
+            f"{name} ({kind}): {run.finished_at:%Y-%m-%d %H:%M} UTC, fetched {run.fetched}, "
+            f"new {run.new}, updated {run.updated}, skipped {run.skipped}; {outcome}",
+            highlight=False,
+        )
 
 
 @app.command()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -15,6 +17,46 @@ class SmtpSecurity(StrEnum):
     none = "none"
     starttls = "starttls"
     tls = "tls"
+
+
+_CATEGORY = re.compile(r"[a-z][a-z-]*(?:\.[A-Za-z][A-Za-z-]*)?")
+SourceKind = Literal["arxiv", "arxiv-api", "hf", "feed"]
+
+
+class SourceConfig(BaseModel):
+    """One source the scheduler ingests (an item of DIGEST_SOURCES)."""
+
+    kind: SourceKind
+    name: str = Field(default="", description="Label in logs and `digest sources`.")
+    categories: list[str] = Field(default_factory=list, description="arXiv categories.")
+    url: str | None = Field(default=None, description="Feed URL (kind feed).")
+    days: int = Field(default=2, ge=1, le=60, description="arxiv-api: days back to fetch.")
+
+    @field_validator("categories")
+    @classmethod
+    def _arxiv_categories(cls, value: list[str]) -> list[str]:
+        for category in value:
+            if not _CATEGORY.fullmatch(category):
+                raise ValueError(f"{category!r} is not an arXiv category such as cs.LG or hep-th")
+        return value
+
+    @model_validator(mode="after")
+    def _complete(self) -> SourceConfig:
+        if self.kind in ("arxiv", "arxiv-api") and not self.categories:
+            raise ValueError(f'an {self.kind} source needs categories, e.g. ["cs.LG"]')
+        if self.kind == "feed" and not self.url:
+            raise ValueError("a feed source needs a url")
+        return self
+
+    def label(self) -> str:
+        """The source's name, or one derived from its kind and target."""
+        if self.name:
+            return self.name
+        if self.kind in ("arxiv", "arxiv-api"):
+            return f"{self.kind}:{'+'.join(self.categories)}"
+        if self.kind == "feed":
+            return f"feed:{self.url}"
+        return self.kind
 
 
 class Settings(BaseSettings):
@@ -103,6 +145,23 @@ class Settings(BaseSettings):
     default_max_papers: int = Field(default=20, ge=1, le=200)
     default_timezone: str = "UTC"
     default_send_hour: int = Field(default=7, ge=0, le=23)
+
+    sources: list[SourceConfig] = Field(
+        default_factory=list, description="Sources to ingest, as a JSON list (see docs/sources.md)."
+    )
+    http_timeout: float = Field(default=30.0, gt=0, description="Seconds per HTTP request.")
+    http_retries: int = Field(default=4, ge=0, description="Retries after the first attempt.")
+    http_backoff: float = Field(default=2.0, ge=0, description="First retry delay, doubled after.")
+    http_backoff_max: float = Field(default=120.0, ge=0, description="Longest retry delay.")
+    user_agent: str = Field(
+        default="digest/0.1 (self-hosted research paper digest)",
+        description="User-Agent of every request; put a contact address in it.",
+    )
+    arxiv_delay: float = Field(default=3.0, ge=0, description="Seconds between arXiv requests.")
+    arxiv_listing_url: str = "https://rss.arxiv.org/rss/"
+    arxiv_api_url: str = "https://export.arxiv.org/api/query"
+    arxiv_page_size: int = Field(default=200, ge=1, le=2000)
+    hf_daily_url: str = "https://huggingface.co/api/daily_papers"
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 
 from digest.match.text import normalise_title
 from digest.models import Paper, table_of, utcnow
+from digest.sources.text import readable_latex
 
 _ARXIV_NEW = re.compile(r"(?<![\d.])(\d{4}\.\d{4,5})(?:v(\d+))?(?![\d.])")
 _ARXIV_OLD = re.compile(r"\b([a-z][a-z-]*(?:\.[A-Z]{2})?/\d{7})(?:v(\d+))?\b")
@@ -25,8 +26,8 @@ _SPACE = re.compile(r"\s+")
 
 
 def clean_text(text: str) -> str:
-    """Decode HTML entities and fold whitespace, for display and matching."""
-    return _SPACE.sub(" ", html.unescape(text)).strip()
+    """Decode HTML entities, make inline LaTeX readable and fold whitespace."""
+    return _SPACE.sub(" ", readable_latex(html.unescape(text))).strip()
 
 
 def parse_arxiv_id(text: str) -> tuple[str, int | None] | None:
@@ -55,11 +56,26 @@ class PaperIn(BaseModel):
     published: datetime | None = None
     upvotes: int | None = None
     source: str = "file"
+    announce_type: str | None = None
+    primary_category: str | None = None
+    comment: str | None = None
+    journal_ref: str | None = None
+    ai_summary: str | None = None
+    ai_keywords: list[str] | None = None
+    github_repo: str | None = None
+    project_page: str | None = None
 
     @field_validator("title", "abstract")
     @classmethod
     def _clean(cls, value: str) -> str:
         return clean_text(value)
+
+    @field_validator("comment", "journal_ref", "ai_summary")
+    @classmethod
+    def _clean_optional(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        return clean_text(value) or None
 
     @field_validator("title")
     @classmethod
@@ -101,15 +117,23 @@ class PaperIn(BaseModel):
         return f"title:{digest}", None, None
 
 
+def describe(exc: ValidationError, whole: str = "line") -> str:
+    """A validation error as "field: problem; field: problem"."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or whole}: {err['msg']}" for err in exc.errors()
+    )
+
+
 @dataclass
 class IngestReport:
-    """What one ingest did: counts, and every rejected entry with its reason."""
+    """What one ingest did: counts, every rejected entry with its reason, document faults."""
 
     fetched: int = 0
     new: int = 0
     updated: int = 0
     unchanged: int = 0
     errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 def read_jsonl(path: Path, report: IngestReport) -> Iterator[PaperIn]:
@@ -124,11 +148,18 @@ def read_jsonl(path: Path, report: IngestReport) -> Iterator[PaperIn]:
             except json.JSONDecodeError as exc:
                 report.errors.append(f"{path}:{number}: not valid JSON: {exc.msg}")
             except ValidationError as exc:
-                problems = "; ".join(
-                    f"{'.'.join(str(p) for p in err['loc']) or 'line'}: {err['msg']}"
-                    for err in exc.errors()
-                )
-                report.errors.append(f"{path}:{number}: {problems}")
+                report.errors.append(f"{path}:{number}: {describe(exc)}")
+
+
+_EXTRAS = (
+    "primary_category",
+    "comment",
+    "journal_ref",
+    "ai_summary",
+    "ai_keywords",
+    "github_repo",
+    "project_page",
+)
 
 
 def _merge(row: dict[str, Any], paper: PaperIn, version: int | None) -> dict[str, Any]:
@@ -141,10 +172,19 @@ def _merge(row: dict[str, Any], paper: PaperIn, version: int | None) -> dict[str
         value = paper.published if name == "published_at" else getattr(paper, name)
         if value and not row[name] and name not in changes:
             changes[name] = value
-    for name in ("authors", "categories"):
+    if paper.authors and (newer or not row["authors"]) and paper.authors != row["authors"]:
+        changes["authors"] = paper.authors
+    # A cross-list or a second source adds categories; none is ever dropped.
+    categories = [*row["categories"], *(c for c in paper.categories if c not in row["categories"])]
+    if categories != row["categories"]:
+        changes["categories"] = categories
+    if paper.announce_type and (newer or not row["announce_type"]):
+        changes["announce_type"] = paper.announce_type
+    for name in _EXTRAS:
         value = getattr(paper, name)
-        if value and (newer or not row[name]) and value != row[name]:
+        if value and value != row[name]:
             changes[name] = value
+    changes = {name: value for name, value in changes.items() if value != row[name]}
     if paper.source not in row["sources"]:
         changes["sources"] = [*row["sources"], paper.source]
     if paper.upvotes is not None and paper.upvotes != row["upvotes"]:
@@ -199,6 +239,8 @@ def store(
                         "updated_at": now,
                         "sources": [paper.source],
                         "upvotes": paper.upvotes,
+                        "announce_type": paper.announce_type,
+                        **{name: getattr(paper, name) for name in _EXTRAS},
                     }
                 )
                 continue

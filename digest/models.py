@@ -96,6 +96,14 @@ class Paper(SQLModel, table=True):
     updated_at: datetime = _ts()
     sources: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     upvotes: int | None = None
+    announce_type: str | None = Field(default=None, max_length=20)
+    primary_category: str | None = Field(default=None, max_length=50)
+    comment: str | None = None
+    journal_ref: str | None = Field(default=None, max_length=500)
+    ai_summary: str | None = None
+    ai_keywords: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    github_repo: str | None = Field(default=None, max_length=500)
+    project_page: str | None = Field(default=None, max_length=500)
 
 
 class Subscriber(SQLModel, table=True):
@@ -172,9 +180,38 @@ class SentPaper(SQLModel, table=True):
     sent_at: datetime = _ts()
 
 
+class IngestRun(SQLModel, table=True):
+    """One ingest of one source: when, what it counted, and why it failed if it did."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(max_length=200, index=True)
+    kind: str = Field(max_length=20)
+    started_at: datetime = _ts()
+    finished_at: datetime = _ts()
+    fetched: int = 0
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    skipped: int = 0
+    not_modified: bool = False
+    error: str | None = None
+    problems: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+
+
+class HttpValidator(SQLModel, table=True):
+    """The ETag / Last-Modified of a URL's last stored response, for conditional GET."""
+
+    url: str = Field(max_length=1000, primary_key=True)
+    etag: str | None = Field(default=None, max_length=500)
+    last_modified: str | None = Field(default=None, max_length=100)
+    updated_at: datetime = _ts()
+
+
 PAPERS = table_of(Paper)
 SUBSCRIBERS = table_of(Subscriber)
 INTERESTS = table_of(Interest)
 DIGESTS = table_of(Digest)
 DIGEST_PAPERS = table_of(DigestPaper)
 SENT_PAPERS = table_of(SentPaper)
+INGEST_RUNS = table_of(IngestRun)
+HTTP_VALIDATORS = table_of(HttpValidator)

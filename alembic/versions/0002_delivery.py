@@ -1,6 +1,6 @@
 """delivery: claim tokens on digests, soft bounce counts on subscribers
 
-Revision ID: 0005_delivery
+Revision ID: 0002_delivery
 Revises: 0001
 Create Date: 2026-11-26
 """
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005_delivery"
+revision: str = "0002_delivery"
 down_revision: str | None = "0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

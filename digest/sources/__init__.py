@@ -1,0 +1,1 @@
+"""Paper sources: each module turns one response format into PaperIn entries."""
