@@ -8,6 +8,8 @@ from email import policy
 from email.headerregistry import Address, BaseHeader, HeaderRegistry
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
+from functools import lru_cache
+from typing import Any
 from urllib.parse import quote
 
 from digest.config import Settings
@@ -45,8 +47,19 @@ class Rendered:
 
 def sender(settings: Settings) -> Address:
     """The From address of every email, with its display name."""
-    name, address = parseaddr(settings.from_)
+    return _address(settings.from_)
+
+
+@lru_cache(maxsize=16)
+def _address(from_: str) -> Address:
+    name, address = parseaddr(from_)
     return Address(display_name=name, addr_spec=address or "digest@localhost")
+
+
+@lru_cache(maxsize=64)
+def _fixed(name: str, value: str) -> Any:
+    """A parsed header that is the same in every message (parsing is the costly part)."""
+    return MESSAGE_POLICY.header_factory(name, value)
 
 
 def message_domain(settings: Settings) -> str:
@@ -104,7 +117,7 @@ def build_message(
     recipient = Address(addr_spec=to)
     message = EmailMessage(policy=MESSAGE_POLICY)
     message["Subject"] = one_line(rendered.subject)
-    message["From"] = sender(settings)
+    message["From"] = _fixed("From", str(sender(settings)))
     message["To"] = recipient
     message["Date"] = format_datetime(date)
     message["Message-ID"] = message_id
@@ -112,11 +125,13 @@ def build_message(
     if bounce:
         message["Return-Path"] = bounce
     if unsubscribe_url:
-        message["List-Id"] = list_id(settings)
+        message["List-Id"] = _fixed("List-Id", list_id(settings))
         message["List-Unsubscribe"] = list_unsubscribe(settings, unsubscribe_url)
-        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-        message["Precedence"] = "bulk"
-    message["Auto-Submitted"] = "auto-generated"
+        message["List-Unsubscribe-Post"] = _fixed(
+            "List-Unsubscribe-Post", "List-Unsubscribe=One-Click"
+        )
+        message["Precedence"] = _fixed("Precedence", "bulk")
+    message["Auto-Submitted"] = _fixed("Auto-Submitted", "auto-generated")
     message.set_content(rendered.text)
     message.add_alternative(rendered.html, subtype="html")
     return message

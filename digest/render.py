@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -181,6 +183,22 @@ def _template_location(exc: BaseException) -> tuple[str, int | None]:
     return "?", None
 
 
+def _memo(function: Callable[..., Any]) -> Callable[..., Any]:
+    """`function` with its results cached; list arguments are keyed as tuples."""
+    cached = lru_cache(maxsize=8192)(
+        lambda *args: function(*(list(a) if isinstance(a, tuple) else a for a in args))
+    )
+
+    def call(*args: Any) -> Any:
+        key = tuple(tuple(a) if isinstance(a, list) else a for a in args)
+        try:
+            return cached(*key)
+        except TypeError:  # an unhashable argument: compute without the cache
+            return function(*args)
+
+    return call
+
+
 class Renderer:
     """Renders templates from the operator's directory first, then the bundled ones."""
 
@@ -197,13 +215,15 @@ class Renderer:
             lstrip_blocks=True,
             keep_trailing_newline=True,
         )
+        # The same paper appears in many digests of a run: its shortened, wrapped and
+        # highlighted text is computed once. The filters are pure, so caching is safe.
         self.env.filters.update(
-            shorten=shorten,
-            authors=authors_line,
-            clip=clip,
-            highlight=highlight,
+            shorten=_memo(shorten),
+            authors=_memo(authors_line),
+            clip=_memo(clip),
+            highlight=_memo(highlight),
             one_line=one_line,
-            wrap=wrap,
+            wrap=_memo(wrap),
         )
         self.inliner = css_inline.CSSInliner(
             keep_at_rules=True, load_remote_stylesheets=False, minify_css=True

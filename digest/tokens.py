@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 UNSUBSCRIBE = "unsubscribe"
@@ -12,9 +14,14 @@ class TokenError(ValueError):
     """A token that is tampered with, expired, revoked or made for another purpose."""
 
 
+@lru_cache(maxsize=32)
+def _serializer(secret: str, purpose: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(secret, salt=purpose)
+
+
 def make_token(secret: str, purpose: str, subscriber_id: int, token_version: int) -> str:
     """Sign (subscriber id, token version) for one purpose."""
-    return URLSafeTimedSerializer(secret, salt=purpose).dumps([subscriber_id, token_version])
+    return str(_serializer(secret, purpose).dumps([subscriber_id, token_version]))
 
 
 def read_token(
@@ -22,7 +29,7 @@ def read_token(
 ) -> tuple[int, int]:
     """Verify a token and return (subscriber id, token version); raise TokenError if bad."""
     try:
-        value = URLSafeTimedSerializer(secret, salt=purpose).loads(token, max_age=max_age)
+        value = _serializer(secret, purpose).loads(token, max_age=max_age)
     except BadSignature as exc:
         raise TokenError(f"invalid {purpose} link: {exc.__class__.__name__}") from exc
     if (
