@@ -19,6 +19,7 @@ from rich.console import Console
 from sqlalchemy import Engine
 
 from digest import db
+from digest.bounces import process_maildir
 from digest.config import Settings, SourceConfig
 from digest.mailer import SmtpTransport
 from digest.match import InterestError, SimpleMatcher
@@ -311,6 +312,33 @@ def preview(
         return
     rendered, _ = result
     typer.echo(rendered.html if html else f"Subject: {rendered.subject}\n\n{rendered.text}")
+
+
+@app.command()
+def bounces(
+    maildir: Annotated[
+        Path, typer.Option(help="Maildir where bounce notifications (DSNs) arrive.")
+    ],
+) -> None:
+    """Read bounce notifications: hard bounces stop mail at once, soft ones are counted."""
+    settings = _settings()
+    with _engine(settings) as engine:
+        try:
+            report = process_maildir(engine, settings, maildir)
+        except FileNotFoundError as exc:
+            err.print(f"[red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(2) from exc
+    for address in report.bounced:
+        console.print(f"bounced: {address}", highlight=False)
+    for what in report.unmatched:
+        err.print(f"[yellow]no subscriber for[/] {what}", highlight=False)
+    for subject in report.ignored:
+        err.print(f"[yellow]not a delivery status notification:[/] {subject}", highlight=False)
+    console.print(
+        f"{report.read} read: {report.hard} hard and {report.soft} soft bounces, "
+        f"{len(report.bounced)} subscriber(s) marked bounced, {len(report.unmatched)} unmatched, "
+        f"{len(report.ignored)} ignored"
+    )
 
 
 @app.command("smtp-capture")
