@@ -281,24 +281,31 @@ class Outbox:
             ledger = []
             for job, result in results:
                 if isinstance(result, str):
-                    if self._finish(
-                        conn,
-                        job.digest_id,
-                        DigestStatus.sent,
-                        sent_at=now,
-                        message_id=job.message_id,
-                        last_reply=result[:1000],
-                        attempts=job.attempts + 1,
-                    ):
-                        ledger += [
-                            {
-                                "subscriber_id": job.subscriber_id,
-                                "paper_id": paper_id,
-                                "digest_id": job.digest_id,
-                                "sent_at": now,
-                            }
-                            for paper_id in job.paper_ids
-                        ]
+                    # Accepted by the server: recorded even if our claim was taken over
+                    # meanwhile, so the other worker's lease renewal fails and it does
+                    # not send the digest a second time.
+                    conn.execute(
+                        sa.update(DIGESTS)
+                        .where(DIGESTS.c.id == job.digest_id)
+                        .values(
+                            status=DigestStatus.sent,
+                            lease_until=None,
+                            claim_token=None,
+                            sent_at=now,
+                            message_id=job.message_id,
+                            last_reply=result[:1000],
+                            attempts=job.attempts + 1,
+                        )
+                    )
+                    ledger += [
+                        {
+                            "subscriber_id": job.subscriber_id,
+                            "paper_id": paper_id,
+                            "digest_id": job.digest_id,
+                            "sent_at": now,
+                        }
+                        for paper_id in job.paper_ids
+                    ]
                     outcomes.append(
                         Outcome(
                             job.digest_id,
