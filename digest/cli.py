@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -19,7 +20,7 @@ from digest.config import Settings
 from digest.delivery import run as run_digests
 from digest.ingest import ingest_file
 from digest.mailer import SmtpTransport
-from digest.match import InterestError, SimpleMatcher
+from digest.match import InterestError, InterestMatcher
 from digest.models import Cadence, DigestStatus, utcnow
 from digest.planning import preview as preview_digest
 from digest.render import Renderer
@@ -132,7 +133,7 @@ def run(
     with _engine(settings) as engine:
         planned, sent = asyncio.run(
             run_digests(
-                engine, SimpleMatcher(), SmtpTransport(settings), Renderer(settings), _now(now)
+                engine, InterestMatcher(), SmtpTransport(settings), Renderer(settings), _now(now)
             )
         )
     for outcome in sent.outcomes:
@@ -161,13 +162,86 @@ def preview(
             err.print(f"[red]error:[/] no subscriber {email}", highlight=False)
             raise typer.Exit(1)
         result = preview_digest(
-            engine, SimpleMatcher(), Renderer(settings), subscriber.id, utcnow()
+            engine, InterestMatcher(), Renderer(settings), subscriber.id, utcnow()
         )
     if result is None:
         err.print(f"nothing new matches the interests of {subscriber.email}")
         return
     rendered, _ = result
     typer.echo(rendered.html if html else f"Subject: {rendered.subject}\n\n{rendered.text}")
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="One interest line, as a subscriber types it.")],
+    from_: Annotated[
+        Path | None,
+        typer.Option(
+            "--from", exists=True, dir_okay=False, help="Search this JSONL file, not the database."
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object per match.")
+    ] = False,
+    limit: Annotated[int, typer.Option(help="Show at most this many matches.")] = 20,
+) -> None:
+    """Evaluate one interest line against the stored papers (or a file) and print the matches."""
+    from digest.match.search import file_papers, search, stored_papers
+
+    if from_ is not None:
+        papers, problems = file_papers(from_)
+        for problem in problems:
+            err.print(f"[yellow]skipped[/] {problem}", highlight=False)
+    else:
+        with _engine() as engine, engine.connect() as conn:
+            papers = stored_papers(conn)
+    try:
+        found = search(papers, query)
+    except InterestError as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from exc
+    for item in found[:limit]:
+        if as_json:
+            record = {"id": item.paper.id, "title": item.paper.title}
+            record |= {"score": round(item.score, 4), "matched": list(item.matched)}
+            typer.echo(json.dumps(record, ensure_ascii=False))
+        else:
+            console.print(
+                f"{item.score:7.3f}  [{item.paper.id}] {item.paper.title}  "
+                f"[dim]({', '.join(item.matched)})[/]",
+                highlight=False,
+            )
+    if not as_json:
+        shown = min(limit, len(found))
+        err.print(f"{len(found)} of {len(papers)} paper(s) match; {shown} shown")
+
+
+@app.command()
+def explain(
+    email: Annotated[str, typer.Argument(help="The subscriber's address.")],
+    paper_id: Annotated[int, typer.Argument(help="The paper's id in the database.")],
+) -> None:
+    """Show which of a subscriber's interest lines match a paper, and why."""
+    from digest.match.search import explain as explain_paper
+
+    try:
+        with _engine() as engine:
+            paper, verdicts = explain_paper(engine, email, paper_id)
+    except (LookupError, SubscriberError) as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from exc
+    console.print(f"[{paper.id}] {paper.title}", highlight=False)
+    for verdict in verdicts:
+        if verdict.matches:
+            why = ", ".join(verdict.matched)
+            console.print(
+                f"  match  {verdict.line}  score {verdict.score:.3f}: {why}", highlight=False
+            )
+        else:
+            missing = ", ".join(verdict.missing) or "an excluded term is present"
+            console.print(f"  no     {verdict.line}  missing: {missing}", highlight=False)
+    if not any(v.matches for v in verdicts):
+        console.print("no interest line matches this paper")
 
 
 @app.command("smtp-capture")

@@ -124,7 +124,7 @@ def _lex(line: str) -> list[_Token]:
         elif ch in "()":
             found.append((ch, ch, i))
             i += 1
-        elif ch == "-" and i + 1 < n and (line[i + 1] in '"(' or not line[i + 1].isspace()):
+        elif ch == "-" and i + 1 < n and line[i + 1] != "-" and not line[i + 1].isspace():
             found.append(("not", "-", i))
             i += 1
         elif (field := _FIELD.match(line, i)) is not None:
