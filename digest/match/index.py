@@ -73,6 +73,7 @@ class _Field:
         self.vocab: dict[str, int] = {}
         self.sequences: list[list[int]] = []
         self.stem_sequences: list[list[int]] = []
+        self.compounds: list[frozenset[int]] = []
         pairs_doc: list[int] = []
         pairs_token: list[int] = []
         vocab = self.vocab
@@ -84,6 +85,7 @@ class _Field:
             extra += [vocab.setdefault("\0" + stem(w), len(vocab)) for w in joined]
             self.sequences.append(exact)
             self.stem_sequences.append(stems)
+            self.compounds.append(frozenset(extra))
             every = exact + stems + extra
             pairs_doc.extend([doc] * len(every))
             pairs_token.extend(every)
@@ -181,10 +183,14 @@ class Index:
         for name in fields:
             index = self.fields[name]
             weight = TITLE_WEIGHT if name == "title" else 1.0
+            # The most frequent form counts, so "in-context" is not counted twice (as the
+            # phrase "in context" and as "incontext").
+            best = np.zeros(self.size)
             for words, stemmed in self.patterns(term, index):
                 docs, tf = index.occurrences(words, stemmed)
                 if len(docs):
-                    pseudo[docs] += weight * tf / index.norm[docs]
+                    best[docs] = np.maximum(best[docs], tf)
+            pseudo += weight * best / index.norm
         docs = np.flatnonzero(pseudo)
         df = len(docs)
         idf = math.log(1 + (self.size - df + 0.5) / (df + 0.5))

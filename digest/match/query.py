@@ -16,7 +16,7 @@ from digest.match.text import analyse, fold, name_parts
 
 MAX_INTEREST_LENGTH = 300
 FIELDS = ("title", "abstract", "author", "cat")
-_FIELD = re.compile(r"([A-Za-z]+):(?=\S)")
+_FIELD = re.compile(r"([A-Za-z]+):")
 _CATEGORY = re.compile(r"[a-z][a-z0-9-]*(\.[a-z0-9-]+)?")
 
 
@@ -131,7 +131,10 @@ def _lex(line: str) -> list[_Token]:
             if field.group(1).lower() not in FIELDS:
                 known = ", ".join(f"{name}:" for name in FIELDS)
                 raise InterestError(line, f"unknown field {field.group(1)!r} (use {known})", i)
-            found.append(("field", field.group(1).lower(), i))
+            name = field.group(1).lower()
+            if field.end() == n or line[field.end()].isspace() or line[field.end()] == ")":
+                raise InterestError(line, f"'{name}:' must be followed by a term", i)
+            found.append(("field", name, i))
             i = field.end()
         elif ch == '"':
             end = line.find('"', i + 1)

@@ -1,7 +1,7 @@
 """Text normalisation shared by indexing and queries.
 
 Scientific text needs more than lower-casing: Unicode NFKC and casefold, accents folded,
-every dash alike, LaTeX reduced to text (`$\\mu$P` -> "μp"), plurals of acronyms
+every dash alike, LaTeX reduced to text (`$\\mu$P` -> "mup"), plurals of acronyms
 (LLMs -> llm), and Snowball stems for bare query words.
 """
 
@@ -37,10 +37,25 @@ _DASHES: dict[int, str | None] = {
     if unicodedata.category(chr(code)) == "Pd" or code in (0x2212, 0x2043, 0xFE63, 0xFF0D)
 }
 _DASHES[0xAD] = None
+# Greek letters are spelled out, so "μP", "$\\mu$P" and "muP" are one word.
+_TRANSLATE = (
+    _DASHES
+    | {
+        ord(letter): name.lower() if name[0].islower() else name
+        for name, letter in _GREEK.items()
+        if not name.startswith("var")
+    }
+    | {0x3C2: "sigma", 0x3D1: "theta", 0x3D5: "phi", 0x3F5: "epsilon"}
+)
 _COMPOUND = re.compile(r"[^\W_]+(?:-[^\W_]+)*")
 _NAME_PART = re.compile(r"[^\W\d_]+")
 _ACRONYM_PLURAL = re.compile(r"[A-Za-z0-9]*[A-Z][A-Za-z0-9]*[A-Z0-9]s")
 _stemmer = Stemmer.Stemmer("english")
+# British spellings whose stems differ from the American ones ("quantisation", "analyse").
+_SPELLING = [
+    ("isations", "izations"), ("isation", "ization"), ("yses", "yzes"), ("ysed", "yzed"),
+    ("ysing", "yzing"), ("yse", "yze"),
+]  # fmt: skip
 
 
 def strip_latex(text: str) -> str:
@@ -49,7 +64,9 @@ def strip_latex(text: str) -> str:
         return text
     text = _SYMBOL_ACCENT.sub(r"\1", text)
     text = _LETTER_ACCENT.sub(lambda m: m.group(1) or m.group(2), text)
-    text = _COMMAND.sub(lambda m: _GREEK.get(m.group(1), " "), text)
+    text = _COMMAND.sub(
+        lambda m: m.group(1).removeprefix("var") if m.group(1) in _GREEK else " ", text
+    )
     return text.translate({ord("$"): None, ord("{"): None, ord("}"): None, ord("\\"): " "})
 
 
@@ -72,8 +89,8 @@ def fold_word(word: str) -> str:
 
 
 def prepare(text: str) -> str:
-    """LaTeX stripped, NFKC, and every dash made "-", case kept (acronyms need it)."""
-    return unicodedata.normalize("NFKC", strip_latex(text)).translate(_DASHES)
+    """LaTeX stripped, NFKC, every dash "-", Greek letters spelled out; case kept."""
+    return unicodedata.normalize("NFKC", strip_latex(text)).translate(_TRANSLATE)
 
 
 def fold(text: str) -> str:
@@ -115,6 +132,10 @@ def stem(word: str) -> str:
     """The Snowball (English) stem of a folded word; words with digits are kept whole."""
     if any(ch.isdigit() for ch in word):
         return word
+    for british, american in _SPELLING:
+        if word.endswith(british):
+            word = word[: -len(british)] + american
+            break
     result: str = _stemmer.stemWord(word)
     return result
 
