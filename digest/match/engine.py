@@ -139,95 +139,132 @@ def _ranges(starts: Ints, lengths: Ints) -> Ints:
     return np.repeat(starts, lengths) + np.arange(total) - offsets
 
 
+def _bits(count: int) -> int:
+    return max(int(count - 1).bit_length(), 1)
+
+
+@dataclass
+class _Hits:
+    """Every interest's top hits end to end, scores replaced by their rank among all."""
+
+    ptr: Ints
+    lengths: Ints
+    docs: Ints
+    ranks: Ints
+    values: Floats  # values[rank] is the score
+    ordered: Ints  # row * len(values) + rank: ascending over the whole array
+
+
+def _hits(evaluated: Evaluated, top: int) -> _Hits:
+    ranked = evaluated.ranked
+    lengths = np.array([min(len(r.docs), top) for r in ranked], dtype=np.int64)
+    ptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    docs = np.concatenate([r.docs[:top] for r in ranked] + [np.zeros(0, np.int64)])
+    scores = np.concatenate([r.scores[:top] for r in ranked] + [np.zeros(0)])
+    negated, ranks = np.unique(-scores, return_inverse=True)
+    ranks = ranks.astype(np.int64)
+    ordered = np.repeat(np.arange(len(ranked), dtype=np.int64), lengths) * len(negated) + ranks
+    return _Hits(ptr, lengths, docs, ranks, -negated, ordered)
+
+
 def fan_out(
-    evaluated: Evaluated,
-    line_ptr: Ints,
-    line_rows: Ints,
-    limits: Ints,
-    *,
-    chunk: int = 65536,
+    evaluated: Evaluated, line_ptr: Ints, line_rows: Ints, limits: Ints, *, chunk: int = 32768
 ) -> FanOut:
     """Serve every subscriber from the evaluated interests: top `limits[s]` over all their
     lines (a paper counts once, with its best score), and the number of papers matched.
 
     Subscriber s has lines `line_rows[line_ptr[s]:line_ptr[s + 1]]` (rows of `evaluated`).
-    Only each interest's top max(limits) hits can reach any top list, so only they are
-    expanded; the matched count comes from OR-ing the lines' bitsets.
+    A paper beyond a line's first `limits[s]` hits cannot reach the subscriber's top list,
+    so only those are expanded; the matched count comes from OR-ing the lines' bitsets.
     """
-    top = int(limits.max()) if len(limits) else 0
-    lengths = np.array([min(len(r.docs), top) for r in evaluated.ranked], dtype=np.int64)
-    hit_ptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    hit_docs = np.concatenate([r.docs[:top] for r in evaluated.ranked] + [np.zeros(0, np.int64)])
-    hit_scores = np.concatenate([r.scores[:top] for r in evaluated.ranked] + [np.zeros(0)])
     subscribers = len(line_ptr) - 1
-    parts: list[tuple[Ints, Ints, Floats, Ints, Ints]] = []
-    for first in range(0, subscribers, chunk):
-        last = min(first + chunk, subscribers)
-        parts.append(
-            _fan_chunk(evaluated, line_ptr, line_rows, limits, first, last, hit_ptr, hit_docs,
-                       hit_scores, lengths)
-        )  # fmt: skip
-    counts = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
+    hits = _hits(evaluated, int(limits.max()) if subscribers else 0)
+    widths = (
+        _bits(evaluated.size),
+        _bits(len(hits.values) + 1),
+        _bits(int(np.diff(line_ptr).max()) + 1 if subscribers else 1),
+    )
+    chunk = min(chunk, 1 << max(63 - sum(widths), 1))
+    parts = [
+        _fan_chunk(evaluated, hits, widths, line_ptr, line_rows, limits, first, first + chunk)
+        for first in range(0, subscribers, chunk)
+    ]
+    counts = np.concatenate([p[0] for p in parts] + [np.zeros(0, np.int64)])
     return FanOut(
         ptr=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
-        docs=np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int64),
-        scores=np.concatenate([p[2] for p in parts]) if parts else np.zeros(0),
-        lines=np.concatenate([p[3] for p in parts]) if parts else np.zeros(0, np.int64),
-        matched=np.concatenate([p[4] for p in parts]) if parts else np.zeros(0, np.int64),
+        docs=np.concatenate([p[1] for p in parts] + [np.zeros(0, np.int64)]),
+        scores=np.concatenate([p[2] for p in parts] + [np.zeros(0)]),
+        lines=np.concatenate([p[3] for p in parts] + [np.zeros(0, np.int64)]),
+        matched=np.concatenate([p[4] for p in parts] + [np.zeros(0, np.int64)]),
     )
 
 
 def _fan_chunk(
     evaluated: Evaluated,
+    hits: _Hits,
+    widths: tuple[int, int, int],
     line_ptr: Ints,
     line_rows: Ints,
     limits: Ints,
     first: int,
     last: int,
-    hit_ptr: Ints,
-    hit_docs: Ints,
-    hit_scores: Floats,
-    lengths: Ints,
 ) -> tuple[Ints, Ints, Floats, Ints, Ints]:
+    last = min(last, len(line_ptr) - 1)
+    subs = last - first
+    per_sub = np.diff(line_ptr[first : last + 1])
     lo, hi = int(line_ptr[first]), int(line_ptr[last])
     rows = line_rows[lo:hi]
-    owner = np.repeat(np.arange(last - first), np.diff(line_ptr[first : last + 1]))
-    position = np.arange(lo, hi) - np.repeat(
-        line_ptr[first:last], np.diff(line_ptr[first : last + 1])
-    )
-    # Every (subscriber, line, hit) of the chunk, then the best line per (subscriber, paper).
-    entries = _ranges(hit_ptr[rows], lengths[rows])
-    per_line = lengths[rows]
-    sub = np.repeat(owner, per_line)
-    line = np.repeat(position, per_line)
-    doc = hit_docs[entries]
-    score = hit_scores[entries]
-    order = np.lexsort((-score, doc, sub))
-    sub, doc, score, line = sub[order], doc[order], score[order], line[order]
-    first_of_pair = np.ones(len(sub), dtype=bool)
-    first_of_pair[1:] = (sub[1:] != sub[:-1]) | (doc[1:] != doc[:-1])
-    sub, doc, score, line = (
-        sub[first_of_pair],
-        doc[first_of_pair],
-        score[first_of_pair],
-        line[first_of_pair],
-    )
-    order = np.lexsort((doc, -score, sub))
-    sub, doc, score, line = sub[order], doc[order], score[order], line[order]
-    starts = np.searchsorted(sub, np.arange(last - first))
-    rank_in_sub = np.arange(len(sub)) - starts[sub]
-    keep = rank_in_sub < limits[first:last][sub]
-    counts = np.bincount(sub[keep], minlength=last - first).astype(np.int64)
-    matched = _matched(evaluated, rows, owner, last - first)
-    return counts, doc[keep], score[keep], line[keep], matched
+    owner = np.repeat(np.arange(subs, dtype=np.int64), per_sub)
+    position = np.arange(hi - lo) - np.repeat(line_ptr[first:last] - lo, per_sub)
+    limit = limits[first:last][owner]
+    take = np.minimum(hits.lengths[rows], limit)
+    # A line with `limit` hits already fills the digest: nothing ranked below its last one
+    # can make the cut, so every line of the subscriber stops at the best such threshold.
+    full = take == limit
+    threshold = np.full(len(rows), len(hits.values), dtype=np.int64)
+    threshold[full] = hits.ranks[hits.ptr[rows[full]] + limit[full] - 1]
+    bound = np.full(subs, len(hits.values), dtype=np.int64)
+    np.minimum.at(bound, owner, threshold)
+    cut = np.searchsorted(hits.ordered, rows * len(hits.values) + bound[owner], side="right")
+    take = np.minimum(take, cut - hits.ptr[rows])
+    entries = _ranges(hits.ptr[rows], take)
+    doc_bits, rank_bits, line_bits = widths
+    sub = np.repeat(owner, take)
+    # Two sorts of packed int64 keys: (subscriber, paper, rank, line) keeps each paper's
+    # best line first; (subscriber, rank, paper, line) then orders each digest.
+    key = sub << (doc_bits + rank_bits + line_bits)
+    key |= hits.docs[entries] << (rank_bits + line_bits)
+    key |= hits.ranks[entries] << line_bits
+    key |= np.repeat(position, take)
+    key.sort()
+    pair = key >> (rank_bits + line_bits)
+    best = np.ones(len(key), dtype=bool)
+    best[1:] = pair[1:] != pair[:-1]
+    key = key[best]
+    line = key & ((1 << line_bits) - 1)
+    rank = (key >> line_bits) & ((1 << rank_bits) - 1)
+    doc = (key >> (rank_bits + line_bits)) & ((1 << doc_bits) - 1)
+    sub = key >> (doc_bits + rank_bits + line_bits)
+    key = (sub << (rank_bits + doc_bits + line_bits)) | (rank << (doc_bits + line_bits))
+    key |= (doc << line_bits) | line
+    key.sort()
+    sub = key >> (rank_bits + doc_bits + line_bits)
+    starts = np.searchsorted(sub, np.arange(subs))
+    keep = np.arange(len(key)) - starts[sub] < limits[first:last][sub]
+    key, sub = key[keep], sub[keep]
+    rank = (key >> (doc_bits + line_bits)) & ((1 << rank_bits) - 1)
+    doc = (key >> line_bits) & ((1 << doc_bits) - 1)
+    counts = np.bincount(sub, minlength=subs).astype(np.int64)
+    matched = _matched(evaluated, line_ptr[first : last + 1], line_rows)
+    return counts, doc, hits.values[rank], key & ((1 << line_bits) - 1), matched
 
 
-def _matched(evaluated: Evaluated, rows: Ints, owner: Ints, subscribers: int) -> Ints:
+def _matched(evaluated: Evaluated, line_ptr: Ints, line_rows: Ints) -> Ints:
     """How many distinct papers each subscriber's lines match: popcount of their OR."""
-    matched = np.zeros(subscribers, dtype=np.int64)
-    if not len(rows):
-        return matched
-    starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
-    combined = np.bitwise_or.reduceat(evaluated.bitsets()[rows], starts, axis=0)
-    matched[owner[starts]] = np.bitwise_count(combined).sum(axis=1)
-    return matched
+    counts = np.diff(line_ptr)
+    table = evaluated.bitsets()
+    union = np.zeros((len(counts), table.shape[1]), dtype=np.uint64)
+    for slot in range(int(counts.max()) if len(counts) else 0):
+        who = np.flatnonzero(counts > slot)
+        union[who] |= table[line_rows[line_ptr[:-1][who] + slot]]
+    return np.bitwise_count(union).sum(axis=1, dtype=np.int64)

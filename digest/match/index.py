@@ -89,7 +89,23 @@ class _Field:
             every = exact + stems + extra
             pairs_doc.extend([doc] * len(every))
             pairs_token.extend(every)
+        # All papers' words end to end, -1 between papers, and where each word occurs: a
+        # phrase is then checked at every occurrence of its first word at once.
+        flat: list[int] = []
+        flat_stems: list[int] = []
+        for exact, stems in zip(self.sequences, self.stem_sequences, strict=True):
+            flat.extend(exact)
+            flat.append(-1)
+            flat_stems.extend(stems)
+            flat_stems.append(-1)
+        self.flat: Ints = np.array(flat, dtype=np.int64)
+        self.flat_stems: Ints = np.array(flat_stems, dtype=np.int64)
         lengths = np.array([len(s) for s in self.sequences], dtype=np.float64)
+        self.doc_of: Ints = np.repeat(np.arange(len(texts)), (lengths + 1).astype(np.int64))
+        self._order = {
+            id(flat): (np.argsort(flat, kind="stable"), np.sort(flat))
+            for flat in (self.flat, self.flat_stems)
+        }
         average = float(lengths.mean()) if len(lengths) and lengths.mean() > 0 else 1.0
         self.norm: Floats = 1 - B + B * lengths / average
         keys, counts = np.unique(
@@ -118,22 +134,17 @@ class _Field:
         tokens = [token for token in ids if token is not None]
         if len(tokens) == 1:
             return self.postings(tokens[0])
-        candidates = self.postings(tokens[0])[0]
-        for token in tokens[1:]:
-            candidates = np.intersect1d(candidates, self.postings(token)[0], assume_unique=True)
-        sequences = self.stem_sequences if stemmed else self.sequences
-        found, counts, n = [], [], len(tokens)
-        for doc in candidates.tolist():
-            seq = sequences[doc]
-            count = sum(
-                1
-                for i, token in enumerate(seq[: len(seq) - n + 1])
-                if token == tokens[0] and seq[i : i + n] == tokens
-            )
-            if count:
-                found.append(doc)
-                counts.append(count)
-        return np.array(found, dtype=np.int64), np.array(counts, dtype=np.float64)
+        flat = self.flat_stems if stemmed else self.flat
+        starts = self._positions(tokens[0], flat)
+        for offset, token in enumerate(tokens[1:], start=1):
+            starts = starts[flat[np.minimum(starts + offset, len(flat) - 1)] == token]
+        docs, counts = np.unique(self.doc_of[starts], return_counts=True)
+        return docs, counts.astype(np.float64)
+
+    def _positions(self, token: int, flat: Ints) -> Ints:
+        order, ordered = self._order[id(flat)]
+        lo, hi = np.searchsorted(ordered, [token, token + 1])
+        return order[lo:hi]
 
 
 class Index:
