@@ -191,7 +191,7 @@ def main() -> None:
     start = time.perf_counter()
     index = Index(papers)
     indexed = time.perf_counter()
-    evaluated = evaluate(index, canonicals)
+    evaluated = evaluate(index, canonicals, keep=int(limits.max()))
     matched = time.perf_counter()
     served = fan_out(evaluated, line_ptr, line_rows.astype(np.int64), limits)
     done = time.perf_counter()

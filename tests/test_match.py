@@ -21,7 +21,7 @@ PAPERS = [
         authors=("Ada King Lovelace", "Charles Babbage"),
         categories=("cs.LG", "math.HO"),
     ),
-    PaperDoc(6, "Schr\\\"odinger bridges with $\\mu$P", "A study of bridges.", upvotes=3),
+    PaperDoc(6, 'Schr\\"odinger bridges with $\\mu$P', "A study of bridges.", upvotes=3),
 ]
 
 
@@ -31,9 +31,7 @@ def matched(line: str, papers: list[PaperDoc] = PAPERS) -> list[int]:
 
 
 def test_words_and_phrases() -> None:
-    assert parse("diffusion models").root == And(
-        (Term("", ("diffusion",)), Term("", ("models",)))
-    )
+    assert parse("diffusion models").root == And((Term("", ("diffusion",)), Term("", ("models",))))
     assert parse('"mixture of experts"').root == Term("", ("mixture", "of", "experts"), True)
     assert parse("in-context").root == Term("", ("in", "context"))
 
@@ -81,7 +79,10 @@ def _escape(text: str) -> str:
         ('ok "a b" "c', "unbalanced quote (at column 10)"),
         ("ok ---", "'---' has no letters or digits (at column 4)"),
         ('"!!"', "'\"!!\"' has no letters or digits (at column 1)"),
-        ("year:2024 llm", "unknown field 'year' (use title:, abstract:, author:, cat:) (at column 1)"),
+        (
+            "year:2024 llm",
+            "unknown field 'year' (use title:, abstract:, author:, cat:) (at column 1)",
+        ),
         ("(a OR b", "unmatched '(' (at column 1)"),
         ("a OR b)", "unmatched ')' (at column 7)"),
         ("a () b", "empty parentheses (at column 3)"),

@@ -55,19 +55,35 @@ class Ranked:
     terms: tuple[Term, ...]
 
 
-def rank(index: Index, query: Query) -> Ranked:
-    """Evaluate a parsed interest: hits, BM25F scores (with the upvote nudge), best first."""
-    bits = bits_of(index, query.root)
-    docs = from_bits(bits, index.size)
+def rank(index: Index, query: Query, keep: int | None = None) -> Ranked:
+    """Evaluate a parsed interest: hits, BM25F scores (with the upvote nudge), best first.
+
+    With `keep`, only the best `keep` hits are listed (the bitset still has them all).
+    """
     terms = query.terms
-    if not len(docs):
-        return Ranked(0, docs, np.zeros(0), terms)
-    total = np.zeros(index.size)
-    for term in terms:
-        hits = index.term(term)
-        total[hits.docs] += hits.scores
-    scores = total[docs] * index.boost[docs]
-    order = np.argsort(-scores, kind="stable")
+    if isinstance(query.root, Term):  # the most common interest: one word or phrase
+        hits = index.term(query.root)
+        bits, docs, scores = hits.bits, hits.docs, hits.scores * index.boost[hits.docs]
+    else:
+        bits = bits_of(index, query.root)
+        docs = from_bits(bits, index.size)
+        if not len(docs):
+            return Ranked(0, docs, np.zeros(0), terms)
+        total = np.zeros(index.size)
+        for term in terms:
+            hits = index.term(term)
+            total[hits.docs] += hits.scores
+        scores = total[docs] * index.boost[docs]
+    if keep is not None and len(docs) > keep:
+        # The best `keep`, ties at the cut going to the lowest positions, as a full sort would.
+        cut = np.partition(scores, len(scores) - keep)[len(scores) - keep]
+        above = np.flatnonzero(scores > cut)
+        tied = np.flatnonzero(scores == cut)[: keep - len(above)]
+        best = np.concatenate([above, tied])
+        docs, scores = docs[best], scores[best]
+        order = np.lexsort((docs, -scores))
+    else:
+        order = np.argsort(-scores, kind="stable")
     return Ranked(bits, docs[order], scores[order], terms)
 
 
@@ -114,10 +130,25 @@ class Evaluated:
         return self._matrix
 
 
-def evaluate(index: Index, canonicals: Iterable[str]) -> Evaluated:
-    """Evaluate each distinct interest once; `keys[i]` is the canonical form of row i."""
-    keys = list(dict.fromkeys(canonicals))
-    return Evaluated(index.size, keys, [rank(index, parse(key)) for key in keys])
+def evaluate(index: Index, interests: Iterable[str], keep: int | None = None) -> Evaluated:
+    """Evaluate each distinct interest once; row i is `keys[i]`, a canonical form.
+
+    `keep` bounds each hit list (the largest digest size is enough for `fan_out`).
+    """
+    keys: list[str] = []
+    ranked: list[Ranked] = []
+    seen: set[str] = set()
+    for line in interests:
+        if line in seen:
+            continue
+        seen.add(line)
+        query = parse(line)
+        if query.canonical != line and query.canonical in seen:
+            continue
+        seen.add(query.canonical)
+        keys.append(query.canonical)
+        ranked.append(rank(index, query, keep))
+    return Evaluated(index.size, keys, ranked)
 
 
 @dataclass
@@ -126,9 +157,9 @@ class FanOut:
     (position in the subscriber's list) that scored each best, and how many matched."""
 
     ptr: Ints
-    docs: Ints
+    docs: npt.NDArray[np.int32]
     scores: Floats
-    lines: Ints
+    lines: npt.NDArray[np.int32]
     matched: Ints
 
 
@@ -192,9 +223,9 @@ def fan_out(
     counts = np.concatenate([p[0] for p in parts] + [np.zeros(0, np.int64)])
     return FanOut(
         ptr=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
-        docs=np.concatenate([p[1] for p in parts] + [np.zeros(0, np.int64)]),
+        docs=np.concatenate([p[1] for p in parts] + [np.zeros(0, np.int32)]),
         scores=np.concatenate([p[2] for p in parts] + [np.zeros(0)]),
-        lines=np.concatenate([p[3] for p in parts] + [np.zeros(0, np.int64)]),
+        lines=np.concatenate([p[3] for p in parts] + [np.zeros(0, np.int32)]),
         matched=np.concatenate([p[4] for p in parts] + [np.zeros(0, np.int64)]),
     )
 
@@ -208,7 +239,7 @@ def _fan_chunk(
     limits: Ints,
     first: int,
     last: int,
-) -> tuple[Ints, Ints, Floats, Ints, Ints]:
+) -> tuple[Ints, npt.NDArray[np.int32], Floats, npt.NDArray[np.int32], Ints]:
     last = min(last, len(line_ptr) - 1)
     subs = last - first
     per_sub = np.diff(line_ptr[first : last + 1])
@@ -256,15 +287,21 @@ def _fan_chunk(
     doc = (key >> line_bits) & ((1 << doc_bits) - 1)
     counts = np.bincount(sub, minlength=subs).astype(np.int64)
     matched = _matched(evaluated, line_ptr[first : last + 1], line_rows)
-    return counts, doc, hits.values[rank], key & ((1 << line_bits) - 1), matched
+    line = (key & ((1 << line_bits) - 1)).astype(np.int32)
+    return counts, doc.astype(np.int32), hits.values[rank], line, matched
 
 
 def _matched(evaluated: Evaluated, line_ptr: Ints, line_rows: Ints) -> Ints:
     """How many distinct papers each subscriber's lines match: popcount of their OR."""
     counts = np.diff(line_ptr)
+    # Subscribers with the most lines first, so each slot's OR is over a prefix (no scatter).
+    order = np.argsort(-counts, kind="stable")
+    counts, starts = counts[order], line_ptr[:-1][order]
     table = evaluated.bitsets()
     union = np.zeros((len(counts), table.shape[1]), dtype=np.uint64)
-    for slot in range(int(counts.max()) if len(counts) else 0):
-        who = np.flatnonzero(counts > slot)
-        union[who] |= table[line_rows[line_ptr[:-1][who] + slot]]
-    return np.bitwise_count(union).sum(axis=1, dtype=np.int64)
+    for slot in range(int(counts[0]) if len(counts) else 0):
+        upto = int(np.searchsorted(-counts, -slot, side="left"))
+        union[:upto] |= table[line_rows[starts[:upto] + slot]]
+    matched = np.empty(len(counts), dtype=np.int64)
+    matched[order] = np.bitwise_count(union).sum(axis=1, dtype=np.int64)
+    return matched

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TypeAlias
 
 from digest.match.text import analyse, fold, name_parts
@@ -235,11 +236,16 @@ class _Parser:
             if not parts:
                 raise self.error(f"author: needs a name, not {raw!r}", column)
             return Term("author", parts)
-        words = tuple(analyse(raw)[0])
+        words = _words(raw)
         if not words:
             shown = f'"{raw}"' if quoted else raw
             raise self.error(f"{shown!r} has no letters or digits", column)
         return Term(field, words, quoted)
+
+
+@lru_cache(maxsize=1 << 16)
+def _words(raw: str) -> tuple[str, ...]:
+    return tuple(analyse(raw)[0])
 
 
 def _simplify(node: Node) -> Node:

@@ -70,10 +70,13 @@ def file_papers(path: Path) -> tuple[list[PaperDoc], list[str]]:
     return docs, report.errors
 
 
-def search(papers: Sequence[PaperDoc], line: str, limit: int | None = None) -> list[Found]:
-    """Evaluate one interest line over `papers`: matches best first (InterestError if bad)."""
+def search(
+    papers: Sequence[PaperDoc], line: str, limit: int | None = None, *, index: Index | None = None
+) -> list[Found]:
+    """Evaluate one interest line over `papers` (or a prebuilt index of them): matches best
+    first; InterestError if the line is invalid."""
     query = parse(line)
-    index = Index(papers)
+    index = index if index is not None else Index(papers)
     ranked = rank(index, query)
     stop = len(ranked.docs) if limit is None else limit
     return [
