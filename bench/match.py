@@ -14,6 +14,7 @@ in the same run, so that figures from a loaded machine stay comparable.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import re
@@ -34,9 +35,19 @@ from digest.match.text import analyse
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPERS = Path(os.environ.get("DIGEST_SHARED_DIR", ROOT.parent / "shared")) / "data" / "papers.jsonl"
-STOP = set("a an and are as at be by for from has have in is it its of on or that the this to we "
-           "with our which can these their than such not also more into over both".split())  # fmt: skip
-NAMES = "Ada Lovelace,Alan Turing,Grace Hopper,Émilie du Châtelet,Yann LeCun,Fei-Fei Li".split(",")
+_STOP_WORDS = (
+    "a an and are as at be by for from has have in is it its of on or that the this to we "
+    "with our which can these their than such not also more into over both"
+)
+STOP = set(_STOP_WORDS.split())
+NAMES = [
+    "Ada Lovelace",
+    "Alan Turing",
+    "Grace Hopper",
+    "Émilie du Châtelet",
+    "Yann LeCun",
+    "Fei-Fei Li",
+]
 MAX_SHARE = 0.02
 CATEGORIES = [
     "cs.LG",
@@ -94,7 +105,7 @@ def make_pool(corpus: list[dict[str, str]], size: int, rng: np.random.Generator)
         words = analyse(paper["title"] + " " + paper["abstract"])[0]
         df.update({w for w in words if w not in STOP and len(w) > 2 and not w.isdigit()})
         title = analyse(paper["title"])[0]
-        bigrams.update(f'"{a} {b}"' for a, b in zip(title, title[1:], strict=False)
+        bigrams.update(f'"{a} {b}"' for a, b in itertools.pairwise(title)
                        if a not in STOP and b not in STOP)  # fmt: skip
     # Topical words: in at least 3 real papers, and in at most MAX_SHARE of them ("model",
     # "designing" are nobody's interest on their own); the most common are the most popular.
@@ -215,7 +226,7 @@ def main() -> None:
         "papers": args.papers,
         "interest_lines": int(line_ptr[-1]),
         "distinct_interests": len(canonicals),
-        "chosen_papers": int(len(served.docs)),
+        "chosen_papers": len(served.docs),
         "mean_matched_per_subscriber": round(float(served.matched.mean()), 1),
         "index_s": round(indexed - start, 2),
         "evaluate_s": round(matched - indexed, 2),

@@ -8,7 +8,18 @@ import numpy as np
 from digest.match.engine import Evaluated, evaluate, fan_out
 from digest.match.index import Index, PaperDoc
 
-WORDS = "graph neural network diffusion model quantum llm moe sparse attention".split()
+WORDS = [
+    "graph",
+    "neural",
+    "network",
+    "diffusion",
+    "model",
+    "quantum",
+    "llm",
+    "moe",
+    "sparse",
+    "attention",
+]
 
 
 def _papers(rng: np.random.Generator, count: int) -> list[PaperDoc]:

@@ -171,7 +171,8 @@ CASES: list[tuple[str, set[str], set[str], bool]] = [
             "Optimization",
         },
         {
-            "Neural Flow Diffusion Models: Learnable Forward Process for Improved Diffusion Modelling"
+            "Neural Flow Diffusion Models: Learnable Forward Process for Improved Diffusion "
+            "Modelling"
         },
         False,
     ),

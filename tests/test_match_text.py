@@ -91,8 +91,8 @@ term = st.one_of(
 line = st.lists(term, min_size=1, max_size=3).map(" ".join)
 paper = st.builds(
     lambda title, abstract, authors, cats: (title, abstract, authors, cats),
-    st.lists(st.sampled_from(WORDS + ["large", "language", "model"]), max_size=6).map(" ".join),
-    st.lists(st.sampled_from(WORDS + ["of", "mixture", "experts", "-"]), max_size=12).map(" ".join),
+    st.lists(st.sampled_from([*WORDS, "large", "language", "model"]), max_size=6).map(" ".join),
+    st.lists(st.sampled_from([*WORDS, "of", "mixture", "experts", "-"]), max_size=12).map(" ".join),
     st.lists(st.sampled_from(["Ada Lovelace", "Charles Babbage", "Alan Turing"]), max_size=2),
     st.lists(st.sampled_from(["cs.LG", "cs.CL", "quant-ph"]), max_size=2),
 )
