@@ -96,15 +96,17 @@ class InterestMatcher:
     """The interest language over a batch: stems, phrases, fields, acronyms, BM25F ranking."""
 
     def match(self, papers: Sequence[PaperDoc], interests: Iterable[str]) -> dict[str, list[Hit]]:
-        """Map each distinct interest's canonical form to the papers it matches, best first."""
+        """Map each distinct interest's canonical form (and each line as given) to its hits."""
         index = Index(papers)
         results: dict[str, list[Hit]] = {}
         for line in interests:
             query = parse(line)
             if query.canonical in results:
+                # A form stored by an older version still finds its hits under its own text.
+                results.setdefault(line, results[query.canonical])
                 continue
             ranked = rank(index, query)
-            results[query.canonical] = [
+            results[line] = results[query.canonical] = [
                 Hit(papers[doc].id, round(float(score), 6), matched_terms(index, ranked, doc))
                 for doc, score in zip(ranked.docs.tolist(), ranked.scores.tolist(), strict=True)
             ]

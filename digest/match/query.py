@@ -16,6 +16,7 @@ from typing import TypeAlias
 from digest.match.text import analyse, fold, name_parts
 
 MAX_INTEREST_LENGTH = 300
+MAX_CANONICAL_LENGTH = 500  # Interest.canonical's column
 FIELDS = ("title", "abstract", "author", "cat")
 _FIELD = re.compile(r"([A-Za-z]+):")
 _CATEGORY = re.compile(r"[a-z][a-z0-9-]*(\.[a-z0-9-]+)?")
@@ -297,4 +298,7 @@ def parse(line: str) -> Query:
     parser = _Parser(line)
     root = _simplify(parser.conjunction("", 0))
     _check(parser, root)
-    return Query(root)
+    query = Query(root)
+    if len(query.canonical) > MAX_CANONICAL_LENGTH:
+        raise InterestError(line, "this interest is too complex; split it into several lines")
+    return query
