@@ -56,10 +56,8 @@ class Ranked:
 
 
 def rank(index: Index, query: Query, keep: int | None = None) -> Ranked:
-    """Evaluate a parsed interest: hits, BM25F scores (with the upvote nudge), best first.
-
-    With `keep`, only the best `keep` hits are listed (the bitset still has them all).
-    """
+    """Evaluate a parsed interest: hits best first by BM25F score (x upvote nudge)."""
+    # With `keep`, only the best `keep` hits are listed; the bitset still has them all.
     terms = query.terms
     if isinstance(query.root, Term):  # the most common interest: one word or phrase
         hits = index.term(query.root)
@@ -133,10 +131,8 @@ class Evaluated:
 
 
 def evaluate(index: Index, interests: Iterable[str], keep: int | None = None) -> Evaluated:
-    """Evaluate each distinct interest once; row i is `keys[i]`, a canonical form.
-
-    `keep` bounds each hit list (the largest digest size is enough for `fan_out`).
-    """
+    """Evaluate each distinct interest once; row i is `keys[i]`, a canonical form."""
+    # `keep` bounds each hit list: the largest digest size is enough for `fan_out`.
     keys: list[str] = []
     ranked: list[Ranked] = []
     seen: set[str] = set()
@@ -155,8 +151,10 @@ def evaluate(index: Index, interests: Iterable[str], keep: int | None = None) ->
 
 @dataclass
 class FanOut:
-    """Per subscriber (CSR by `ptr`): chosen papers best first, their scores, the line
-    (position in the subscriber's list) that scored each best, and how many matched."""
+    """Per subscriber (CSR by `ptr`): chosen papers, scores, best lines, and match counts."""
+
+    # `lines` holds the position, in the subscriber's own list, of the line that scored
+    # each paper best (the "why"); `matched` counts every paper matched, chosen or not.
 
     ptr: Ints
     docs: npt.NDArray[np.int32]
@@ -203,13 +201,11 @@ def _hits(evaluated: Evaluated, top: int) -> _Hits:
 def fan_out(
     evaluated: Evaluated, line_ptr: Ints, line_rows: Ints, limits: Ints, *, chunk: int = 32768
 ) -> FanOut:
-    """Serve every subscriber from the evaluated interests: top `limits[s]` over all their
-    lines (a paper counts once, with its best score), and the number of papers matched.
-
-    Subscriber s has lines `line_rows[line_ptr[s]:line_ptr[s + 1]]` (rows of `evaluated`).
-    A paper beyond a line's first `limits[s]` hits cannot reach the subscriber's top list,
-    so only those are expanded; the matched count comes from OR-ing the lines' bitsets.
-    """
+    """Give every subscriber their top `limits[s]` papers over all their lines, and counts."""
+    # Subscriber s has lines `line_rows[line_ptr[s]:line_ptr[s + 1]]` (rows of `evaluated`);
+    # a paper counts once, with its best score. A paper beyond a line's first `limits[s]`
+    # hits cannot reach the subscriber's top list, so only those are expanded; the matched
+    # count comes from OR-ing the lines' bitsets.
     subscribers = len(line_ptr) - 1
     hits = _hits(evaluated, int(limits.max()) if subscribers else 0)
     widths = (

@@ -73,8 +73,7 @@ def file_papers(path: Path) -> tuple[list[PaperDoc], list[str]]:
 def search(
     papers: Sequence[PaperDoc], line: str, limit: int | None = None, *, index: Index | None = None
 ) -> list[Found]:
-    """Evaluate one interest line over `papers` (or a prebuilt index of them): matches best
-    first; InterestError if the line is invalid."""
+    """One interest line over `papers` (or their prebuilt index), best first; InterestError."""
     query = parse(line)
     index = index if index is not None else Index(papers)
     ranked = rank(index, query)
@@ -100,10 +99,7 @@ class LineVerdict:
 
 
 def explain(engine: Engine, email: str, paper_id: int) -> tuple[PaperDoc, list[LineVerdict]]:
-    """Which of a subscriber's interest lines match a stored paper, and why.
-
-    Raises LookupError when the subscriber or the paper does not exist.
-    """
+    """Which of a subscriber's interest lines match a stored paper, and why (or LookupError)."""
     with engine.connect() as conn:
         subscriber = conn.execute(
             sa.select(SUBSCRIBERS.c.id).where(SUBSCRIBERS.c.email == normalise_email(email))

@@ -105,11 +105,9 @@ def _word(part: str) -> str:
 
 
 def analyse(text: str) -> tuple[list[str], list[str]]:
-    """The words of `text` in order, and the joined forms of its hyphenated compounds.
-
-    "In-context LLMs" gives (["in", "context", "llm"], ["incontext"]): the parts keep
-    their positions for phrases, and the joined form matches "incontext".
-    """
+    """The words of `text` in order, and the joined forms of its hyphenated compounds."""
+    # "In-context LLMs" gives (["in", "context", "llm"], ["incontext"]): the parts keep
+    # their positions for phrases, and the joined form matches "incontext".
     words: list[str] = []
     joined: list[str] = []
     for found in _COMPOUND.finditer(prepare(text)):
