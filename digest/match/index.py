@@ -77,12 +77,21 @@ class _Field:
         pairs_doc: list[int] = []
         pairs_token: list[int] = []
         vocab = self.vocab
+        ids: dict[str, tuple[int, int]] = {}  # word -> (its id, its stem's id)
+
+        def word_ids(word: str) -> tuple[int, int]:
+            found = ids.get(word)
+            if found is None:
+                exact = vocab.setdefault(word, len(vocab))
+                found = ids[word] = (exact, vocab.setdefault("\0" + stem(word), len(vocab)))
+            return found
+
         for doc, text in enumerate(texts):
             words, joined = analyse(text)
-            exact = [vocab.setdefault(w, len(vocab)) for w in words]
-            stems = [vocab.setdefault("\0" + stem(w), len(vocab)) for w in words]
-            extra = [vocab.setdefault(w, len(vocab)) for w in joined]
-            extra += [vocab.setdefault("\0" + stem(w), len(vocab)) for w in joined]
+            pairs = [ids.get(w) or word_ids(w) for w in words]
+            exact = [pair[0] for pair in pairs]
+            stems = [pair[1] for pair in pairs]
+            extra = [i for w in joined for i in word_ids(w)]
             self.sequences.append(exact)
             self.stem_sequences.append(stems)
             self.compounds.append(frozenset(extra))

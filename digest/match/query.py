@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import TypeAlias
 
 from digest.match.text import analyse, fold, name_parts
@@ -102,12 +102,12 @@ class Query:
 
     root: Node
 
-    @property
+    @cached_property
     def canonical(self) -> str:
         """A stable text form; lines that mean the same share it, and it parses to itself."""
         return render(self.root, top=True)
 
-    @property
+    @cached_property
     def terms(self) -> tuple[Term, ...]:
         """The positive terms, which explain a match."""
         return tuple(positive_terms(self.root))

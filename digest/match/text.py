@@ -104,19 +104,26 @@ def _word(part: str) -> str:
     return fold_word(part)
 
 
+@lru_cache(maxsize=1 << 18)
+def _compound(raw: str) -> tuple[tuple[str, ...], str | None]:
+    """The folded parts of one raw (possibly hyphenated) word, and their joined form."""
+    parts = [_word(part) for part in raw.split("-")]
+    # Folding can expand one character into several words' worth (rare ligatures).
+    words = tuple(w for part in parts for w in _COMPOUND.findall(part))
+    return words, "".join(words) if len(words) > 1 else None
+
+
 def analyse(text: str) -> tuple[list[str], list[str]]:
     """The words of `text` in order, and the joined forms of its hyphenated compounds."""
     # "In-context LLMs" gives (["in", "context", "llm"], ["incontext"]): the parts keep
     # their positions for phrases, and the joined form matches "incontext".
     words: list[str] = []
     joined: list[str] = []
-    for found in _COMPOUND.finditer(prepare(text)):
-        parts = [_word(part) for part in found.group(0).split("-")]
-        # Folding can expand one character into several words' worth (rare ligatures).
-        parts = [w for part in parts for w in _COMPOUND.findall(part)]
+    for raw in _COMPOUND.findall(prepare(text)):
+        parts, whole = _compound(raw)
         words.extend(parts)
-        if len(parts) > 1:
-            joined.append("".join(parts))
+        if whole is not None:
+            joined.append(whole)
     return words, joined
 
 
