@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from sqlalchemy import Engine
 
 from digest import db
@@ -207,13 +208,13 @@ def search(
             typer.echo(json.dumps(record, ensure_ascii=False))
         else:
             console.print(
-                f"{item.score:7.3f}  [{item.paper.id}] {item.paper.title}  "
-                f"[dim]({', '.join(item.matched)})[/]",
+                f"{item.score:7.3f}  {escape(f'[{item.paper.id}] {item.paper.title}')}  "
+                f"[dim]({escape(', '.join(item.matched))})[/]",
                 highlight=False,
             )
     if not as_json:
         shown = min(limit, len(found))
-        err.print(f"{len(found)} of {len(papers)} paper(s) match; {shown} shown")
+        console.print(f"{len(found)} of {len(papers)} paper(s) match; {shown} shown")
 
 
 @app.command()
@@ -230,16 +231,16 @@ def explain(
     except (LookupError, SubscriberError) as exc:
         err.print(f"[red]error:[/] {exc}", highlight=False)
         raise typer.Exit(1) from exc
-    console.print(f"[{paper.id}] {paper.title}", highlight=False)
+    console.print(f"[{paper.id}] {paper.title}", highlight=False, markup=False)
     for verdict in verdicts:
         if verdict.matches:
             why = ", ".join(verdict.matched)
-            console.print(
-                f"  match  {verdict.line}  score {verdict.score:.3f}: {why}", highlight=False
-            )
+            line = f"  match  {verdict.line}  score {verdict.score:.3f}: {why}"
+            console.print(line, highlight=False, markup=False)
         else:
             missing = ", ".join(verdict.missing) or "an excluded term is present"
-            console.print(f"  no     {verdict.line}  missing: {missing}", highlight=False)
+            line = f"  no     {verdict.line}  missing: {missing}"
+            console.print(line, highlight=False, markup=False)
     if not any(v.matches for v in verdicts):
         console.print("no interest line matches this paper")
 
