@@ -84,3 +84,14 @@ def test_explain_says_which_lines_match_and_what_is_missing(
     assert "no     diffusion molecules -llm  missing: diffusion, molecules" in output
     assert "no paper with id 999" in run(cli_env, "explain", "ada@example.org", "999", code=1)
     assert "no subscriber" in run(cli_env, "explain", "bob@example.org", "1", code=1)
+
+
+def test_digests_match_on_authors_and_categories(
+    cli_env: dict[str, str], engine: Engine, tmp_path: Path
+) -> None:
+    run(cli_env, "ingest", str(write_jsonl(tmp_path / "a.jsonl", BATCH)))
+    run(cli_env, "subscribe", "bob@example.org", "-i", 'author:"A. Lovelace"', "-i", "cat:q-bio")
+    output = run(cli_env, "preview", "bob@example.org")
+    assert "Sparse Mixture-of-Experts at Scale" in output
+    assert "Denoising Diffusion for Molecules" in output
+    assert "Large language models as judges" not in output
