@@ -92,6 +92,7 @@ def _escape(text: str) -> str:
         ("a OR -b", "an exclusion cannot be an alternative of OR (at column 6)"),
         ("a -", "'-' has no letters or digits (at column 3)"),
         ("a -)", "'-' must be followed by the term to exclude (at column 3)"),
+        ("a --b", "'-' cannot exclude an exclusion (at column 4)"),
         ("title:author:x", "'author:' cannot be used inside 'title:' (at column 7)"),
         ("cat:", "'cat:' must be followed by a term (at column 1)"),
         ("a title: b", "'title:' must be followed by a term (at column 3)"),

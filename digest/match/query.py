@@ -19,6 +19,7 @@ MAX_INTEREST_LENGTH = 300
 MAX_CANONICAL_LENGTH = 500  # Interest.canonical's column
 FIELDS = ("title", "abstract", "author", "cat")
 _FIELD = re.compile(r"([A-Za-z]+):")
+_DASHES = re.compile(r"-+(?=\s|$)")  # a word of dashes only: no letters, not an exclusion
 _CATEGORY = re.compile(r"[a-z][a-z0-9-]*(\.[a-z0-9-]+)?")
 
 
@@ -126,7 +127,7 @@ def _lex(line: str) -> list[_Token]:
         elif ch in "()":
             found.append((ch, ch, i))
             i += 1
-        elif ch == "-" and i + 1 < n and line[i + 1] != "-" and not line[i + 1].isspace():
+        elif ch == "-" and i + 1 < n and not line[i + 1].isspace() and not _DASHES.match(line, i):
             found.append(("not", "-", i))
             i += 1
         elif (field := _FIELD.match(line, i)) is not None:
