@@ -178,3 +178,8 @@ def test_title_outweighs_abstract_and_upvotes_nudge() -> None:
         PaperDoc(3, "Graphs", "A paper about notes.", upvotes=50),
     ]
     assert matched("graphs", papers) == [3, 2, 1]
+
+
+def test_an_empty_batch_or_empty_paper_matches_nothing() -> None:
+    assert InterestMatcher().match([], ["llm", "a -b"]) == {"llm": [], "a -b": [], "-b a": []}
+    assert matched("a -b", [PaperDoc(1, "", "")]) == []
