@@ -145,9 +145,14 @@ def stem(word: str) -> str:
     return result
 
 
+_TITLE_WORD = re.compile(r"\w+")
+
+
 def normalise_title(title: str) -> str:
-    """A title reduced to its words, for duplicate detection."""
-    return " ".join(tokens(title))
+    """A title reduced to its words, for duplicate detection (NFKC, casefold, words)."""
+    # Deliberately simpler than matching's analysis: stored papers' identities (hashes of
+    # this form) must not change when matching learns a new normalisation.
+    return " ".join(_TITLE_WORD.findall(unicodedata.normalize("NFKC", title).casefold()))
 
 
 def name_parts(name: str) -> tuple[str, ...]:
