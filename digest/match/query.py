@@ -19,6 +19,7 @@ MAX_INTEREST_LENGTH = 300
 MAX_CANONICAL_LENGTH = 500  # Interest.canonical's column
 FIELDS = ("title", "abstract", "author", "cat")
 _FIELD = re.compile(r"([A-Za-z]+):")
+_WORD = re.compile(r'[^\s()"]+')
 _DASHES = re.compile(r"-+(?=\s|$)")  # a word of dashes only: no letters, not an exclusion
 _CATEGORY = re.compile(r"[a-z][a-z0-9-]*(\.[a-z0-9-]+)?")
 
@@ -146,9 +147,7 @@ def _lex(line: str) -> list[_Token]:
             found.append(("phrase", line[i + 1 : end], i))
             i = end + 1
         else:
-            end = i
-            while end < n and not line[end].isspace() and line[end] not in '()"':
-                end += 1
+            end = _WORD.match(line, i).end()  # type: ignore[union-attr]
             word = line[i:end]
             kind = "or" if word == "OR" else "and" if word == "AND" else "word"
             found.append((kind, word, i))
