@@ -111,9 +111,10 @@ class _Field:
         self.flat_stems: Ints = np.array(flat_stems, dtype=np.int64)
         lengths = np.array([len(s) for s in self.sequences], dtype=np.float64)
         self.doc_of: Ints = np.repeat(np.arange(len(texts)), (lengths + 1).astype(np.int64))
+        # Per stemmed?: positions sorted by word id, and the word ids in that order.
         self._order = {
-            id(flat): (np.argsort(flat, kind="stable"), np.sort(flat))
-            for flat in (self.flat, self.flat_stems)
+            stemmed: (np.argsort(flat, kind="stable"), np.sort(flat))
+            for stemmed, flat in ((False, self.flat), (True, self.flat_stems))
         }
         average = float(lengths.mean()) if len(lengths) and lengths.mean() > 0 else 1.0
         self.norm: Floats = 1 - B + B * lengths / average
@@ -144,16 +145,13 @@ class _Field:
         if len(tokens) == 1:
             return self.postings(tokens[0])
         flat = self.flat_stems if stemmed else self.flat
-        starts = self._positions(tokens[0], flat)
+        order, ordered = self._order[stemmed]
+        lo, hi = np.searchsorted(ordered, [tokens[0], tokens[0] + 1])
+        starts = order[lo:hi]
         for offset, token in enumerate(tokens[1:], start=1):
             starts = starts[flat[np.minimum(starts + offset, len(flat) - 1)] == token]
         docs, counts = np.unique(self.doc_of[starts], return_counts=True)
         return docs, counts.astype(np.float64)
-
-    def _positions(self, token: int, flat: Ints) -> Ints:
-        order, ordered = self._order[id(flat)]
-        lo, hi = np.searchsorted(ordered, [token, token + 1])
-        return order[lo:hi]
 
 
 class Index:
