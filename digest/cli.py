@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import signal
 from collections.abc import Iterator
@@ -16,13 +17,14 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from sqlalchemy import Engine
 
 from digest import db
 from digest.bounces import process_maildir
 from digest.config import Settings, SourceConfig
 from digest.mailer import SmtpTransport
-from digest.match import InterestError, SimpleMatcher
+from digest.match import InterestError, InterestMatcher
 from digest.models import Cadence, DigestStatus, utcnow
 from digest.planning import preview as preview_digest
 from digest.render import Renderer, RenderError
@@ -237,7 +239,7 @@ def run(
     with _engine(settings) as engine:
         planned, sent = asyncio.run(
             run_digests(
-                engine, SimpleMatcher(), SmtpTransport(settings), Renderer(settings), _now(now)
+                engine, InterestMatcher(), SmtpTransport(settings), Renderer(settings), _now(now)
             )
         )
     if sent.aborted:
@@ -302,7 +304,7 @@ def preview(
             raise typer.Exit(1)
         try:
             result = preview_digest(
-                engine, SimpleMatcher(), Renderer(settings), subscriber.id, utcnow()
+                engine, InterestMatcher(), Renderer(settings), subscriber.id, utcnow()
             )
         except RenderError as exc:
             err.print(f"[red]error:[/] {exc}", highlight=False)
@@ -339,6 +341,79 @@ def bounces(
         f"{len(report.bounced)} subscriber(s) marked bounced, {len(report.unmatched)} unmatched, "
         f"{len(report.ignored)} ignored"
     )
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="One interest line, as a subscriber types it.")],
+    from_: Annotated[
+        Path | None,
+        typer.Option(
+            "--from", exists=True, dir_okay=False, help="Search this JSONL file, not the database."
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object per match.")
+    ] = False,
+    limit: Annotated[int, typer.Option(help="Show at most this many matches.")] = 20,
+) -> None:
+    """Evaluate one interest line against the stored papers (or a file) and print the matches."""
+    from digest.match.search import file_papers, search, stored_papers
+
+    if from_ is not None:
+        papers, problems = file_papers(from_)
+        for problem in problems:
+            err.print(f"[yellow]skipped[/] {problem}", highlight=False)
+    else:
+        with _engine() as engine, engine.connect() as conn:
+            papers = stored_papers(conn)
+    try:
+        found = search(papers, query)
+    except InterestError as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from exc
+    for item in found[:limit]:
+        if as_json:
+            record = {"id": item.paper.id, "title": item.paper.title}
+            record |= {"score": round(item.score, 4), "matched": list(item.matched)}
+            typer.echo(json.dumps(record, ensure_ascii=False))
+        else:
+            console.print(
+                f"{item.score:7.3f}  {escape(f'[{item.paper.id}] {item.paper.title}')}  "
+                f"[dim]({escape(', '.join(item.matched))})[/]",
+                highlight=False,
+            )
+    if not as_json:
+        shown = min(limit, len(found))
+        console.print(f"{len(found)} of {len(papers)} paper(s) match; {shown} shown")
+
+
+@app.command()
+def explain(
+    email: Annotated[str, typer.Argument(help="The subscriber's address.")],
+    paper_id: Annotated[int, typer.Argument(help="The paper's id in the database.")],
+) -> None:
+    """Show which of a subscriber's interest lines match a paper, and why."""
+    from digest.match.search import explain as explain_paper
+
+    try:
+        with _engine() as engine:
+            paper, verdicts = explain_paper(engine, email, paper_id)
+    except (LookupError, SubscriberError) as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from exc
+    console.print(f"[{paper.id}] {paper.title}", highlight=False, markup=False)
+    for verdict in verdicts:
+        if verdict.matches:
+            why = ", ".join(verdict.matched)
+            line = f"  match  {verdict.line}  score {verdict.score:.3f}: {why}"
+            console.print(line, highlight=False, markup=False)
+        else:
+            missing = ", ".join(verdict.missing) or "an excluded term is present"
+            line = f"  no     {verdict.line}  missing: {missing}"
+            console.print(line, highlight=False, markup=False)
+    if not any(v.matches for v in verdicts):
+        console.print("no interest line matches this paper")
 
 
 @app.command("smtp-capture")

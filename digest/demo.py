@@ -16,7 +16,7 @@ from digest.capture import CaptureServer, find_message
 from digest.config import Settings, SmtpSecurity
 from digest.ingest import ingest_file
 from digest.mailer import SmtpTransport
-from digest.match import SimpleMatcher
+from digest.match import InterestMatcher
 from digest.models import DigestStatus, utcnow
 from digest.render import Renderer
 from digest.subscribers import subscribe
@@ -80,7 +80,7 @@ def _demo(settings: Settings, console: Console, engine: Engine) -> None:
             f"storing into {maildir}/"
         )
         planned, sent = asyncio.run(
-            run(engine, SimpleMatcher(), SmtpTransport(smtp), Renderer(smtp), utcnow())
+            run(engine, InterestMatcher(), SmtpTransport(smtp), Renderer(smtp), utcnow())
         )
     for outcome in sent.outcomes:
         if outcome.status is not DigestStatus.sent:

@@ -142,11 +142,23 @@ def select_papers(
             PAPERS.c.title,
             PAPERS.c.abstract,
             PAPERS.c.upvotes,
+            PAPERS.c.authors,
+            PAPERS.c.categories,
             PAPERS.c.first_seen_at,
         ).where(PAPERS.c.first_seen_at > earliest, PAPERS.c.first_seen_at <= now)
     ).all()
     seen_at = {row.id: row.first_seen_at for row in papers}
-    docs = [PaperDoc(row.id, row.title, row.abstract, row.upvotes) for row in papers]
+    docs = [
+        PaperDoc(
+            row.id,
+            row.title,
+            row.abstract,
+            row.upvotes,
+            tuple(row.authors or ()),
+            tuple(row.categories or ()),
+        )
+        for row in papers
+    ]
 
     interests: dict[int, list[tuple[str, str]]] = defaultdict(list)
     for sub_id, canonical, query in conn.execute(

@@ -23,6 +23,7 @@ def test_every_command_and_option_has_help() -> None:
     commands = _commands(typer.main.get_command(app))
     names = {" ".join(path) for path, _ in commands}
     assert {"db upgrade", "ingest", "subscribe", "run", "preview", "smtp-capture", "demo"} <= names
+    assert {"search", "explain"} <= names
     for path, command in commands:
         label = " ".join(("digest", *path))
         assert command.help, f"`{label}` has no help text"

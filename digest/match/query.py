@@ -1,14 +1,27 @@
-"""The interest line: words and "quoted phrases", all of which must appear."""
+"""The interest language: one line a subscriber types, parsed into a tree.
+
+Words and "quoted phrases" must all match (AND); `OR` between terms offers alternatives
+(it binds tighter than AND, as in web search); `-term` excludes; parentheses group;
+`title:`, `abstract:`, `author:` and `cat:` restrict a term to one field.
+Bare words match by stem; quoted words match exactly.
+"""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
+from typing import TypeAlias
 
-from digest.match.text import tokens
+from digest.match.text import analyse, fold, name_parts
 
-_TERM = re.compile(r'"([^"]*)"|(\S+)')
 MAX_INTEREST_LENGTH = 300
+MAX_CANONICAL_LENGTH = 500  # Interest.canonical's column
+FIELDS = ("title", "abstract", "author", "cat")
+_FIELD = re.compile(r"([A-Za-z]+):")
+_WORD = re.compile(r'[^\s()"]+')
+_DASHES = re.compile(r"-+(?=\s|$)")  # a word of dashes only: no letters, not an exclusion
+_CATEGORY = re.compile(r"[a-z][a-z0-9-]*(\.[a-z0-9-]+)?")
 
 
 class InterestError(ValueError):
@@ -23,9 +36,11 @@ class InterestError(ValueError):
 
 @dataclass(frozen=True, order=True)
 class Term:
-    """One word or phrase: the folded words that must appear consecutively."""
+    """One word or phrase, optionally restricted to a field; `exact` when quoted."""
 
+    field: str
     words: tuple[str, ...]
+    exact: bool = False
 
     @property
     def is_phrase(self) -> bool:
@@ -33,37 +48,257 @@ class Term:
         return len(self.words) > 1
 
     def __str__(self) -> str:
-        text = " ".join(self.words)
-        return f'"{text}"' if self.is_phrase else text
+        prefix = f"{self.field}:" if self.field else ""
+        if self.exact or (self.field == "author" and self.is_phrase):
+            return f'{prefix}"{" ".join(self.words)}"'
+        return prefix + "-".join(self.words)
+
+
+@dataclass(frozen=True)
+class And:
+    """Every child must match."""
+
+    children: tuple[Node, ...]
+
+
+@dataclass(frozen=True)
+class Or:
+    """At least one child must match."""
+
+    children: tuple[Node, ...]
+
+
+@dataclass(frozen=True)
+class Not:
+    """The child must not match (only inside an And, beside something positive)."""
+
+    child: Node
+
+
+Node: TypeAlias = Term | And | Or | Not
+
+
+def render(node: Node, top: bool = False) -> str:
+    """The canonical text of a node; children are sorted so equivalent lines agree."""
+    if isinstance(node, Term):
+        return str(node)
+    if isinstance(node, Not):
+        return "-" + render(node.child)
+    parts = sorted({render(child) for child in node.children})
+    text = (" OR " if isinstance(node, Or) else " ").join(parts)
+    return text if top and isinstance(node, And) else f"({text})"
+
+
+def positive_terms(node: Node) -> list[Term]:
+    """The terms a match is made of (not those under an exclusion), in canonical order."""
+    if isinstance(node, Term):
+        return [node]
+    if isinstance(node, Not):
+        return []
+    return sorted({term for child in node.children for term in positive_terms(child)})
 
 
 @dataclass(frozen=True)
 class Query:
-    """A parsed interest line: every term must match (AND)."""
+    """A parsed interest line."""
 
-    terms: tuple[Term, ...]
+    root: Node
 
-    @property
+    @cached_property
     def canonical(self) -> str:
-        """A stable text form; lines that mean the same share it."""
-        return " ".join(str(term) for term in self.terms)
+        """A stable text form; lines that mean the same share it, and it parses to itself."""
+        return render(self.root, top=True)
+
+    @cached_property
+    def terms(self) -> tuple[Term, ...]:
+        """The positive terms, which explain a match."""
+        return tuple(positive_terms(self.root))
+
+
+_Token = tuple[str, str, int]  # kind, text, column
+
+
+def _lex(line: str) -> list[_Token]:
+    found: list[_Token] = []
+    i, n = 0, len(line)
+    while i < n:
+        ch = line[i]
+        if ch.isspace():
+            i += 1
+        elif ch in "()":
+            found.append((ch, ch, i))
+            i += 1
+        elif ch == "-" and i + 1 < n and not line[i + 1].isspace() and not _DASHES.match(line, i):
+            found.append(("not", "-", i))
+            i += 1
+        elif (field := _FIELD.match(line, i)) is not None:
+            if field.group(1).lower() not in FIELDS:
+                known = ", ".join(f"{name}:" for name in FIELDS)
+                raise InterestError(line, f"unknown field {field.group(1)!r} (use {known})", i)
+            name = field.group(1).lower()
+            if field.end() == n or line[field.end()].isspace() or line[field.end()] == ")":
+                raise InterestError(line, f"'{name}:' must be followed by a term", i)
+            found.append(("field", name, i))
+            i = field.end()
+        elif ch == '"':
+            end = line.find('"', i + 1)
+            if end < 0:
+                raise InterestError(line, "unbalanced quote", i)
+            found.append(("phrase", line[i + 1 : end], i))
+            i = end + 1
+        else:
+            end = _WORD.match(line, i).end()  # type: ignore[union-attr]
+            word = line[i:end]
+            kind = "or" if word == "OR" else "and" if word == "AND" else "word"
+            found.append((kind, word, i))
+            i = end
+    return [token for token in found if token[0] != "and"]
+
+
+class _Parser:
+    def __init__(self, line: str) -> None:
+        self.line = line
+        self.tokens = _lex(line)
+        self.pos = 0
+
+    def error(self, message: str, column: int | None = None) -> InterestError:
+        return InterestError(self.line, message, column)
+
+    def peek(self) -> _Token | None:
+        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
+
+    def take(self) -> _Token:
+        token = self.tokens[self.pos]
+        self.pos += 1
+        return token
+
+    def conjunction(self, field: str, depth: int) -> Node:
+        children: list[Node] = []
+        while (token := self.peek()) is not None and token[0] != ")":
+            children.append(self.unary(field, depth))
+        if token is not None and depth == 0:
+            raise self.error("unmatched ')'", token[2])
+        if not children:
+            return And(())
+        return children[0] if len(children) == 1 else And(tuple(children))
+
+    def unary(self, field: str, depth: int) -> Node:
+        token = self.peek()
+        assert token is not None
+        if token[0] == "not":
+            self.take()
+            if self.peek() is None or self.peek()[0] in (")", "or"):  # type: ignore[index]
+                raise self.error("'-' must be followed by the term to exclude", token[2])
+            return Not(self.primary(field, depth))
+        alternatives = [self.primary(field, depth)]
+        while (token := self.peek()) is not None and token[0] == "or":
+            self.take()
+            following = self.peek()
+            if following is None or following[0] in (")", "or"):
+                raise self.error("'OR' must stand between two terms", token[2])
+            if following[0] == "not":
+                raise self.error("an exclusion cannot be an alternative of OR", following[2])
+            alternatives.append(self.primary(field, depth))
+        return alternatives[0] if len(alternatives) == 1 else Or(tuple(alternatives))
+
+    def primary(self, field: str, depth: int) -> Node:
+        kind, text, column = self.take()
+        if kind == "field":
+            if field:
+                raise self.error(f"'{text}:' cannot be used inside '{field}:'", column)
+            if self.peek() is None:
+                raise self.error(f"'{text}:' must be followed by a term", column)
+            return self.primary(text, depth)
+        if kind == "(":
+            inner = self.conjunction(field, depth + 1)
+            closing = self.peek()
+            if closing is None:
+                raise self.error("unmatched '('", column)
+            self.take()
+            if isinstance(inner, And) and not inner.children:
+                raise self.error("empty parentheses", column)
+            return inner
+        if kind == "or":
+            raise self.error("'OR' must stand between two terms", column)
+        if kind == "not":
+            raise self.error("'-' cannot exclude an exclusion", column)
+        if kind == ")":
+            raise self.error("unmatched ')'", column)
+        return self.term(field, text, kind == "phrase", column)
+
+    def term(self, field: str, raw: str, quoted: bool, column: int) -> Term:
+        if field == "cat":
+            category = fold(raw).strip()
+            if not _CATEGORY.fullmatch(category):
+                raise self.error(f"cat: takes one category such as cs.LG, not {raw!r}", column)
+            return Term("cat", (category,))
+        if field == "author":
+            parts = name_parts(raw)
+            if not parts:
+                raise self.error(f"author: needs a name, not {raw!r}", column)
+            return Term("author", parts)
+        words = _words(raw)
+        if not words:
+            shown = f'"{raw}"' if quoted else raw
+            raise self.error(f"{shown!r} has no letters or digits", column)
+        return Term(field, words, quoted)
+
+
+@lru_cache(maxsize=1 << 16)
+def _words(raw: str) -> tuple[str, ...]:
+    return tuple(analyse(raw)[0])
+
+
+def _simplify(node: Node) -> Node:
+    """Flatten nested And/Or, drop duplicate children."""
+    if isinstance(node, Term):
+        return node
+    if isinstance(node, Not):
+        return Not(_simplify(node.child))
+    kind = type(node)
+    children: dict[str, Node] = {}
+    for child in node.children:
+        child = _simplify(child)
+        for part in child.children if isinstance(child, kind) else (child,):
+            children.setdefault(render(part), part)
+    if len(children) == 1:
+        return next(iter(children.values()))
+    return kind(tuple(children[key] for key in sorted(children)))
+
+
+def _check(parser: _Parser, node: Node) -> None:
+    """Refuse trees that can match nothing useful: only exclusions, or a contradiction."""
+    if isinstance(node, Not):
+        raise parser.error("an interest needs at least one term to look for, not only exclusions")
+    if isinstance(node, Or):
+        for child in node.children:
+            _check(parser, child)
+    if isinstance(node, And):
+        positives = [child for child in node.children if not isinstance(child, Not)]
+        if not positives:
+            raise parser.error(
+                "an interest needs at least one term to look for, not only exclusions"
+            )
+        excluded = {render(child.child) for child in node.children if isinstance(child, Not)}
+        for child in positives:
+            if render(child) in excluded:
+                raise parser.error(f"{render(child)} is both required and excluded")
+            _check(parser, child)
+        for child in node.children:
+            if isinstance(child, Not) and not isinstance(child.child, Term):
+                _check(parser, child.child)
 
 
 def parse(line: str) -> Query:
     """Parse an interest line, or raise InterestError pointing at the problem."""
-    text = line.strip()
-    if not text:
+    if not line.strip():
         raise InterestError(line, "an interest cannot be empty")
-    if len(text) > MAX_INTEREST_LENGTH:
+    if len(line.strip()) > MAX_INTEREST_LENGTH:
         raise InterestError(line, f"an interest is at most {MAX_INTEREST_LENGTH} characters")
-    if text.count('"') % 2:
-        raise InterestError(line, "unbalanced quote", line.rfind('"'))
-    terms: set[Term] = set()
-    for found in _TERM.finditer(line):
-        raw = found.group(1) if found.group(1) is not None else found.group(2)
-        words = tuple(tokens(raw))
-        if not words:
-            raise InterestError(line, f"{found.group(0)!r} has no letters or digits", found.start())
-        # A bare hyphenated word ("in-context") becomes a phrase of its parts.
-        terms.add(Term(words))
-    return Query(tuple(sorted(terms)))
+    parser = _Parser(line)
+    root = _simplify(parser.conjunction("", 0))
+    _check(parser, root)
+    query = Query(root)
+    if len(query.canonical) > MAX_CANONICAL_LENGTH:
+        raise InterestError(line, "this interest is too complex; split it into several lines")
+    return query

@@ -1,23 +1,178 @@
-"""Text normalisation shared by indexing and queries: NFKC, casefold, word tokens."""
+"""Text normalisation shared by indexing and queries.
+
+Scientific text needs more than lower-casing: Unicode NFKC and casefold, accents folded,
+every dash alike, LaTeX reduced to text (`$\\mu$P` -> "mup"), plurals of acronyms
+(LLMs -> llm), and Snowball stems for bare query words.
+"""
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
-_WORD = re.compile(r"\w+")
+import Stemmer
+
+_GREEK = {
+    name: chr(code)
+    for name, code in [
+        ("alpha", 0x3B1), ("beta", 0x3B2), ("gamma", 0x3B3), ("delta", 0x3B4),
+        ("epsilon", 0x3B5), ("varepsilon", 0x3B5), ("zeta", 0x3B6), ("eta", 0x3B7),
+        ("theta", 0x3B8), ("vartheta", 0x3B8), ("iota", 0x3B9), ("kappa", 0x3BA),
+        ("lambda", 0x3BB), ("mu", 0x3BC), ("nu", 0x3BD), ("xi", 0x3BE), ("pi", 0x3C0),
+        ("rho", 0x3C1), ("sigma", 0x3C3), ("tau", 0x3C4), ("upsilon", 0x3C5),
+        ("phi", 0x3C6), ("varphi", 0x3C6), ("chi", 0x3C7), ("psi", 0x3C8),
+        ("omega", 0x3C9), ("Gamma", 0x393), ("Delta", 0x394), ("Theta", 0x398),
+        ("Lambda", 0x39B), ("Xi", 0x39E), ("Pi", 0x3A0), ("Sigma", 0x3A3),
+        ("Phi", 0x3A6), ("Psi", 0x3A8), ("Omega", 0x3A9),
+    ]
+}  # fmt: skip
+_SYMBOL_ACCENT = re.compile(r"\\[\"'`^~=.]\s*\{?\s*([A-Za-z])\}?")
+_LETTER_ACCENT = re.compile(r"\\[uvHckrbd](?:\s*\{\s*([A-Za-z])\s*\}|\s+([A-Za-z]))")
+_COMMAND = re.compile(r"\\([A-Za-z]+)\*?")
+# Every dash, hyphen and minus sign becomes "-"; the soft hyphen disappears.
+_DASHES: dict[int, str | None] = {
+    code: "-"
+    for code in range(0x110000)
+    if unicodedata.category(chr(code)) == "Pd" or code in (0x2212, 0x2043, 0xFE63, 0xFF0D)
+}
+_DASHES[0xAD] = None
+# Greek letters are spelled out, so "μP", "$\\mu$P" and "muP" are one word.
+_TRANSLATE = (
+    _DASHES
+    | {
+        ord(letter): name.lower() if name[0].islower() else name
+        for name, letter in _GREEK.items()
+        if not name.startswith("var")
+    }
+    | {0x3C2: "sigma", 0x3D1: "theta", 0x3D5: "phi", 0x3F5: "epsilon"}
+)
+_COMPOUND = re.compile(r"[^\W_]+(?:-[^\W_]+)*")
+_NAME_PART = re.compile(r"[^\W\d_]+")
+_ACRONYM_PLURAL = re.compile(r"[A-Za-z0-9]*[A-Z][A-Za-z0-9]*[A-Z0-9]s")
+_stemmer = Stemmer.Stemmer("english")
+# British spellings whose stems differ from the American ones ("quantisation", "analyse").
+_SPELLING = [
+    ("isations", "izations"), ("isation", "ization"), ("yses", "yzes"), ("ysed", "yzed"),
+    ("ysing", "yzing"), ("yse", "yze"),
+]  # fmt: skip
+
+
+def strip_latex(text: str) -> str:
+    """Reduce inline LaTeX to plain text: accents to letters, Greek commands to letters."""
+    if "\\" not in text and "$" not in text:
+        return text
+    text = _SYMBOL_ACCENT.sub(r"\1", text)
+    text = _LETTER_ACCENT.sub(lambda m: m.group(1) or m.group(2), text)
+    text = _COMMAND.sub(
+        lambda m: m.group(1).removeprefix("var") if m.group(1) in _GREEK else " ", text
+    )
+    return text.translate({ord("$"): None, ord("{"): None, ord("}"): None, ord("\\"): " "})
+
+
+def _fold_accents(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text)
+    kept = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return unicodedata.normalize("NFKC", kept.casefold())
+
+
+def _stable_fold(text: str) -> str:
+    once = _fold_accents(text)
+    twice = _fold_accents(once)
+    return once if once == twice else _fold_accents(twice)
+
+
+@lru_cache(maxsize=1 << 16)
+def fold_word(word: str) -> str:
+    """One word folded: casefold, accents removed, NFKC (stable when applied twice)."""
+    return _stable_fold(word)
+
+
+def prepare(text: str) -> str:
+    """LaTeX stripped, NFKC, every dash "-", Greek letters spelled out; case kept."""
+    return unicodedata.normalize("NFKC", strip_latex(text)).translate(_TRANSLATE)
 
 
 def fold(text: str) -> str:
-    """Unicode NFKC plus casefold, so that visually equal text compares equal."""
-    return unicodedata.normalize("NFKC", text).casefold()
+    """Text as matching sees it: prepared, casefolded, accents folded."""
+    return _stable_fold(prepare(text))
+
+
+def _word(part: str) -> str:
+    if _ACRONYM_PLURAL.fullmatch(part) and part[-2].isupper():
+        part = part[:-1]
+    return fold_word(part)
+
+
+@lru_cache(maxsize=1 << 18)
+def _compound(raw: str) -> tuple[tuple[str, ...], str | None]:
+    """The folded parts of one raw (possibly hyphenated) word, and their joined form."""
+    parts = [_word(part) for part in raw.split("-")]
+    # Folding can expand one character into several words' worth (rare ligatures).
+    words = tuple(w for part in parts for w in _COMPOUND.findall(part))
+    return words, "".join(words) if len(words) > 1 else None
+
+
+def analyse(text: str) -> tuple[list[str], list[str]]:
+    """The words of `text` in order, and the joined forms of its hyphenated compounds."""
+    # "In-context LLMs" gives (["in", "context", "llm"], ["incontext"]): the parts keep
+    # their positions for phrases, and the joined form matches "incontext".
+    words: list[str] = []
+    joined: list[str] = []
+    for raw in _COMPOUND.findall(prepare(text)):
+        parts, whole = _compound(raw)
+        words.extend(parts)
+        if whole is not None:
+            joined.append(whole)
+    return words, joined
 
 
 def tokens(text: str) -> list[str]:
     """The words of `text`, folded; punctuation and dashes separate words."""
-    return _WORD.findall(fold(text))
+    return analyse(text)[0]
+
+
+@lru_cache(maxsize=1 << 18)
+def stem(word: str) -> str:
+    """The Snowball (English) stem of a folded word; words with digits are kept whole."""
+    if any(ch.isdigit() for ch in word):
+        return word
+    for british, american in _SPELLING:
+        if word.endswith(british):
+            word = word[: -len(british)] + american
+            break
+    result: str = _stemmer.stemWord(word)
+    return result
+
+
+_TITLE_WORD = re.compile(r"\w+")
 
 
 def normalise_title(title: str) -> str:
-    """A title reduced to its words, for duplicate detection."""
-    return " ".join(tokens(title))
+    """A title reduced to its words, for duplicate detection (NFKC, casefold, words)."""
+    # Deliberately simpler than matching's analysis: stored papers' identities (hashes of
+    # this form) must not change when matching learns a new normalisation.
+    return " ".join(_TITLE_WORD.findall(unicodedata.normalize("NFKC", title).casefold()))
+
+
+def name_parts(name: str) -> tuple[str, ...]:
+    """A person's name as folded parts, surname last ("Lovelace, Ada" -> ada lovelace)."""
+    text = fold(name)
+    if text.count(",") == 1:
+        surname, given = text.split(",")
+        text = f"{given} {surname}"
+    return tuple(_NAME_PART.findall(text))
+
+
+def _given_matches(query: str, author: str) -> bool:
+    if len(query) == 1 or len(author) == 1:
+        return author.startswith(query) or query.startswith(author)
+    return query == author
+
+
+def names_match(query: tuple[str, ...], author: tuple[str, ...]) -> bool:
+    """True when the query name fits the author: same surname, given names or initials."""
+    if not query or not author or query[-1] != author[-1]:
+        return False
+    given = iter(author[:-1])
+    return all(any(_given_matches(part, other) for other in given) for part in query[:-1])

@@ -1,0 +1,50 @@
+"""The same interest language checked one paper at a time: a reference for tests and the
+baseline of bench/match.py. Far too slow for a population; use the engine."""
+
+from __future__ import annotations
+
+from digest.match.index import Index
+from digest.match.query import And, Node, Not, Or, Term
+from digest.match.text import name_parts, names_match
+
+
+def _has(index: Index, name: str, doc: int, words: tuple[str, ...], stemmed: bool) -> bool:
+    field = index.fields[name]
+    ids = [field.token(word, stemmed) for word in words]
+    if any(token is None for token in ids):
+        return False
+    seq = (field.stem_sequences if stemmed else field.sequences)[doc]
+    if len(ids) == 1:
+        return ids[0] in seq or ids[0] in field.compounds[doc]
+    n = len(ids)
+    return any(seq[i : i + n] == ids for i in range(len(seq) - n + 1))
+
+
+def term_matches(index: Index, term: Term, doc: int) -> bool:
+    """Whether paper `doc` of the batch holds `term`."""
+    paper = index.papers[doc]
+    if term.field == "cat":
+        wanted = term.words[0]
+        return any(
+            c.casefold() == wanted or c.casefold().split(".")[0] == wanted for c in paper.categories
+        )
+    if term.field == "author":
+        return any(names_match(term.words, name_parts(author)) for author in paper.authors)
+    names = ("title", "abstract") if not term.field else (term.field,)
+    return any(
+        _has(index, name, doc, words, stemmed)
+        for name in names
+        for words, stemmed in index.patterns(term, index.fields[name])
+    )
+
+
+def matches(index: Index, node: Node, doc: int) -> bool:
+    """Whether paper `doc` of the batch satisfies the query tree `node`."""
+    if isinstance(node, Term):
+        return term_matches(index, node, doc)
+    if isinstance(node, Not):
+        return not matches(index, node.child, doc)
+    if isinstance(node, Or):
+        return any(matches(index, child, doc) for child in node.children)
+    assert isinstance(node, And)
+    return all(matches(index, child, doc) for child in node.children)

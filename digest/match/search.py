@@ -1,0 +1,134 @@
+"""One interest line against stored papers or a JSONL file, and why a paper reached someone."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import Connection, Engine
+
+from digest.ingest import IngestReport, read_jsonl
+from digest.match.engine import matched_terms, rank
+from digest.match.index import Index, PaperDoc
+from digest.match.query import parse
+from digest.models import INTERESTS, PAPERS, SUBSCRIBERS
+from digest.subscribers import normalise_email
+
+
+@dataclass(frozen=True)
+class Found:
+    """A paper an interest matched: its score and the terms that matched."""
+
+    paper: PaperDoc
+    score: float
+    matched: tuple[str, ...]
+
+
+def _doc(row: Any) -> PaperDoc:
+    return PaperDoc(
+        id=row.id,
+        title=row.title,
+        abstract=row.abstract or "",
+        upvotes=row.upvotes,
+        authors=tuple(row.authors or ()),
+        categories=tuple(row.categories or ()),
+    )
+
+
+_COLUMNS = (
+    PAPERS.c.id,
+    PAPERS.c.title,
+    PAPERS.c.abstract,
+    PAPERS.c.upvotes,
+    PAPERS.c.authors,
+    PAPERS.c.categories,
+)
+
+
+def stored_papers(conn: Connection) -> list[PaperDoc]:
+    """Every stored paper, as matching reads it."""
+    return [_doc(row) for row in conn.execute(sa.select(*_COLUMNS).order_by(PAPERS.c.id))]
+
+
+def file_papers(path: Path) -> tuple[list[PaperDoc], list[str]]:
+    """The papers of a JSONL file (ids are line numbers among valid lines) and its bad lines."""
+    report = IngestReport()
+    docs = [
+        PaperDoc(
+            number,
+            paper.title,
+            paper.abstract,
+            paper.upvotes,
+            tuple(paper.authors),
+            tuple(paper.categories),
+        )
+        for number, paper in enumerate(read_jsonl(path, report), start=1)
+    ]
+    return docs, report.errors
+
+
+def search(
+    papers: Sequence[PaperDoc], line: str, limit: int | None = None, *, index: Index | None = None
+) -> list[Found]:
+    """One interest line over `papers` (or their prebuilt index), best first; InterestError."""
+    query = parse(line)
+    index = index if index is not None else Index(papers)
+    ranked = rank(index, query)
+    stop = len(ranked.docs) if limit is None else limit
+    return [
+        Found(papers[doc], float(score), matched_terms(index, ranked, doc))
+        for doc, score in zip(
+            ranked.docs[:stop].tolist(), ranked.scores[:stop].tolist(), strict=True
+        )
+    ]
+
+
+@dataclass(frozen=True)
+class LineVerdict:
+    """How one interest line fares against one paper."""
+
+    line: str
+    canonical: str
+    matches: bool
+    score: float
+    matched: tuple[str, ...]
+    missing: tuple[str, ...]
+
+
+def explain(engine: Engine, email: str, paper_id: int) -> tuple[PaperDoc, list[LineVerdict]]:
+    """Which of a subscriber's interest lines match a stored paper, and why (or LookupError)."""
+    with engine.connect() as conn:
+        subscriber = conn.execute(
+            sa.select(SUBSCRIBERS.c.id).where(SUBSCRIBERS.c.email == normalise_email(email))
+        ).scalar()
+        if subscriber is None:
+            raise LookupError(f"no subscriber {email}")
+        row = conn.execute(sa.select(*_COLUMNS).where(PAPERS.c.id == paper_id)).first()
+        if row is None:
+            raise LookupError(f"no paper with id {paper_id}")
+        lines = conn.execute(
+            sa.select(INTERESTS.c.query)
+            .where(INTERESTS.c.subscriber_id == subscriber)
+            .order_by(INTERESTS.c.position)
+        ).scalars()
+        paper = _doc(row)
+        index = Index([paper])
+        verdicts = []
+        for line in lines:
+            query = parse(line)
+            ranked = rank(index, query)
+            present = {str(t) for t in query.terms if index.term(t).bits}
+            verdicts.append(
+                LineVerdict(
+                    line=line,
+                    canonical=query.canonical,
+                    matches=bool(ranked.bits),
+                    score=float(ranked.scores[0]) if len(ranked.scores) else 0.0,
+                    matched=tuple(str(t) for t in query.terms if str(t) in present),
+                    missing=tuple(str(t) for t in query.terms if str(t) not in present),
+                )
+            )
+    return paper, verdicts
