@@ -22,6 +22,7 @@ class FaultySink:
     p_stall: float = 0.0  # no reply until after the client's timeout
     stall_seconds: float = 1.0
     hard_bounce: set[str] = field(default_factory=set)
+    first: list[str] = field(default_factory=list)  # faults forced on the first DATAs, in order
     delivered: Counter[str] = field(default_factory=Counter)  # Message-ID -> times stored
     recipients: Counter[str] = field(default_factory=Counter)
     faults: Counter[str] = field(default_factory=Counter)
@@ -43,16 +44,17 @@ class FaultySink:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         roll = self.rng.random()
-        if roll < self.p_421:
+        forced = self.first.pop(0) if self.first else None
+        if forced == "421" or (forced is None and roll < self.p_421):
             self.faults["421"] += 1
             return "421 4.3.2 service shutting down"
         roll -= self.p_421
-        if roll < self.p_drop:
+        if forced == "drop" or (forced is None and roll < self.p_drop):
             self.faults["drop"] += 1
             server.transport.close()
             return "451 dropped"
         roll -= self.p_drop
-        if roll < self.p_stall:
+        if forced == "stall" or (forced is None and roll < self.p_stall):
             self.faults["stall"] += 1
             await asyncio.sleep(self.stall_seconds)
             server.transport.close()
