@@ -20,7 +20,8 @@ from sqlalchemy import Connection, Engine
 
 from digest.config import Settings
 from digest.db import insert_ignore
-from digest.match import Matcher, PaperDoc
+from digest.match import Matcher
+from digest.match.search import DOC_COLUMNS, paper_doc
 from digest.models import (
     DIGEST_PAPERS,
     DIGESTS,
@@ -137,28 +138,12 @@ def select_papers(
     earliest = min(starts.values())
 
     papers = conn.execute(
-        sa.select(
-            PAPERS.c.id,
-            PAPERS.c.title,
-            PAPERS.c.abstract,
-            PAPERS.c.upvotes,
-            PAPERS.c.authors,
-            PAPERS.c.categories,
-            PAPERS.c.first_seen_at,
-        ).where(PAPERS.c.first_seen_at > earliest, PAPERS.c.first_seen_at <= now)
+        sa.select(*DOC_COLUMNS, PAPERS.c.first_seen_at).where(
+            PAPERS.c.first_seen_at > earliest, PAPERS.c.first_seen_at <= now
+        )
     ).all()
     seen_at = {row.id: row.first_seen_at for row in papers}
-    docs = [
-        PaperDoc(
-            row.id,
-            row.title,
-            row.abstract,
-            row.upvotes,
-            tuple(row.authors or ()),
-            tuple(row.categories or ()),
-        )
-        for row in papers
-    ]
+    docs = [paper_doc(row) for row in papers]
 
     interests: dict[int, list[tuple[str, str]]] = defaultdict(list)
     for sub_id, canonical, query in conn.execute(

@@ -27,7 +27,8 @@ class Found:
     matched: tuple[str, ...]
 
 
-def _doc(row: Any) -> PaperDoc:
+def paper_doc(row: Any) -> PaperDoc:
+    """A stored paper row (with DOC_COLUMNS) as matching reads it."""
     return PaperDoc(
         id=row.id,
         title=row.title,
@@ -38,7 +39,7 @@ def _doc(row: Any) -> PaperDoc:
     )
 
 
-_COLUMNS = (
+DOC_COLUMNS = (
     PAPERS.c.id,
     PAPERS.c.title,
     PAPERS.c.abstract,
@@ -50,7 +51,7 @@ _COLUMNS = (
 
 def stored_papers(conn: Connection) -> list[PaperDoc]:
     """Every stored paper, as matching reads it."""
-    return [_doc(row) for row in conn.execute(sa.select(*_COLUMNS).order_by(PAPERS.c.id))]
+    return [paper_doc(row) for row in conn.execute(sa.select(*DOC_COLUMNS).order_by(PAPERS.c.id))]
 
 
 def file_papers(path: Path) -> tuple[list[PaperDoc], list[str]]:
@@ -106,7 +107,7 @@ def explain(engine: Engine, email: str, paper_id: int) -> tuple[PaperDoc, list[L
         ).scalar()
         if subscriber is None:
             raise LookupError(f"no subscriber {email}")
-        row = conn.execute(sa.select(*_COLUMNS).where(PAPERS.c.id == paper_id)).first()
+        row = conn.execute(sa.select(*DOC_COLUMNS).where(PAPERS.c.id == paper_id)).first()
         if row is None:
             raise LookupError(f"no paper with id {paper_id}")
         lines = conn.execute(
@@ -114,7 +115,7 @@ def explain(engine: Engine, email: str, paper_id: int) -> tuple[PaperDoc, list[L
             .where(INTERESTS.c.subscriber_id == subscriber)
             .order_by(INTERESTS.c.position)
         ).scalars()
-        paper = _doc(row)
+        paper = paper_doc(row)
         index = Index([paper])
         verdicts = []
         for line in lines:

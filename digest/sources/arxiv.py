@@ -11,7 +11,7 @@ from typing import Any
 from digest.config import Settings
 from digest.ingest import parse_arxiv_id
 from digest.sources.batch import Batch, SourceError, from_struct
-from digest.sources.feeds import authors_of, cut_off, load
+from digest.sources.feeds import authors_of, cut_off, entries, load
 from digest.sources.http import Http
 
 ANNOUNCE_TYPES = {
@@ -69,15 +69,8 @@ def _listing_fields(entry: Any) -> dict[str, Any]:
 
 def parse_listing(data: bytes, origin: str) -> Batch:
     """The entries of an arXiv listing feed, each with its announce type."""
-    parsed, problem = load(data, origin)
     batch = Batch()
-    if problem:
-        batch.warnings.append(problem)
-    for index, entry in enumerate(parsed.entries):
-        where = f"{origin}: entry {index + 1} ({entry.get('id') or entry.get('link') or '?'})"
-        if cut_off(parsed, index, entry):
-            batch.skip(where, "entry cut off by the malformed document")
-            continue
+    for where, entry in entries(data, origin, batch):
         batch.add(where, partial(_listing_fields, entry))
     return batch
 

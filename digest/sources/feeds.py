@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import re
 import xml.sax
+from collections.abc import Iterator
 from typing import Any
 
 import feedparser
@@ -33,6 +34,19 @@ def cut_off(parsed: Any, index: int, entry: Any) -> bool:
     return (
         bool(parsed.get("bozo")) and index == len(parsed.entries) - 1 and not entry.get("summary")
     )
+
+
+def entries(data: bytes, origin: str, batch: Batch) -> Iterator[tuple[str, Any]]:
+    """(where, entry) for each complete entry of a feed; problems are noted in `batch`."""
+    parsed, problem = load(data, origin)
+    if problem:
+        batch.warnings.append(problem)
+    for index, entry in enumerate(parsed.entries):
+        where = f"{origin}: entry {index + 1} ({entry.get('id') or entry.get('link') or '?'})"
+        if cut_off(parsed, index, entry):
+            batch.skip(where, "entry cut off by the malformed document")
+            continue
+        yield where, entry
 
 
 def text_of(entry: Any) -> str:
@@ -64,15 +78,8 @@ def doi_of(entry: Any) -> str | None:
 
 def parse_feed(data: bytes, origin: str, source: str = "feed") -> Batch:
     """The entries of any RSS/Atom feed as papers; entries without a title are skipped."""
-    parsed, problem = load(data, origin)
     batch = Batch()
-    if problem:
-        batch.warnings.append(problem)
-    for index, entry in enumerate(parsed.entries):
-        where = f"{origin}: entry {index + 1} ({entry.get('id') or entry.get('link') or '?'})"
-        if cut_off(parsed, index, entry):
-            batch.skip(where, "entry cut off by the malformed document")
-            continue
+    for where, entry in entries(data, origin, batch):
 
         def build(entry: Any = entry) -> dict[str, Any]:
             return {
