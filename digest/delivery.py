@@ -32,7 +32,7 @@ from digest.models import (
     DigestStatus,
     SubscriberStatus,
 )
-from digest.planning import Choice, digest_view
+from digest.planning import Choice, digest_view, interest_lines
 from digest.render import Renderer, RenderError, build_message, message_domain
 
 log = logging.getLogger(__name__)
@@ -140,6 +140,7 @@ class Outbox:
                 )
             }
             choices = self._unsent_choices(conn, ids)
+            lines = interest_lines(conn, subscribers)
             papers = {
                 row.id: row
                 for row in conn.execute(
@@ -168,6 +169,7 @@ class Outbox:
                         more,
                         papers=papers,
                         digest_id=row.id,
+                        subscribed=lines.get(subscriber.id, []),
                     )
                     try:
                         rendered = self.renderer.digest(view)

@@ -279,8 +279,12 @@ def digest_view(
     *,
     papers: Mapping[int, Any] | None = None,
     digest_id: int | None = None,
+    subscribed: list[str] | None = None,
 ) -> DigestView:
-    """The template context of one subscriber's digest (`digest_id` links the full list)."""
+    """The template context of one subscriber's digest (`digest_id` links the full list).
+
+    `papers` and `subscribed` (the subscriber's interest lines) are loaded unless given.
+    """
     secret, base = settings.secret_key.get_secret_value(), settings.base_url.rstrip("/")
 
     def link(purpose: str) -> str:
@@ -296,14 +300,22 @@ def digest_view(
         unsubscribe_url=link(UNSUBSCRIBE),
         preferences_url=link(PREFERENCES),
         more_url=f"{link(DIGESTS_LINK)}/{digest_id}" if digest_id and more_count else "",
-        subscribed=list(
-            conn.execute(
-                sa.select(INTERESTS.c.query)
-                .where(INTERESTS.c.subscriber_id == subscriber.id)
-                .order_by(INTERESTS.c.position)
-            ).scalars()
-        ),
+        subscribed=subscribed
+        if subscribed is not None
+        else interest_lines(conn, [subscriber.id]).get(subscriber.id, []),
     )
+
+
+def interest_lines(conn: Connection, subscriber_ids: Iterable[int]) -> dict[int, list[str]]:
+    """Each subscriber's interest lines as typed, in their order."""
+    lines: dict[int, list[str]] = defaultdict(list)
+    for sub_id, query in conn.execute(
+        sa.select(INTERESTS.c.subscriber_id, INTERESTS.c.query)
+        .where(INTERESTS.c.subscriber_id.in_(list(subscriber_ids)))
+        .order_by(INTERESTS.c.subscriber_id, INTERESTS.c.position)
+    ):
+        lines[sub_id].append(query)
+    return lines
 
 
 def preview(
