@@ -11,6 +11,7 @@ bounce (Action: failed, Status 5.x.x) stops mail to the subscriber at once; soft
 
 from __future__ import annotations
 
+import contextlib
 import imaplib
 import mailbox
 import re
@@ -308,7 +309,8 @@ def _connect(target: ImapUrl, timeout: float) -> imaplib.IMAP4:
             try:
                 client.starttls(context)
             except (OSError, imaplib.IMAP4.error):
-                client.shutdown()
+                with contextlib.suppress(OSError):  # a failed handshake leaves the socket closed
+                    client.shutdown()
                 raise
         return client
     except (OSError, imaplib.IMAP4.error) as exc:

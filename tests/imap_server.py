@@ -49,10 +49,14 @@ class Dovecot:
     host: str
     port: int
     log: Path
+    tls_port: int = 0
+    cert: Path | None = None
 
-    def url(self, mailbox: str = "INBOX", password: str = PASSWORD) -> str:
-        """An imap:// URL for the test user."""
+    def url(self, mailbox: str = "INBOX", password: str = PASSWORD, *, tls: bool = False) -> str:
+        """An imap:// (or, with tls, imaps://) URL for the test user."""
         auth = f"{quote(USER, safe='')}:{quote(password, safe='')}"
+        if tls:
+            return f"imaps://{auth}@{self.host}:{self.tls_port}/{quote(mailbox)}"
         return f"imap://{auth}@{self.host}:{self.port}/{quote(mailbox)}"
 
     @contextmanager
@@ -88,7 +92,7 @@ listen = {host}
 base_dir = {root}/run
 state_dir = {root}/state
 log_path = {root}/dovecot.log
-ssl = no
+{ssl}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 auth_failure_delay = 0
@@ -99,7 +103,8 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = {host}
+    port = {tls_port}
   }}
 }}
 passdb {{
@@ -113,7 +118,22 @@ userdb {{
 """
 
 
-def start_dovecot(root: Path) -> Iterator[Dovecot]:
+def self_signed(root: Path, host: str) -> tuple[Path, Path]:
+    """A certificate for `host` and its key, made with openssl."""
+    cert, key = root / "cert.pem", root / "key.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-nodes", "-days", "2", "-newkey", "ec"),
+            *("-pkeyopt", "ec_paramgen_curve:prime256v1", "-subj", f"/CN={host}"),
+            *("-addext", f"subjectAltName=IP:{host}", "-keyout", str(key), "-out", str(cert)),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+def start_dovecot(root: Path, *, tls: bool = False) -> Iterator[Dovecot]:
     """Run Dovecot from a config under `root` until the generator is closed."""
     binary = dovecot_binary()
     # Dovecot refuses to touch mail as root, and pytest's tmp_path is private to root, so
@@ -124,11 +144,18 @@ def start_dovecot(root: Path) -> Iterator[Dovecot]:
     for folder in ("run", "state"):
         (root / folder).mkdir(parents=True)
     server = Dovecot("127.0.0.1", free_port(), root / "dovecot.log")
+    ssl = "ssl = no"
+    if tls:
+        server.cert, key = self_signed(root, server.host)
+        server.tls_port = free_port()
+        ssl = f"ssl = yes\nssl_cert = <{server.cert}\nssl_key = <{key}"
     config = root / "dovecot.conf"
     config.write_text(
         CONFIG.format(
             host=server.host,
             port=server.port,
+            tls_port=server.tls_port,
+            ssl=ssl,
             root=root,
             mail=mail,
             user=USER,

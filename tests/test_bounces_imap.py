@@ -195,3 +195,39 @@ def test_the_cli_needs_exactly_one_mailbox(cli_env: dict[str, str], tmp_path: Pa
     bad = runner.invoke(app, ["bounces", "--imap", "imap://h/INBOX"], env=cli_env)
     assert bad.exit_code == 2
     assert "needs a user and password" in bad.output
+
+
+@pytest.fixture
+def dovecot_tls(tmp_path: Path) -> Iterator[Dovecot]:
+    """A started Dovecot offering STARTTLS and implicit TLS with a self-signed certificate."""
+    yield from start_dovecot(tmp_path / "dovecot", tls=True)
+
+
+def test_tls_and_starttls_with_a_trusted_certificate(
+    engine: Engine,
+    cli_env: dict[str, str],
+    dovecot_tls: Dovecot,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    subscribe(engine, "one@example.org", ["diffusion"])
+    subscribe(engine, "two@example.org", ["diffusion"])
+    dovecot_tls.append(hard("one@example.org"))
+
+    untrusted = runner.invoke(app, ["bounces", "--imap", dovecot_tls.url(tls=True)], env=cli_env)
+    assert untrusted.exit_code == 1
+    assert "certificate verify failed" in untrusted.output
+    plain = runner.invoke(app, ["bounces", "--imap", dovecot_tls.url()], env=cli_env)
+    assert plain.exit_code == 1  # STARTTLS is offered, so it is used: no plain-text fallback
+    assert "certificate verify failed" in plain.output
+    assert statuses(engine) == {"one@example.org": "active", "two@example.org": "active"}
+
+    # OpenSSL's own variable: how an operator trusts a private certificate authority.
+    monkeypatch.setenv("SSL_CERT_FILE", str(dovecot_tls.cert))
+    implicit = runner.invoke(app, ["bounces", "--imap", dovecot_tls.url(tls=True)], env=cli_env)
+    assert "1 read: 1 hard" in implicit.output, implicit.output
+    dovecot_tls.append(hard("two@example.org"))
+    upgraded = runner.invoke(app, ["bounces", "--imap", dovecot_tls.url()], env=cli_env)
+    assert "1 read: 1 hard" in upgraded.output, upgraded.output
+    assert statuses(engine) == {"one@example.org": "bounced", "two@example.org": "bounced"}
+    logins = [line for line in dovecot_tls.log.read_text().splitlines() if "Login: " in line]
+    assert sum(", TLS" in line for line in logins) == 2, logins
