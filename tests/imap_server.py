@@ -1,4 +1,8 @@
-"""A real IMAP server for tests: Dovecot on a loopback port, run in the foreground."""
+"""A real IMAP server for tests: Dovecot on a loopback port, run in the foreground.
+
+Without Dovecot (or without root) the tests using it are skipped, unless
+DIGEST_TEST_REQUIRE_IMAP=1 (CI), where they fail. DIGEST_TEST_DOVECOT names another binary.
+"""
 
 from __future__ import annotations
 
@@ -26,7 +30,12 @@ USER, PASSWORD = "bounces", "p@ss/w:rd?1"  # URL-special characters, quoted in U
 
 def dovecot_binary() -> str:
     """The dovecot binary, or skip (fail when DIGEST_TEST_REQUIRE_IMAP=1)."""
-    found = shutil.which("dovecot") or shutil.which("dovecot", path="/usr/sbin:/usr/local/sbin")
+    chosen = os.environ.get("DIGEST_TEST_DOVECOT")
+    found = (
+        shutil.which(chosen)
+        if chosen
+        else shutil.which("dovecot") or shutil.which("dovecot", path="/usr/sbin:/usr/local/sbin")
+    )
     problem = None if found else "Dovecot is not installed (apt-get install dovecot-imapd)"
     if found and os.geteuid() != 0:
         problem = "the Dovecot tests run as root (Dovecot switches to a mail user)"
