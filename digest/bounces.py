@@ -340,7 +340,9 @@ def process_imap(
         if kind != "OK":
             raise ImapError(f"{target}: cannot open mailbox {target.mailbox!r}: {_text(data)}")
         kind, data = client.uid("SEARCH", "UNSEEN")
-        uids = data[0].split() if kind == "OK" and data and isinstance(data[0], bytes) else []
+        if kind != "OK":
+            raise ImapError(f"{target}: cannot search for unseen messages: {_text(data)}")
+        uids = data[0].split() if data and isinstance(data[0], bytes) else []
         for uid in (u.decode() for u in uids):
             report.read += 1
             kind, data = client.uid("FETCH", uid, "(BODY.PEEK[])")
@@ -350,9 +352,11 @@ def process_imap(
                 report.failed.append(f"{where}: the server did not return it: {_text(data)}")
             else:
                 _apply_raw(engine, settings, raw, report, where)
-            client.uid("STORE", uid, "+FLAGS.SILENT", "(\\Seen)")
+            kind, data = client.uid("STORE", uid, "+FLAGS.SILENT", "(\\Seen)")
+            if kind != "OK":  # stop here: unflagged messages are read again on the next run
+                raise ImapError(f"{target}: cannot flag {where} \\Seen: {_text(data)}")
         client.close()
-    except (OSError, imaplib.IMAP4.abort) as exc:
+    except (OSError, imaplib.IMAP4.error) as exc:
         raise ImapError(f"{target}: the connection failed: {exc}") from exc
     finally:
         client.logout()  # never raises; closes the socket in any case
