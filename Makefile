@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint typecheck clean browser
+.PHONY: demo test lint typecheck clean browser imap-server
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,13 @@ browser:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
 	  echo "warning: could not install chromium; browser tests will be skipped" >&2
 
-test: $(VENV)/.installed-test browser
+# Dovecot for the IMAP bounce tests (Debian package; needs root).
+imap-server:
+	@command -v dovecot >/dev/null 2>&1 || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dovecot-imapd >/dev/null) || \
+	  echo "warning: could not install dovecot-imapd; IMAP tests will be skipped" >&2
+
+test: $(VENV)/.installed-test browser imap-server
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

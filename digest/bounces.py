@@ -1,5 +1,8 @@
 """Asynchronous bounces: read delivery status notifications (RFC 3464) and act on them.
 
+Notifications are read from a Maildir or an IMAP mailbox; each unseen message is read
+once and then flagged seen.
+
 A notification is matched to its digest by the original Message-ID (ours encode the
 digest id), else to a subscriber by the VERP return path or the failed recipient. A hard
 bounce (Action: failed, Status 5.x.x) stops mail to the subscriber at once; soft ones
@@ -8,8 +11,12 @@ bounce (Action: failed, Status 5.x.x) stops mail to the subscriber at once; soft
 
 from __future__ import annotations
 
+import contextlib
+import imaplib
 import mailbox
 import re
+import ssl
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage, Message
@@ -17,6 +24,7 @@ from email.parser import HeaderParser
 from email.utils import getaddresses, parseaddr
 from enum import StrEnum
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import sqlalchemy as sa
 from sqlalchemy import Engine
@@ -56,6 +64,7 @@ class BounceReport:
     bounced: list[str] = field(default_factory=list)
     unmatched: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
 
 
 def _fields(part: Message) -> list[Message]:
@@ -197,10 +206,158 @@ def process_maildir(engine: Engine, settings: Settings, path: Path) -> BounceRep
             continue
         report.read += 1
         with box.get_file(key) as handle:
-            message = message_from_bytes(handle.read(), policy=policy.default)
-        assert isinstance(message, EmailMessage)
-        apply(engine, settings, message, report)
+            _apply_raw(engine, settings, handle.read(), report, f"message {key}")
         stored.set_subdir("cur")
         stored.add_flag("S")
         box[key] = stored
+    return report
+
+
+def _apply_raw(
+    engine: Engine, settings: Settings, raw: bytes, report: BounceReport, where: str
+) -> None:
+    """Parse and act on one message; a message that cannot be parsed is reported."""
+    try:
+        message = message_from_bytes(raw, policy=policy.default)
+        assert isinstance(message, EmailMessage)
+        apply(engine, settings, message, report)
+    except sa.exc.SQLAlchemyError:
+        raise
+    except Exception as exc:  # one malformed message must not stop the rest
+        report.failed.append(f"{where}: cannot parse it ({type(exc).__name__}: {exc})")
+
+
+class ImapError(Exception):
+    """The IMAP mailbox cannot be read; the message says which step failed and why."""
+
+
+class ImapUrlError(ValueError):
+    """An IMAP URL that is missing or malformed; the message says what is wrong."""
+
+
+@dataclass(frozen=True)
+class ImapUrl:
+    """Where bounce notifications are read: imaps://user:password@host[:port]/MAILBOX."""
+
+    tls: bool
+    host: str
+    port: int
+    user: str
+    password: str
+    mailbox: str
+
+    def __str__(self) -> str:
+        scheme = "imaps" if self.tls else "imap"
+        return f"{scheme}://{self.user}@{self.host}:{self.port}/{self.mailbox}"
+
+
+def parse_imap_url(url: str) -> ImapUrl:
+    """Split an imap:// or imaps:// URL; ImapUrlError says what is wrong with it."""
+    parts = urlsplit(url.strip())
+    shown = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+    if parts.scheme not in ("imap", "imaps"):
+        raise ImapUrlError(f"{shown!r}: an IMAP URL starts with imaps:// or imap://")
+    if not parts.hostname:
+        raise ImapUrlError(f"{shown!r} has no host: imaps://user:password@host[:port]/MAILBOX")
+    if not parts.username or parts.password is None:
+        raise ImapUrlError(f"{shown!r} needs a user and password: imaps://user:password@host/...")
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise ImapUrlError(f"{shown!r} has a bad port: {exc}") from None
+    mailbox_name = unquote(parts.path.lstrip("/")) or "INBOX"
+    if not mailbox_name.isascii() or any(c in mailbox_name for c in "\r\n"):
+        raise ImapUrlError(
+            f"mailbox {mailbox_name!r}: only plain ASCII mailbox names are supported"
+        )
+    tls = parts.scheme == "imaps"
+    return ImapUrl(
+        tls=tls,
+        host=parts.hostname,
+        port=port or (993 if tls else 143),
+        user=unquote(parts.username),
+        password=unquote(parts.password),
+        mailbox=mailbox_name,
+    )
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _text(data: Sequence[object]) -> str:
+    """The human-readable part of a server reply."""
+    return " ".join(d.decode(errors="replace") if isinstance(d, bytes) else str(d) for d in data)
+
+
+def _body(data: Sequence[object]) -> bytes | None:
+    """The message in a FETCH reply (typeshed's types hide the (envelope, body) tuples)."""
+    for item in data:
+        if isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], bytes):
+            return item[1]
+    return None
+
+
+def _connect(target: ImapUrl, timeout: float) -> imaplib.IMAP4:
+    """Open the connection: TLS for imaps, STARTTLS for imap when the server offers it."""
+    context = ssl.create_default_context()
+    try:
+        if target.tls:
+            return imaplib.IMAP4_SSL(target.host, target.port, ssl_context=context, timeout=timeout)
+        client = imaplib.IMAP4(target.host, target.port, timeout=timeout)
+        if "STARTTLS" in client.capabilities:
+            try:
+                client.starttls(context)
+            except (OSError, imaplib.IMAP4.error):
+                with contextlib.suppress(OSError):  # a failed handshake leaves the socket closed
+                    client.shutdown()
+                raise
+        return client
+    except (OSError, imaplib.IMAP4.error) as exc:
+        raise ImapError(
+            f"cannot connect to IMAP server {target.host}:{target.port}: {exc}"
+        ) from exc
+
+
+def process_imap(
+    engine: Engine, settings: Settings, url: str | None = None, *, timeout: float = 30.0
+) -> BounceReport:
+    """Read every unseen message of an IMAP mailbox, act on it, and flag it \\Seen."""
+    url = url or settings.bounce_imap_url.get_secret_value()
+    if not url:
+        raise ImapUrlError("no IMAP mailbox: pass an imaps:// URL or set DIGEST_BOUNCE_IMAP_URL")
+    target = parse_imap_url(url)
+    client = _connect(target, timeout)
+    report = BounceReport()
+    try:
+        try:
+            client.login(target.user, target.password)
+        except imaplib.IMAP4.error as exc:
+            raise ImapError(
+                f"{target}: the server refused the login of {target.user!r}: {_text(exc.args)}"
+            ) from exc
+        kind, data = client.select(_quoted(target.mailbox))
+        if kind != "OK":
+            raise ImapError(f"{target}: cannot open mailbox {target.mailbox!r}: {_text(data)}")
+        kind, data = client.uid("SEARCH", "UNSEEN")
+        if kind != "OK":
+            raise ImapError(f"{target}: cannot search for unseen messages: {_text(data)}")
+        uids = data[0].split() if data and isinstance(data[0], bytes) else []
+        for uid in (u.decode() for u in uids):
+            report.read += 1
+            kind, data = client.uid("FETCH", uid, "(BODY.PEEK[])")
+            raw = _body(data)
+            where = f"message UID {uid}"
+            if kind != "OK" or raw is None:
+                report.failed.append(f"{where}: the server did not return it: {_text(data)}")
+            else:
+                _apply_raw(engine, settings, raw, report, where)
+            kind, data = client.uid("STORE", uid, "+FLAGS.SILENT", "(\\Seen)")
+            if kind != "OK":  # stop here: unflagged messages are read again on the next run
+                raise ImapError(f"{target}: cannot flag {where} \\Seen: {_text(data)}")
+        client.close()
+    except (OSError, imaplib.IMAP4.error) as exc:
+        raise ImapError(f"{target}: the connection failed: {exc}") from exc
+    finally:
+        client.logout()  # never raises; closes the socket in any case
     return report

@@ -21,7 +21,13 @@ from rich.markup import escape
 from sqlalchemy import Engine
 
 from digest import db
-from digest.bounces import process_maildir
+from digest.bounces import (
+    BounceReport,
+    ImapError,
+    ImapUrlError,
+    process_imap,
+    process_maildir,
+)
 from digest.config import Settings, SourceConfig
 from digest.mailer import SmtpTransport
 from digest.match import InterestError, InterestMatcher
@@ -319,27 +325,53 @@ def preview(
 @app.command()
 def bounces(
     maildir: Annotated[
-        Path, typer.Option(help="Maildir where bounce notifications (DSNs) arrive.")
-    ],
+        Path | None, typer.Option(help="Maildir where bounce notifications (DSNs) arrive.")
+    ] = None,
+    imap: Annotated[
+        str | None,
+        typer.Option(
+            help="IMAP mailbox where they arrive: imaps://user:password@host[:port]/MAILBOX "
+            "(imap:// for plain, with STARTTLS when offered); default DIGEST_BOUNCE_IMAP_URL.",
+        ),
+    ] = None,
 ) -> None:
     """Read bounce notifications: hard bounces stop mail at once, soft ones are counted."""
     settings = _settings()
+    if maildir is not None and imap is not None:
+        err.print("[red]error:[/] give --maildir or --imap, not both", highlight=False)
+        raise typer.Exit(2)
+    if maildir is None and imap is None and not settings.bounce_imap_url.get_secret_value():
+        err.print(
+            "[red]error:[/] give --maildir DIR or --imap URL (or set DIGEST_BOUNCE_IMAP_URL)",
+            highlight=False,
+        )
+        raise typer.Exit(2)
     with _engine(settings) as engine:
+        report: BounceReport
         try:
-            report = process_maildir(engine, settings, maildir)
-        except FileNotFoundError as exc:
+            if maildir is not None:
+                report = process_maildir(engine, settings, maildir)
+            else:
+                report = process_imap(engine, settings, imap)
+        except (FileNotFoundError, ImapUrlError) as exc:
             err.print(f"[red]error:[/] {exc}", highlight=False)
             raise typer.Exit(2) from exc
+        except ImapError as exc:
+            err.print(f"[red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(1) from exc
     for address in report.bounced:
         console.print(f"bounced: {address}", highlight=False)
     for what in report.unmatched:
         err.print(f"[yellow]no subscriber for[/] {what}", highlight=False)
     for subject in report.ignored:
         err.print(f"[yellow]not a delivery status notification:[/] {subject}", highlight=False)
+    for problem in report.failed:
+        err.print(f"[red]unreadable:[/] {problem}", highlight=False)
     console.print(
         f"{report.read} read: {report.hard} hard and {report.soft} soft bounces, "
         f"{len(report.bounced)} subscriber(s) marked bounced, {len(report.unmatched)} unmatched, "
         f"{len(report.ignored)} ignored"
+        + (f", {len(report.failed)} unreadable" if report.failed else "")
     )
 
 

@@ -101,6 +101,10 @@ class Settings(BaseSettings):
     soft_bounce_threshold: int = Field(
         default=3, ge=1, description="Soft bounces after which a subscriber is bounced."
     )
+    bounce_imap_url: SecretStr = Field(
+        default=SecretStr(""),
+        description="Mailbox `digest bounces` reads: imaps://user:password@host[:port]/MAILBOX.",
+    )
     worker_poll_seconds: float = Field(
         default=30, gt=0, description="How often an idle worker looks for due digests."
     )

@@ -125,3 +125,28 @@ def test_a_directory_that_is_not_a_maildir_is_refused(
     result = runner.invoke(app, ["bounces", "--maildir", str(tmp_path)], env=cli_env)
     assert result.exit_code == 2
     assert "is not a Maildir" in result.output
+
+
+def test_an_unreadable_message_is_reported_and_marked_seen(
+    engine: Engine, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    subscribe(engine, "kept@example.org", ["diffusion"])
+    subscribe(engine, "gone@example.org", ["diffusion"])
+    box = mailbox.Maildir(tmp_path / "b", create=True)
+    # The standard library's address parser raises on this To header (read for VERP).
+    box.add(
+        dsn(
+            recipient="kept@example.org", action="failed", status="5.1.1", message_id=None, to="a,<"
+        )
+    )
+    box.add(dsn(recipient="gone@example.org", action="failed", status="5.1.1", message_id=None))
+    env = {**cli_env, "DIGEST_RETURN_PATH": "bounces+{local}={domain}@digest.test"}
+    result = runner.invoke(app, ["bounces", "--maildir", str(tmp_path / "b")], env=env)
+    assert result.exit_code == 0, result.output
+    assert "2 read: 1 hard and 0 soft bounces" in result.output
+    assert "cannot parse it (IndexError" in result.output
+    with engine.connect() as conn:
+        statuses = dict(conn.execute(sa.select(SUBSCRIBERS.c.email, SUBSCRIBERS.c.status)).all())
+    assert statuses == {"kept@example.org": "active", "gone@example.org": "bounced"}
+    again = runner.invoke(app, ["bounces", "--maildir", str(tmp_path / "b")], env=env)
+    assert "0 read" in again.output
