@@ -253,16 +253,16 @@ def paper_views(
             PaperView(
                 title=row.title,
                 abstract=row.abstract,
-                url=row.url,
+                url=f"https://arxiv.org/abs/{row.arxiv_id}" if row.arxiv_id else row.url,
                 authors=row.authors,
                 categories=row.categories,
                 interest=c.interest,
                 terms=c.terms,
                 upvotes=row.upvotes,
-                pdf_url=row.pdf_url,
+                pdf_url=row.pdf_url
+                or (f"https://arxiv.org/pdf/{row.arxiv_id}" if row.arxiv_id else None),
                 hf_url=hf_url(row),
-                # A code link column may come from the sources work; shown when present.
-                code_url=row._mapping.get("code_url"),
+                code_url=row.github_repo,
                 published=published.date() if published else None,
             )
         )
