@@ -99,7 +99,8 @@ class PaperView:
     def why(self) -> str:
         """Why the subscriber got this paper: their interest and the terms that matched."""
         interest = clip(self.interest, 80)
-        terms = ", ".join(f"“{clip(t, 40)}”" for t in self.terms[:6])
+        shown = (clip(term.strip('"'), 40) for term in self.terms[:6])
+        terms = ", ".join(f"“{term}”" for term in shown)
         if not terms:
             return f"it matched your interest “{interest}”."
         return f"your interest “{interest}” matched {terms}."
