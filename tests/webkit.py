@@ -46,9 +46,11 @@ def web_settings(settings: Settings, **changes: Any) -> Settings:
 
 
 @contextmanager
-def server(settings: Settings, engine: Engine, clock: Clock) -> Iterator[str]:
-    """The app served by uvicorn (serve_web) on a free loopback port; yields its URL."""
-    port = free_port()
+def server(
+    settings: Settings, engine: Engine, clock: Clock, *, port: int | None = None
+) -> Iterator[str]:
+    """The app served by uvicorn (serve_web) on a loopback port (default: a free one)."""
+    port = port or free_port()
     loop = asyncio.new_event_loop()
     stop = asyncio.Event()
     failure: list[BaseException] = []

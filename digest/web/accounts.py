@@ -65,7 +65,7 @@ def parse_interests(text: str) -> tuple[list[tuple[str, str]], dict[int, str]]:
         try:
             valid.append((line.strip(), parse(line).canonical))
         except InterestError as exc:
-            errors[number] = str(exc)
+            errors[number] = str(exc).removesuffix(f": {exc.line!r}")
     return valid, errors
 
 
