@@ -92,6 +92,8 @@ def shoot(driver: Any, name: str) -> None:
     driver.set_window_size(DESKTOP, 900)
 
 
+# The journey exercises the pages; the HTTP tests cover both databases.
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_subscribe_confirm_edit_and_unsubscribe_in_chromium(
     settings: Settings, engine: Engine, smtp: SmtpSink, browser: Any
 ) -> None:

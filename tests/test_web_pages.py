@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
+import pytest
 from sqlalchemy import Engine
 
 from digest.config import Settings
 from digest.models import SubscriberStatus
 from digest.subscribers import subscribe as add_subscriber
-from digest.tokens import CONFIRM, PREFERENCES, UNSUBSCRIBE, make_token
+from digest.tokens import (
+    CONFIRM,
+    PREFERENCES,
+    UNSUBSCRIBE,
+    TokenError,
+    TokenExpired,
+    make_token,
+    read_token,
+)
 from tests.conftest import SmtpSink
 from tests.webkit import Clock, client, form, link_in, subscriber, web_settings
 
@@ -231,3 +241,18 @@ def test_sign_up_survives_a_refusing_mail_server(
         assert http.post("/subscribe", data=form()).status_code == 200
         assert 'digest_web_emails_total{kind="confirm_failed"} 1' in http.get("/metrics").text
     assert len(smtp.to("ada@example.org")) == 1
+
+
+def test_tokens_tolerate_a_little_clock_skew_only() -> None:
+    now = Clock().now
+    ahead = make_token("s", PREFERENCES, 7, 1, now=now + timedelta(minutes=1))
+    assert read_token("s", PREFERENCES, ahead, max_age=60, now=now) == (7, 1)
+    far = make_token("s", PREFERENCES, 7, 1, now=now + timedelta(minutes=10))
+    with pytest.raises(TokenExpired):
+        read_token("s", PREFERENCES, far, max_age=60, now=now)
+    old = make_token("s", PREFERENCES, 7, 1, now=now - timedelta(seconds=61))
+    with pytest.raises(TokenExpired):
+        read_token("s", PREFERENCES, old, max_age=60, now=now)
+    with pytest.raises(TokenError) as caught:
+        read_token("s", UNSUBSCRIBE, ahead, now=now)
+    assert not isinstance(caught.value, TokenExpired)

@@ -292,7 +292,9 @@ def resubscribe(engine: Engine, subscriber_id: int, now: datetime) -> bool:
     return done.rowcount == 1
 
 
-def recent_digests(conn: Connection, subscriber_id: int, limit: int = 10) -> list[Any]:
+def recent_digests(
+    conn: Connection, subscriber_id: int, limit: int = 10, *, only: int | None = None
+) -> list[Any]:
     """The subscriber's latest digests that were sent, newest first, with paper counts."""
     count = (
         sa.select(sa.func.count())
@@ -300,14 +302,15 @@ def recent_digests(conn: Connection, subscriber_id: int, limit: int = 10) -> lis
         .scalar_subquery()
         .label("papers")
     )
-    return list(
-        conn.execute(
-            sa.select(DIGESTS.c.id, DIGESTS.c.period, DIGESTS.c.sent_at, count)
-            .where(DIGESTS.c.subscriber_id == subscriber_id, DIGESTS.c.status == "sent")
-            .order_by(DIGESTS.c.sent_at.desc())
-            .limit(limit)
-        )
+    query = (
+        sa.select(DIGESTS.c.id, DIGESTS.c.period, DIGESTS.c.sent_at, count)
+        .where(DIGESTS.c.subscriber_id == subscriber_id, DIGESTS.c.status == "sent")
+        .order_by(DIGESTS.c.sent_at.desc())
+        .limit(limit)
     )
+    if only is not None:
+        query = query.where(DIGESTS.c.id == only)
+    return list(conn.execute(query))
 
 
 def digest_papers(conn: Connection, digest_id: int) -> list[Any]:

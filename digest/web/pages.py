@@ -319,12 +319,11 @@ def digest_page(value: str, digest_id: int, state: State) -> HTMLResponse:
     """Every paper of one of the subscriber's digests."""
     row = subscriber_for(state, DIGESTS_LINK, value)
     with state.engine.connect() as conn:
-        found = accounts.recent_digests(conn, row.id, limit=1000)
-        digest = next((d for d in found if d.id == digest_id), None)
-        if digest is None:
+        found = accounts.recent_digests(conn, row.id, only=digest_id)
+        if not found:
             raise LinkProblem(404, "No such digest", "This digest is not one of yours.")
         papers = accounts.digest_papers(conn, digest_id)
-    return state.page("digest.html", digest=digest, papers=papers)
+    return state.page("digest.html", digest=found[0], papers=papers)
 
 
 @router.get("/feed/{value}")
