@@ -9,6 +9,7 @@ from zoneinfo import available_timezones
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import HTMLResponse
+from starlette.concurrency import run_in_threadpool
 
 from digest.models import SubscriberStatus
 from digest.planning import DIGESTS_LINK
@@ -134,7 +135,7 @@ async def subscribe(request: Request, state: State) -> HTMLResponse:
         state.check_limit(state.previews, _client(request))
         found, errors = accounts.parse_interests(values["interests"])
         problem = FormError({}, errors) if errors else None
-        result = preview(state.cache, state.matcher, found, state.clock())
+        result = await run_in_threadpool(preview, state.cache, state.matcher, found, state.clock())
         return _subscribe_page(state, values, error=problem, preview=result)
     sent = state.page("sent.html", email=values["email"].strip())
     if form.get(HONEYPOT):
@@ -175,7 +176,7 @@ async def preview_fragment(request: Request, state: State) -> HTMLResponse:
     text = str(form.get("interests", ""))
     found, errors = accounts.parse_interests(text)
     lines = text.splitlines()
-    result = preview(state.cache, state.matcher, found, state.clock())
+    result = await run_in_threadpool(preview, state.cache, state.matcher, found, state.clock())
     line_errors = [(n, lines[n - 1], m) for n, m in sorted(errors.items())]
     return state.page("_preview.html", preview=result, line_errors=line_errors)
 

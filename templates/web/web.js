@@ -31,6 +31,6 @@
   }
   box.addEventListener("input", function () {
     clearTimeout(timer);
-    timer = setTimeout(refresh, 400);
+    timer = setTimeout(refresh, 700);
   });
 })();
