@@ -155,3 +155,23 @@ def test_health_reports_a_database_that_is_gone(settings: Settings, engine: Engi
     finally:
         broken.dispose()
     assert health.status_code == 503 and health.json()["status"] == "error"
+
+
+def test_preview_sees_new_papers_once_its_cache_expires(settings: Settings, engine: Engine) -> None:
+    clock = Clock()
+    store(engine, PAPERS[:1], now=clock.now - timedelta(hours=1))
+    with client(settings, engine, clock) as http:
+
+        def total() -> str:
+            found = re.search(
+                r"<strong>(\d+)</strong>",
+                http.post("/preview", data={"interests": "diffusion"}).text,
+            )
+            assert found is not None
+            return found[1]
+
+        assert total() == "1"
+        store(engine, PAPERS[1:2], now=clock.now)
+        assert total() == "1"  # Within the minute the cached week is used.
+        clock.advance(seconds=61)
+        assert total() == "2"
