@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+import socket
 from datetime import timedelta
 
 import pytest
@@ -20,6 +22,7 @@ from digest.tokens import (
     make_token,
     read_token,
 )
+from digest.web import serve_web
 from tests.conftest import SmtpSink
 from tests.webkit import Clock, client, form, link_in, subscriber, web_settings
 
@@ -256,3 +259,13 @@ def test_tokens_tolerate_a_little_clock_skew_only() -> None:
     with pytest.raises(TokenError) as caught:
         read_token("s", UNSUBSCRIBE, ahead, now=now)
     assert not isinstance(caught.value, TokenExpired)
+
+
+def test_serve_web_reports_a_busy_port(settings: Settings, engine: Engine) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        stop = asyncio.Event()
+        with pytest.raises(OSError, match=f"cannot listen on 127.0.0.1:{port}"):
+            asyncio.run(serve_web(settings, engine, host="127.0.0.1", port=port, stop=stop))

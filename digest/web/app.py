@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -227,7 +228,16 @@ async def serve_web(
         access_log=False,
     )
     server = _Server(config)
-    task = asyncio.create_task(server.serve())
+    # Bind here so a busy port is an OSError for the caller, not uvicorn's sys.exit().
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        message = f"the web app cannot listen on {host}:{port}: {exc.strerror}"
+        raise OSError(exc.errno, message) from exc
+    task = asyncio.create_task(server.serve(sockets=[sock]))
     stopped = asyncio.create_task(stop.wait())
     try:
         await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
@@ -235,5 +245,4 @@ async def serve_web(
         server.should_exit = True
         stopped.cancel()
         await task
-    if not server.started:
-        raise OSError(f"the web server could not start on {host}:{port}")
+        sock.close()
