@@ -15,6 +15,7 @@ from digest.sources.runner import SourceReport, record
 from digest.subscribers import subscribe as add_subscriber
 from digest.tokens import UNSUBSCRIBE, make_token
 from tests.conftest import SmtpSink
+from tests.test_web_account import send_digest
 from tests.webkit import ADMIN, Clock, client, server, subscriber
 
 AUTH = {"Authorization": f"Bearer {ADMIN}"}
@@ -166,3 +167,22 @@ def test_openapi_documents_the_admin_api_only(settings: Settings, engine: Engine
     paths = set(schema["paths"])
     assert {"/api/subscribers", "/api/stats", "/healthz", "/metrics"} <= paths
     assert "/subscribe" not in paths and not any(p.startswith("/unsubscribe") for p in paths)
+
+
+def test_stats_count_a_real_bounce(settings: Settings, engine: Engine, smtp: SmtpSink) -> None:
+    clock = Clock()
+    store(engine, [PaperIn(id="2401.00001v1", title="Diffusion for Molecules")], now=clock.now)
+    add_subscriber(engine, "carol@example.org", ["diffusion"], now=clock.now - timedelta(days=1))
+    smtp.refuse["carol@example.org"] = "550 5.1.1 no such user"
+    send_digest(engine, settings, clock.now)
+    with client(settings, engine, clock) as http:
+        [today] = http.get("/api/stats", params={"days": 1}, headers=AUTH).json()
+        [digest] = http.get("/api/digests", headers=AUTH).json()
+    assert today | {"day": ""} == {
+        "day": "",
+        "sent": 0,
+        "failed": 1,
+        "bounced": 1,
+        "unsubscribed": 0,
+    }
+    assert digest["status"] == "failed" and digest["last_reply"].startswith("550 5.1.1")

@@ -192,6 +192,8 @@ def test_one_click_unsubscribe_from_a_mail_client_without_cookies(
         assert "You are unsubscribed" in done.text
         after = subscriber(engine, "ada@example.org")
         assert after.status == SubscriberStatus.unsubscribed and after.token_version == 2
+        multipart = http.post(link, files={"List-Unsubscribe": (None, "One-Click")})
+        assert multipart.status_code == 200  # Some clients post multipart/form-data.
         repeat = http.post(link, content=body, headers=headers)
         assert repeat.status_code == 200 and "You are unsubscribed" in repeat.text
     assert subscriber(engine, "ada@example.org").token_version == 2
