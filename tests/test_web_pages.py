@@ -16,6 +16,7 @@ from digest.subscribers import subscribe as add_subscriber
 from digest.tokens import (
     CONFIRM,
     PREFERENCES,
+    RESUBSCRIBE,
     UNSUBSCRIBE,
     TokenError,
     TokenExpired,
@@ -271,3 +272,36 @@ def test_serve_web_reports_a_busy_port(settings: Settings, engine: Engine) -> No
         stop = asyncio.Event()
         with pytest.raises(OSError, match=f"cannot listen on 127.0.0.1:{port}"):
             asyncio.run(serve_web(settings, engine, host="127.0.0.1", port=port, stop=stop))
+
+
+def test_previews_are_rate_limited_per_ip(settings: Settings, engine: Engine) -> None:
+    clock = Clock()
+    with client(web_settings(settings, preview_per_ip_minute=2), engine, clock) as http:
+        for _ in range(2):
+            assert http.post("/preview", data={"interests": "diffusion"}).status_code == 200
+        refused = http.post("/subscribe", data=form(action="preview"))
+        assert refused.status_code == 429 and "too many previews" in refused.text.lower()
+        clock.advance(seconds=61)
+        assert http.post("/preview", data={"interests": "diffusion"}).status_code == 200
+
+
+def test_resubscribe_links_for_an_active_or_never_confirmed_address(
+    settings: Settings, engine: Engine
+) -> None:
+    active, _ = add_subscriber(engine, "ada@example.org", ["diffusion"])
+    pending, _ = add_subscriber(
+        engine, "bob@example.org", ["robots"], status=SubscriberStatus.pending
+    )
+    assert active.id is not None and pending.id is not None
+    with client(settings, engine, Clock()) as http:
+        link = f"/resubscribe/{make_token('test-secret', RESUBSCRIBE, active.id, 1)}"
+        shown = http.get(link)
+        assert shown.status_code == 200 and "You are subscribed" in shown.text
+        assert http.post(link).status_code == 200
+        unsubscribe = make_token("test-secret", UNSUBSCRIBE, pending.id, 1)
+        assert http.post(f"/unsubscribe/{unsubscribe}").status_code == 200
+        again = f"/resubscribe/{make_token('test-secret', RESUBSCRIBE, pending.id, 2)}"
+        assert "Subscribe again" in http.get(again).text
+        refused = http.post(again)
+        assert refused.status_code == 409 and "never confirmed" in refused.text
+    assert subscriber(engine, "bob@example.org").status == SubscriberStatus.unsubscribed
