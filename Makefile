@@ -20,11 +20,12 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.installed
 	$(BIN)/digest demo
 
-# Headless Chromium for the email screenshot tests (Debian package; needs root).
+# Headless Chromium and its driver for the browser tests (Debian packages; needs root).
 browser:
-	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
-	  echo "warning: could not install chromium; browser tests will be skipped" >&2
+	@(command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1) && \
+	  command -v chromedriver >/dev/null 2>&1 || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) || \
+	  echo "warning: could not install chromium/chromium-driver; browser tests will be skipped" >&2
 
 # Dovecot for the IMAP bounce tests (Debian package; needs root).
 imap-server:

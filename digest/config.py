@@ -150,6 +150,32 @@ class Settings(BaseSettings):
     default_timezone: str = "UTC"
     default_send_hour: int = Field(default=7, ge=0, le=23)
 
+    admin_token: SecretStr | None = Field(
+        default=None, description="Bearer token of the admin JSON API (off if unset)."
+    )
+    confirm_link_hours: float = Field(
+        default=48, gt=0, description="A confirmation link expires after this many hours."
+    )
+    link_days: float = Field(
+        default=90, gt=0, description="Preferences and digest links expire after this many days."
+    )
+    unsubscribe_link_days: float = Field(
+        default=365, gt=0, description="Unsubscribe links expire after this many days."
+    )
+    subscribe_per_ip_hour: int = Field(
+        default=10, ge=1, description="Sign-ups accepted per client IP address per hour."
+    )
+    subscribe_per_address_hour: int = Field(
+        default=3, ge=1, description="Sign-ups accepted per email address per hour."
+    )
+    preview_per_ip_minute: int = Field(
+        default=60, ge=1, description="Interest previews per client IP address per minute."
+    )
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1",
+        description="Proxies trusted for X-Forwarded-For (comma-separated; '*' for any).",
+    )
+
     sources: list[SourceConfig] = Field(
         default_factory=list, description="Sources to ingest, as a JSON list (see docs/sources.md)."
     )

@@ -337,7 +337,7 @@ class Outbox:
                     SUBSCRIBERS.c.id == job.subscriber_id,
                     SUBSCRIBERS.c.status == SubscriberStatus.active,
                 )
-                .values(status=SubscriberStatus.bounced)
+                .values(status=SubscriberStatus.bounced, status_changed_at=now)
             )
         if error.failure is Failure.temporary and not too_old:
             schedule = self.settings.retry_schedule or [60.0]

@@ -57,6 +57,7 @@ class SubscriberStatus(StrEnum):
     unsubscribed = "unsubscribed"
     bounced = "bounced"
     complained = "complained"
+    paused = "paused"
 
 
 class Cadence(StrEnum):
@@ -123,6 +124,10 @@ class Subscriber(SQLModel, table=True):
     soft_bounces: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     created_at: datetime = _ts()
     confirmed_at: datetime | None = _ts(nullable=True)
+    # Set by the web app: when the last confirmation email went out, and the last change
+    # of status (unsubscribed, paused, ...), for the admin stats.
+    confirm_sent_at: datetime | None = _ts(nullable=True)
+    status_changed_at: datetime | None = _ts(nullable=True)
 
 
 class Interest(SQLModel, table=True):

@@ -38,6 +38,7 @@ __all__ = [
     "ConfirmView",
     "DigestView",
     "GoodbyeView",
+    "ManageView",
     "PaperView",
     "RenderError",
     "Rendered",
@@ -174,6 +175,14 @@ class GoodbyeView:
     resubscribe_url: str
 
 
+@dataclass(frozen=True)
+class ManageView:
+    """Sent when an active subscriber signs up again: a link to their preferences."""
+
+    email: str
+    preferences_url: str
+
+
 def _template_location(exc: BaseException) -> tuple[str, int | None]:
     """The template file and line an exception was raised from (Jinja rewrites frames)."""
     if isinstance(exc, jinja2.TemplateSyntaxError):
@@ -275,3 +284,8 @@ class Renderer:
         """Render the email that confirms an unsubscription."""
         subject = f"You are unsubscribed from {list_name(self.settings)}"
         return self._page("goodbye", subject, goodbye=view)
+
+    def manage(self, view: ManageView) -> Rendered:
+        """Render the email that sends an existing subscriber a link to their preferences."""
+        subject = f"Your {list_name(self.settings)} subscription"
+        return self._page("manage", subject, manage=view)

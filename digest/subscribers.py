@@ -104,6 +104,7 @@ def unsubscribe(engine: Engine, email: str) -> bool:
         if subscriber is None:
             return False
         subscriber.status = SubscriberStatus.unsubscribed
+        subscriber.status_changed_at = utcnow()
         subscriber.token_version += 1
         session.add(subscriber)
     return True

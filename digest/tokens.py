@@ -2,34 +2,76 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
-from itsdangerous import BadSignature, URLSafeTimedSerializer
+from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 
 UNSUBSCRIBE = "unsubscribe"
 PREFERENCES = "preferences"
+CONFIRM = "confirm"
+RESUBSCRIBE = "resubscribe"
+FEED = "feed"
+
+
+# A link signed by a machine whose clock is a little ahead is not "expired".
+CLOCK_SKEW = timedelta(minutes=5)
 
 
 class TokenError(ValueError):
     """A token that is tampered with, expired, revoked or made for another purpose."""
 
 
+class TokenExpired(TokenError):
+    """A genuine token that is older than its purpose allows."""
+
+
 @lru_cache(maxsize=32)
-def _serializer(secret: str, purpose: str) -> URLSafeTimedSerializer:
+def _current(secret: str, purpose: str) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(secret, salt=purpose)
 
 
-def make_token(secret: str, purpose: str, subscriber_id: int, token_version: int) -> str:
-    """Sign (subscriber id, token version) for one purpose."""
-    return str(_serializer(secret, purpose).dumps([subscriber_id, token_version]))
+def _serializer(secret: str, purpose: str, now: datetime | None) -> URLSafeTimedSerializer:
+    if now is None:
+        return _current(secret, purpose)
+    stamp = int(now.timestamp())
+
+    class _At(TimestampSigner):
+        def get_timestamp(self) -> int:
+            return stamp
+
+    return URLSafeTimedSerializer(secret, salt=purpose, signer=_At)
+
+
+def make_token(
+    secret: str,
+    purpose: str,
+    subscriber_id: int,
+    token_version: int,
+    *,
+    now: datetime | None = None,
+) -> str:
+    """Sign (subscriber id, token version) for one purpose (stamped `now`, default: the time)."""
+    return _serializer(secret, purpose, now).dumps([subscriber_id, token_version])
 
 
 def read_token(
-    secret: str, purpose: str, token: str, *, max_age: int | None = None
+    secret: str,
+    purpose: str,
+    token: str,
+    *,
+    max_age: int | None = None,
+    now: datetime | None = None,
 ) -> tuple[int, int]:
     """Verify a token and return (subscriber id, token version); raise TokenError if bad."""
+    serializer = _serializer(secret, purpose, now)
     try:
-        value = _serializer(secret, purpose).loads(token, max_age=max_age)
+        value = serializer.loads(token, max_age=max_age)
+    except SignatureExpired as exc:
+        signed, current = exc.date_signed, now or datetime.now(UTC)
+        if signed is None or exc.payload is None or not current < signed < current + CLOCK_SKEW:
+            raise TokenExpired(f"expired {purpose} link") from exc
+        value = serializer.load_payload(exc.payload)
     except BadSignature as exc:
         raise TokenError(f"invalid {purpose} link: {exc.__class__.__name__}") from exc
     if (

@@ -1,0 +1,323 @@
+"""The admin JSON API under /api: subscribers, papers, sources, digests, stats (bearer token)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import secrets
+from datetime import date, datetime, timedelta
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field
+from sqlalchemy import Connection
+
+from digest.models import DIGESTS, PAPERS, SUBSCRIBERS, Cadence, SubscriberStatus
+from digest.sources.runner import status as source_status
+from digest.subscribers import SubscriberError, normalise_email
+from digest.web import accounts
+from digest.web.accounts import FormError, validate_prefs
+from digest.web.app import WebState, web
+
+bearer = HTTPBearer(auto_error=False)
+
+
+def admin(
+    state: Annotated[WebState, Depends(web)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> WebState:
+    """Require the admin bearer token from Settings."""
+    expected = state.settings.admin_token
+    if expected is None:
+        raise HTTPException(403, "the admin API is off: set DIGEST_ADMIN_TOKEN to enable it")
+    if credentials is None or not secrets.compare_digest(
+        credentials.credentials.encode(), expected.get_secret_value().encode()
+    ):
+        raise HTTPException(
+            401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}
+        )
+    return state
+
+
+router = APIRouter(prefix="/api", tags=["admin"], dependencies=[Depends(admin)])
+Admin = Annotated[WebState, Depends(admin)]
+CSV_FIELDS = ["email", "status", "timezone", "send_hour", "cadence", "weekday", "max_papers"]
+
+
+class SubscriberIn(BaseModel):
+    """A subscriber to create; interests are lines of the interest language."""
+
+    email: str
+    interests: list[str]
+    status: SubscriberStatus = SubscriberStatus.active
+    timezone: str = "UTC"
+    send_hour: int = 7
+    cadence: Cadence = Cadence.daily
+    weekday: int = 0
+    max_papers: int = 20
+
+
+class SubscriberPatch(BaseModel):
+    """Fields to change; those left out stay as they are."""
+
+    interests: list[str] | None = None
+    status: SubscriberStatus | None = None
+    timezone: str | None = None
+    send_hour: int | None = None
+    cadence: Cadence | None = None
+    weekday: int | None = None
+    max_papers: int | None = None
+
+
+class SubscriberOut(BaseModel):
+    """A subscriber as the API shows it."""
+
+    id: int
+    email: str
+    status: str
+    timezone: str
+    send_hour: int
+    cadence: str
+    weekday: int
+    max_papers: int
+    interests: list[str]
+    created_at: datetime
+    confirmed_at: datetime | None
+    soft_bounces: int
+
+
+class ImportReport(BaseModel):
+    """What a CSV import did; rows with errors are reported and the rest are stored."""
+
+    created: int = 0
+    updated: int = 0
+    errors: list[dict[str, Any]] = Field(default_factory=list)
+
+
+def _out(conn: Connection, row: Any) -> SubscriberOut:
+    return SubscriberOut(
+        **{k: getattr(row, k) for k in SubscriberOut.model_fields if k != "interests"},
+        interests=accounts.interests_of(conn, row.id),
+    )
+
+
+def _save(state: WebState, data: dict[str, Any], *, create: bool) -> tuple[int, bool]:
+    """Validate and store one subscriber (by email); returns (id, created)."""
+    try:
+        email = normalise_email(str(data.get("email", "")))
+    except SubscriberError as exc:
+        raise FormError({"email": str(exc)}) from exc
+    prefs = validate_prefs({**data, "interests": "\n".join(data.get("interests") or [])})
+    status = SubscriberStatus(data.get("status") or SubscriberStatus.active)
+    now = state.clock()
+    with state.engine.begin() as conn:
+        found = conn.execute(sa.select(SUBSCRIBERS).where(SUBSCRIBERS.c.email == email)).first()
+        if found is not None and create:
+            raise HTTPException(409, f"{email} is already subscriber {found.id}")
+        values = {
+            "status": status,
+            "timezone": prefs.timezone,
+            "send_hour": prefs.send_hour,
+            "cadence": prefs.cadence,
+            "weekday": prefs.weekday,
+            "max_papers": prefs.max_papers,
+            "status_changed_at": now,
+        }
+        if found is None:
+            confirmed = now if status != SubscriberStatus.pending else None
+            sub_id = conn.execute(
+                sa.insert(SUBSCRIBERS)
+                .values(email=email, created_at=now, confirmed_at=confirmed, **values)
+                .values(token_version=1, soft_bounces=0)
+                .returning(SUBSCRIBERS.c.id)
+            ).scalar_one()
+        else:
+            sub_id = found.id
+            conn.execute(SUBSCRIBERS.update().where(SUBSCRIBERS.c.id == sub_id).values(**values))
+        accounts.replace_interests(conn, sub_id, prefs)
+    return sub_id, found is None
+
+
+def _invalid(exc: FormError) -> HTTPException:
+    detail = [{"field": k, "error": v} for k, v in exc.fields.items()]
+    detail += [{"field": f"interests[{n - 1}]", "error": v} for n, v in exc.lines.items()]
+    return HTTPException(422, detail)
+
+
+@router.get("/subscribers", summary="List or search subscribers")
+def list_subscribers(
+    state: Admin,
+    q: Annotated[str | None, Query(description="Part of the email address.")] = None,
+    status: SubscriberStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[SubscriberOut]:
+    query = sa.select(SUBSCRIBERS).order_by(SUBSCRIBERS.c.id).limit(limit).offset(offset)
+    if q:
+        query = query.where(SUBSCRIBERS.c.email.contains(q.lower(), autoescape=True))
+    if status:
+        query = query.where(SUBSCRIBERS.c.status == status)
+    with state.engine.connect() as conn:
+        return [_out(conn, row) for row in conn.execute(query)]
+
+
+@router.post("/subscribers", status_code=201, summary="Create a subscriber")
+def create_subscriber(state: Admin, body: SubscriberIn) -> SubscriberOut:
+    try:
+        sub_id, _ = _save(state, body.model_dump(), create=True)
+    except FormError as exc:
+        raise _invalid(exc) from exc
+    return get_subscriber(state, sub_id)
+
+
+@router.get("/subscribers.csv", summary="Export subscribers as CSV")
+def export_csv(state: Admin) -> Response:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow([*CSV_FIELDS, "interests"])
+    with state.engine.connect() as conn:
+        for row in conn.execute(sa.select(SUBSCRIBERS).order_by(SUBSCRIBERS.c.id)):
+            interests = " | ".join(accounts.interests_of(conn, row.id))
+            writer.writerow([*(getattr(row, f) for f in CSV_FIELDS), interests])
+    return Response(out.getvalue(), media_type="text/csv; charset=utf-8")
+
+
+@router.post("/subscribers/import", summary="Import subscribers from CSV (as exported)")
+async def import_csv(state: Admin, request: Request) -> ImportReport:
+    text = (await request.body()).decode("utf-8-sig", errors="replace")
+    report = ImportReport()
+    for number, record in enumerate(csv.DictReader(io.StringIO(text)), start=2):
+        data: dict[str, Any] = {k: v for k, v in record.items() if k and v not in (None, "")}
+        data["interests"] = [s for s in str(record.get("interests") or "").split("|") if s.strip()]
+        try:
+            _, created = _save(state, data, create=False)
+        except FormError as exc:
+            report.errors.append({"line": number, "email": record.get("email"), "error": str(exc)})
+        except ValueError as exc:
+            report.errors.append({"line": number, "email": record.get("email"), "error": str(exc)})
+        else:
+            report.created += created
+            report.updated += not created
+    return report
+
+
+@router.get("/subscribers/{sub_id}", summary="One subscriber")
+def get_subscriber(state: Admin, sub_id: int) -> SubscriberOut:
+    with state.engine.connect() as conn:
+        row = accounts.load(conn, sub_id)
+        if row is None:
+            raise HTTPException(404, f"no subscriber {sub_id}")
+        return _out(conn, row)
+
+
+@router.patch("/subscribers/{sub_id}", summary="Change a subscriber")
+def update_subscriber(state: Admin, sub_id: int, body: SubscriberPatch) -> SubscriberOut:
+    current = get_subscriber(state, sub_id).model_dump()
+    current.update(body.model_dump(exclude_none=True))
+    try:
+        _save(state, current, create=False)
+    except FormError as exc:
+        raise _invalid(exc) from exc
+    return get_subscriber(state, sub_id)
+
+
+@router.delete("/subscribers/{sub_id}", status_code=204, summary="Delete a subscriber")
+def delete_subscriber(state: Admin, sub_id: int) -> Response:
+    with state.engine.begin() as conn:
+        gone = conn.execute(SUBSCRIBERS.delete().where(SUBSCRIBERS.c.id == sub_id)).rowcount
+    if not gone:
+        raise HTTPException(404, f"no subscriber {sub_id}")
+    return Response(status_code=204)
+
+
+@router.get("/papers", summary="Papers, newest first")
+def list_papers(
+    state: Admin,
+    q: Annotated[str | None, Query(description="Part of the title.")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[dict[str, Any]]:
+    columns = [PAPERS.c[n] for n in ("id", "canonical_id", "title", "url", "first_seen_at")]
+    query = sa.select(*columns, PAPERS.c.sources).order_by(PAPERS.c.first_seen_at.desc())
+    if q:
+        query = query.where(PAPERS.c.title.ilike(f"%{q}%"))
+    with state.engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(query.limit(limit).offset(offset))]
+
+
+@router.get("/sources", summary="Sources and their last ingest")
+def list_sources(state: Admin) -> list[dict[str, Any]]:
+    result = []
+    for name, kind, run in source_status(state.engine, state.settings):
+        last = None
+        if run is not None:
+            fields = ("started_at", "finished_at", "fetched", "new", "updated", "error")
+            last = {f: getattr(run, f) for f in fields}
+        result.append({"source": name, "kind": kind, "last_run": last})
+    return result
+
+
+@router.get("/digests", summary="Digests with their status and last SMTP reply")
+def list_digests(
+    state: Admin,
+    status: str | None = None,
+    subscriber_id: int | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[dict[str, Any]]:
+    names = ("id", "subscriber_id", "period", "status", "attempts", "created_at", "sent_at")
+    columns = [DIGESTS.c[n] for n in (*names, "message_id", "last_reply", "matched_count")]
+    query = sa.select(*columns).order_by(DIGESTS.c.id.desc()).limit(limit)
+    if status:
+        query = query.where(DIGESTS.c.status == status)
+    if subscriber_id is not None:
+        query = query.where(DIGESTS.c.subscriber_id == subscriber_id)
+    with state.engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def _per_day(conn: Connection, column: Any, *where: Any) -> dict[date, int]:
+    day: Any = sa.func.date(column)
+    if conn.dialect.name == "postgresql":
+        day = sa.cast(sa.func.timezone("UTC", column), sa.Date)
+    rows = conn.execute(sa.select(day, sa.func.count()).where(*where).group_by(day))
+    return {d if isinstance(d, date) else date.fromisoformat(d): n for d, n in rows}
+
+
+@router.get("/stats", summary="Sent, failed, bounced and unsubscribed per day (UTC)")
+def stats(state: Admin, days: Annotated[int, Query(ge=1, le=366)] = 30) -> list[dict[str, Any]]:
+    now = state.clock()
+    since = now - timedelta(days=days - 1)
+    since = since.replace(hour=0, minute=0, second=0, microsecond=0)
+    changed = SUBSCRIBERS.c.status_changed_at
+    with state.engine.connect() as conn:
+        counts = {
+            "sent": _per_day(
+                conn, DIGESTS.c.sent_at, DIGESTS.c.status == "sent", DIGESTS.c.sent_at >= since
+            ),
+            "failed": _per_day(
+                conn,
+                DIGESTS.c.created_at,
+                DIGESTS.c.status == "failed",
+                DIGESTS.c.created_at >= since,
+            ),
+            "bounced": _per_day(
+                conn,
+                changed,
+                SUBSCRIBERS.c.status.in_([SubscriberStatus.bounced, SubscriberStatus.complained]),
+                changed >= since,
+            ),
+            "unsubscribed": _per_day(
+                conn,
+                changed,
+                SUBSCRIBERS.c.status == SubscriberStatus.unsubscribed,
+                changed >= since,
+            ),
+        }
+    first = since.date()
+    return [
+        {"day": (first + timedelta(days=n)).isoformat()}
+        | {name: per.get(first + timedelta(days=n), 0) for name, per in counts.items()}
+        for n in range(days)
+    ]

@@ -1,0 +1,350 @@
+"""Public pages: subscribe (with preview), confirm, preferences, unsubscribe, digests, feed."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import timedelta
+from typing import Annotated, Any
+from zoneinfo import available_timezones
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import HTMLResponse
+from starlette.concurrency import run_in_threadpool
+
+from digest.models import SubscriberStatus
+from digest.planning import DIGESTS_LINK
+from digest.subscribers import SubscriberError, normalise_email
+from digest.tokens import (
+    CONFIRM,
+    FEED,
+    PREFERENCES,
+    RESUBSCRIBE,
+    UNSUBSCRIBE,
+    TokenError,
+    TokenExpired,
+    read_token,
+)
+from digest.web import accounts
+from digest.web.accounts import Action, FormError, Prefs, validate_prefs
+from digest.web.app import LinkProblem, WebState, web
+from digest.web.feed import atom
+from digest.web.mail import send_goodbye, send_sign_up, token
+from digest.web.preview import preview
+
+router = APIRouter(include_in_schema=False)
+State = Annotated[WebState, Depends(web)]
+TIMEZONES = sorted(available_timezones() - {"localtime", "Factory"})
+HONEYPOT = "website"
+
+
+def _max_age(state: WebState, purpose: str) -> int | None:
+    settings = state.settings
+    if purpose == CONFIRM:
+        return int(settings.confirm_link_hours * 3600)
+    if purpose == UNSUBSCRIBE:
+        return int(settings.unsubscribe_link_days * 86400)
+    if purpose == FEED:
+        return None
+    return int(settings.link_days * 86400)
+
+
+def subscriber_for(state: WebState, purpose: str, value: str, *, revoked: bool = False) -> Any:
+    """The subscriber a link names, or LinkProblem (tampered, expired or revoked).
+
+    With `revoked`, a link revoked since is accepted too (the caller checks the version).
+    """
+    try:
+        sub_id, version = read_token(
+            state.secret, purpose, value, max_age=_max_age(state, purpose), now=state.clock()
+        )
+    except TokenExpired as exc:
+        raise LinkProblem(
+            410,
+            "This link has expired",
+            "For your safety, links in our emails expire. The newest email we sent you has "
+            "a link that works, or sign up again to get a fresh one.",
+        ) from exc
+    except TokenError as exc:
+        raise LinkProblem(
+            400,
+            "This link is not valid",
+            "The link is incomplete or has been changed. Copy the whole link from the email, "
+            "or open it by clicking it.",
+        ) from exc
+    with state.engine.connect() as conn:
+        row = accounts.load(conn, sub_id)
+    if row is None or (row.token_version != version and not revoked):
+        raise LinkProblem(
+            410,
+            "This link is no longer valid",
+            "It was replaced by a newer one: use the link in the most recent email we sent you.",
+        )
+    return row
+
+
+def _form_context(values: dict[str, Any], error: FormError | None = None) -> dict[str, Any]:
+    lines = str(values.get("interests", "")).splitlines()
+    return {
+        "values": values,
+        "timezones": TIMEZONES,
+        "errors": defaultdict(str, error.fields if error else {}),
+        "line_errors": [
+            (n, lines[n - 1] if n <= len(lines) else "", message)
+            for n, message in sorted((error.lines if error else {}).items())
+        ],
+    }
+
+
+def _defaults(state: WebState) -> dict[str, Any]:
+    s = state.settings
+    return {
+        "email": "",
+        "interests": "",
+        "timezone": s.default_timezone,
+        "send_hour": s.default_send_hour,
+        "cadence": "daily",
+        "weekday": 0,
+        "max_papers": s.default_max_papers,
+    }
+
+
+def _subscribe_page(
+    state: WebState, values: dict[str, Any], status: int = 200, **extra: Any
+) -> HTMLResponse:
+    error = extra.pop("error", None)
+    return state.page("subscribe.html", status, **_form_context(values, error), **extra)
+
+
+@router.get("/", response_class=HTMLResponse)
+@router.get("/subscribe", response_class=HTMLResponse)
+def subscribe_form(state: State) -> HTMLResponse:
+    """The sign-up form."""
+    return _subscribe_page(state, _defaults(state))
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+@router.post("/subscribe", response_class=HTMLResponse)
+async def subscribe(request: Request, state: State) -> HTMLResponse:
+    """Sign up (pending until confirmed), or preview matches when that button was pressed."""
+    form = await request.form()
+    values = {**_defaults(state), **{k: str(v) for k, v in form.items() if k != HONEYPOT}}
+    if form.get("action") == "preview":
+        state.check_limit(state.previews, _client(request))
+        found, errors = accounts.parse_interests(values["interests"])
+        problem = FormError({}, errors) if errors else None
+        result = await run_in_threadpool(preview, state.cache, state.matcher, found, state.clock())
+        return _subscribe_page(state, values, error=problem, preview=result)
+    sent = state.page("sent.html", email=values["email"].strip())
+    if form.get(HONEYPOT):
+        return sent  # A bot filled the hidden field: answer as usual, store nothing.
+    fields: dict[str, str] = {}
+    try:
+        address = normalise_email(values["email"])
+    except SubscriberError:
+        address = ""
+        fields["email"] = "enter a valid email address, such as name@example.org"
+    try:
+        prefs = validate_prefs(values, default_max=state.settings.default_max_papers)
+    except FormError as exc:
+        exc.fields.update(fields)
+        return _subscribe_page(state, values, 422, error=exc)
+    if fields:
+        return _subscribe_page(state, values, 422, error=FormError(fields))
+    state.check_limit(state.per_ip, _client(request))
+    state.check_limit(state.per_address, address)
+    signup = accounts.request_subscription(state.engine, address, prefs, state.clock())
+    if signup.action in (Action.confirm, Action.manage) and not await send_sign_up(state, signup):
+        assert signup.subscriber_id is not None
+        accounts.email_failed(state.engine, signup.subscriber_id)
+        return state.page(
+            "message.html",
+            503,
+            title="We could not send the email",
+            text="Our mail server did not accept it. Nothing is lost: please try again later.",
+        )
+    return sent
+
+
+@router.post("/preview", response_class=HTMLResponse)
+async def preview_fragment(request: Request, state: State) -> HTMLResponse:
+    """The preview as an HTML fragment, for the page's script (live while typing)."""
+    state.check_limit(state.previews, _client(request))
+    form = await request.form()
+    text = str(form.get("interests", ""))
+    found, errors = accounts.parse_interests(text)
+    lines = text.splitlines()
+    result = await run_in_threadpool(preview, state.cache, state.matcher, found, state.clock())
+    line_errors = [(n, lines[n - 1], m) for n, m in sorted(errors.items())]
+    return state.page("_preview.html", preview=result, line_errors=line_errors)
+
+
+@router.get("/confirm/{value}", response_class=HTMLResponse)
+def confirm_page(value: str, state: State) -> HTMLResponse:
+    """One button that confirms (a GET alone does not: mail scanners follow links)."""
+    row = subscriber_for(state, CONFIRM, value)
+    if row.status != SubscriberStatus.pending:
+        return _already(state, row)
+    return state.page("confirm.html", email=row.email, action=f"/confirm/{value}")
+
+
+def _already(state: WebState, row: Any) -> HTMLResponse:
+    prefs = "/preferences/" + token(state, PREFERENCES, row.id, row.token_version)
+    return state.page(
+        "message.html",
+        title="You are subscribed",
+        text=f"{row.email} receives the digest.",
+        link=(prefs, "Change your interests"),
+    )
+
+
+@router.post("/confirm/{value}", response_class=HTMLResponse)
+def confirm(value: str, state: State) -> HTMLResponse:
+    """Activate the pending subscriber the link names."""
+    row = subscriber_for(state, CONFIRM, value)
+    accounts.confirm(state.engine, row.id, state.clock())
+    return _already(state, row)
+
+
+def _prefs_values(conn: Any, row: Any) -> dict[str, Any]:
+    return {
+        "email": row.email,
+        "interests": "\n".join(accounts.interests_of(conn, row.id)),
+        "timezone": row.timezone,
+        "send_hour": row.send_hour,
+        "cadence": row.cadence,
+        "weekday": row.weekday,
+        "max_papers": row.max_papers,
+        "paused": row.status == SubscriberStatus.paused,
+    }
+
+
+def _prefs_page(
+    state: WebState, value: str, row: Any, values: dict[str, Any], status: int = 200, **extra: Any
+) -> HTMLResponse:
+    error = extra.pop("error", None)
+    with state.engine.connect() as conn:
+        digests = accounts.recent_digests(conn, row.id)
+    digest_token = token(state, DIGESTS_LINK, row.id, row.token_version)
+    return state.page(
+        "preferences.html",
+        status,
+        **_form_context(values, error),
+        row=row,
+        action=f"/preferences/{value}",
+        digests=[(d, f"/{DIGESTS_LINK}/{digest_token}/{d.id}") for d in digests],
+        feed_url=state.link(FEED, token(state, FEED, row.id, row.token_version)),
+        unsubscribe_url="/unsubscribe/" + token(state, UNSUBSCRIBE, row.id, row.token_version),
+        **extra,
+    )
+
+
+@router.get("/preferences/{value}", response_class=HTMLResponse)
+def preferences_form(value: str, state: State) -> HTMLResponse:
+    """The subscriber's settings, editable, and their last digests."""
+    row = subscriber_for(state, PREFERENCES, value)
+    with state.engine.connect() as conn:
+        values = _prefs_values(conn, row)
+    return _prefs_page(state, value, row, values)
+
+
+@router.post("/preferences/{value}", response_class=HTMLResponse)
+async def preferences(value: str, request: Request, state: State) -> HTMLResponse:
+    """Save edited settings; invalid interest lines are shown and nothing is changed."""
+    row = subscriber_for(state, PREFERENCES, value)
+    form = await request.form()
+    values: dict[str, Any] = {k: str(v) for k, v in form.items()}
+    values.update(email=row.email, paused=bool(form.get("paused")))
+    try:
+        prefs: Prefs = validate_prefs(values, default_max=state.settings.default_max_papers)
+    except FormError as exc:
+        return _prefs_page(state, value, row, values, 422, error=exc)
+    accounts.update_preferences(
+        state.engine, row.id, prefs, paused=values["paused"], now=state.clock()
+    )
+    row = subscriber_for(state, PREFERENCES, value)
+    return _prefs_page(state, value, row, values, saved=True)
+
+
+@router.get("/unsubscribe/{value}", response_class=HTMLResponse)
+def unsubscribe_page(value: str, state: State) -> HTMLResponse:
+    """One button that unsubscribes."""
+    row = subscriber_for(state, UNSUBSCRIBE, value)
+    return state.page("unsubscribe.html", email=row.email, action=f"/unsubscribe/{value}")
+
+
+@router.post("/unsubscribe/{value}", response_class=HTMLResponse)
+async def unsubscribe(value: str, request: Request, state: State) -> HTMLResponse:
+    """RFC 8058 one-click target (no cookie, login or redirect) and the page's button."""
+    row = subscriber_for(state, UNSUBSCRIBE, value, revoked=True)
+    form = await request.form()
+    if row.status == SubscriberStatus.unsubscribed:
+        version = row.token_version  # Clients may POST twice: the answer stays the same.
+    else:
+        subscriber_for(state, UNSUBSCRIBE, value)  # A link revoked since is refused here.
+        version = accounts.unsubscribe(state.engine, row.id, state.clock())
+        if form.get("source") == "page":
+            await send_goodbye(state, row.email, row.id, version)
+    again = "/resubscribe/" + token(state, RESUBSCRIBE, row.id, version)
+    return state.page("unsubscribed.html", email=row.email, action=again)
+
+
+@router.get("/resubscribe/{value}", response_class=HTMLResponse)
+def resubscribe_page(value: str, state: State) -> HTMLResponse:
+    """One button that subscribes an unsubscribed address again."""
+    row = subscriber_for(state, RESUBSCRIBE, value)
+    if row.status != SubscriberStatus.unsubscribed:
+        return _already(state, row)
+    return state.page(
+        "message.html",
+        title="Subscribe again?",
+        text=f"{row.email} will receive the digest again, with the interests it had.",
+        button=(f"/resubscribe/{value}", "Subscribe again"),
+    )
+
+
+@router.post("/resubscribe/{value}", response_class=HTMLResponse)
+def resubscribe(value: str, state: State) -> HTMLResponse:
+    """Make the unsubscribed subscriber active again."""
+    row = subscriber_for(state, RESUBSCRIBE, value)
+    done = accounts.resubscribe(state.engine, row.id, state.clock())
+    if not done and row.status == SubscriberStatus.unsubscribed:
+        raise LinkProblem(409, "Please sign up again", "This address was never confirmed.")
+    return _already(state, row)
+
+
+@router.get("/digests/{value}/{digest_id}", response_class=HTMLResponse)
+def digest_page(value: str, digest_id: int, state: State) -> HTMLResponse:
+    """Every paper of one of the subscriber's digests."""
+    row = subscriber_for(state, DIGESTS_LINK, value)
+    with state.engine.connect() as conn:
+        found = accounts.recent_digests(conn, row.id, only=digest_id)
+        if not found:
+            raise LinkProblem(404, "No such digest", "This digest is not one of yours.")
+        papers = accounts.digest_papers(conn, digest_id)
+    return state.page("digest.html", digest=found[0], papers=papers)
+
+
+@router.get("/feed/{value}")
+def feed(value: str, state: State) -> Response:
+    """The subscriber's private Atom feed: the papers their digests sent."""
+    row = subscriber_for(state, FEED, value)
+    with state.engine.connect() as conn:
+        papers = accounts.feed_papers(conn, row.id)
+    body = atom(state.link(FEED, value), row, papers, state.clock())
+    return Response(body, media_type="application/atom+xml; charset=utf-8")
+
+
+@router.get("/static/web.js")
+def script(state: State) -> Response:
+    """The small optional script: time zone from the browser, live preview."""
+    loader = state.pages.loader
+    assert loader is not None
+    source = loader.get_source(state.pages, "web/web.js")[0]
+    return Response(
+        source,
+        media_type="text/javascript; charset=utf-8",
+        headers={"Cache-Control": f"public, max-age={int(timedelta(hours=1).total_seconds())}"},
+    )

@@ -1,0 +1,121 @@
+"""The sign-up preview: which papers of the last days these interest lines would have matched."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy import Engine
+
+from digest.emailtext import web_url
+from digest.match import Hit, Matcher, PaperDoc
+from digest.models import PAPERS
+
+PREVIEW_DAYS = 7
+SHOWN = 10
+
+
+@dataclass(frozen=True)
+class PreviewPaper:
+    """One matched paper as the preview lists it."""
+
+    title: str
+    url: str | None
+    day: date
+    interest: str
+
+
+@dataclass
+class Preview:
+    """Matches of the last days: counts per day (oldest first) and the best papers."""
+
+    days: list[tuple[date, int]] = field(default_factory=list)
+    papers: list[PreviewPaper] = field(default_factory=list)
+    total: int = 0
+    per_interest: dict[str, int] = field(default_factory=dict)
+
+
+Doc = tuple[PaperDoc, date, str | None]
+MAX_CACHED_INTERESTS = 2000
+
+
+class PaperCache:
+    """The papers of the last days, reloaded at most once a minute (previews run per keystroke),
+    and the matches of each interest over them (a keystroke changes one line at most)."""
+
+    def __init__(self, engine: Engine, ttl: timedelta = timedelta(minutes=1)) -> None:
+        self.engine = engine
+        self.ttl = ttl
+        self._loaded: datetime | None = None
+        self._docs: list[Doc] = []
+        self._hits: dict[str, list[Hit]] = {}
+        self._lock = threading.Lock()
+
+    def docs(self, now: datetime) -> list[Doc]:
+        """(paper, day first seen, link) of every paper first seen in the preview window."""
+        return self.snapshot(now)[0]
+
+    def snapshot(self, now: datetime) -> tuple[list[Doc], dict[str, list[Hit]]]:
+        """The papers and the matches found so far over exactly those papers."""
+        with self._lock:
+            if self._loaded is None or not now - self.ttl <= self._loaded <= now:
+                self._reload(now)
+            if len(self._hits) > MAX_CACHED_INTERESTS:
+                self._hits = {}
+            return self._docs, self._hits
+
+    def _reload(self, now: datetime) -> None:
+        since = now - timedelta(days=PREVIEW_DAYS)
+        query = sa.select(
+            PAPERS.c.id,
+            PAPERS.c.title,
+            PAPERS.c.abstract,
+            PAPERS.c.upvotes,
+            PAPERS.c.url,
+            PAPERS.c.first_seen_at,
+        ).where(PAPERS.c.first_seen_at > since, PAPERS.c.first_seen_at <= now)
+        with self.engine.connect() as conn:
+            docs = [
+                (
+                    PaperDoc(r.id, r.title, r.abstract, r.upvotes),
+                    r.first_seen_at.date(),
+                    web_url(r.url),
+                )
+                for r in conn.execute(query)
+            ]
+        self._docs, self._hits, self._loaded = docs, {}, now
+
+
+def preview(
+    cache: PaperCache, matcher: Matcher, interests: list[tuple[str, str]], now: datetime
+) -> Preview:
+    """Match (line, canonical) interests against the last days' papers; counts per day."""
+    result = Preview()
+    today = now.date()
+    days = [today - timedelta(days=n) for n in range(PREVIEW_DAYS - 1, -1, -1)]
+    if not interests:
+        result.days = [(day, 0) for day in days]
+        return result
+    docs, hits = cache.snapshot(now)
+    by_id = {doc.id: (doc, day, url) for doc, day, url in docs}
+    missing = {c for _, c in interests} - hits.keys()
+    if missing and docs:
+        hits.update(matcher.match([doc for doc, _, _ in docs], missing))
+    best: dict[int, tuple[float, str]] = {}
+    for line, canonical in interests:
+        found = hits.get(canonical, [])
+        result.per_interest[line] = len(found)
+        for hit in found:
+            if hit.paper_id not in best or hit.score > best[hit.paper_id][0]:
+                best[hit.paper_id] = (hit.score, line)
+    per_day = Counter(by_id[paper_id][1] for paper_id in best)
+    result.days = [(day, per_day.get(day, 0)) for day in days]
+    result.total = len(best)
+    ranked = sorted(best.items(), key=lambda item: (-item[1][0], item[0]))[:SHOWN]
+    for paper_id, (_, line) in ranked:
+        doc, day, url = by_id[paper_id]
+        result.papers.append(PreviewPaper(doc.title, url, day, line))
+    return result
