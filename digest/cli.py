@@ -8,7 +8,7 @@ import logging
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -194,6 +194,12 @@ def subscribe(
     hour: Annotated[int, typer.Option(help="Local hour to send at (0-23).")] = 7,
     cadence: Annotated[Cadence, typer.Option(help="How often to send.")] = Cadence.daily,
     max_papers: Annotated[int, typer.Option(help="At most this many papers a digest.")] = 20,
+    weekday: Annotated[
+        int, typer.Option(help="Weekly cadence: the day to send, 0 = Monday ... 6 = Sunday.")
+    ] = 0,
+    empty_note: Annotated[
+        bool, typer.Option("--empty-note", help="Send a short note when nothing matched.")
+    ] = False,
 ) -> None:
     """Add (or update) an active subscriber with their interests; no confirmation email."""
     try:
@@ -206,6 +212,8 @@ def subscribe(
                 send_hour=hour,
                 cadence=cadence,
                 max_papers=max_papers,
+                weekday=weekday,
+                empty_note=empty_note,
             )
     except (SubscriberError, InterestError) as exc:
         err.print(f"[red]error:[/] {exc}", highlight=False)
@@ -284,6 +292,65 @@ def worker(
         except SendAborted as exc:
             err.print(f"[bold red]sending stopped:[/] the SMTP server refused us: {exc}")
             raise typer.Exit(3) from exc
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address the web app listens on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port the web app listens on.")] = 8000,
+    no_web: Annotated[
+        bool, typer.Option("--no-web", help="Run the scheduler and sender only.")
+    ] = False,
+) -> None:
+    """Run the scheduler (ingest, plan) and the sender until SIGTERM or Ctrl-C."""
+    from digest.service import serve as run_service
+
+    settings = _settings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+
+    async def main(engine: Engine) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await run_service(
+            engine,
+            settings,
+            SimpleMatcher(),
+            SmtpTransport(settings),
+            Renderer(settings),
+            stop=stop,
+        )
+
+    del host, port, no_web  # used once the web app is served from here
+    with _engine(settings) as engine:
+        try:
+            asyncio.run(main(engine))
+        except SendAborted as exc:
+            err.print(f"[bold red]sending stopped:[/] the SMTP server refused us: {exc}")
+            raise typer.Exit(3) from exc
+
+
+@app.command()
+def schedule(
+    hours: Annotated[int, typer.Option(help="How far ahead to count digests.")] = 24,
+) -> None:
+    """Show the jobs that run next and how many digests are due each hour ahead."""
+    from digest.schedule import upcoming
+    from digest.slots import due, forecast
+
+    settings = _settings()
+    now = utcnow()
+    with _engine(settings) as engine, engine.connect() as conn:
+        waiting = due(conn, now, timedelta(hours=settings.catch_up_hours))
+        ahead = forecast(conn, now, hours)
+    console.print("[bold]Next jobs[/] (UTC)")
+    for name, at in upcoming(settings, now):
+        console.print(f"  {at:%Y-%m-%d %H:%M}  {name}", highlight=False)
+    console.print(f"[bold]Digests due[/] (UTC hour): {len(waiting)} now")
+    for hour, count in ahead:
+        console.print(f"  {hour:%Y-%m-%d %H}:00  {count}", highlight=False)
+    console.print(f"  total in the next {hours} h: {sum(c for _, c in ahead)}", highlight=False)
 
 
 @app.command()
