@@ -117,11 +117,12 @@ def build_scheduler(settings: Settings, jobs: Jobs, now: datetime) -> AsyncIOSch
         **_job(jobs.elect),
         trigger=IntervalTrigger(seconds=settings.leader_check_seconds, timezone=UTC),
         id="elect",
+        name="elect",
         next_run_time=now,
     )
     for number, (name, trigger, source) in enumerate(triggers(settings)):
         if source is None:
-            scheduler.add_job(**_job(jobs.dispatch), trigger=trigger, id=name)
+            scheduler.add_job(**_job(jobs.dispatch), trigger=trigger, id=name, name=name)
         else:
             scheduler.add_job(
                 **_job(jobs.ingest, source),

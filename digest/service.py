@@ -46,11 +46,15 @@ class Service:
         self.leadership = leadership or Leadership(engine, settings.leader_lock_id)
         self.wake = asyncio.Event()
         self.leading = False
+        self.checked = False
 
     async def elect(self) -> None:
         """Take or keep the leadership; a new leader dispatches at once (catch-up)."""
         held = await asyncio.to_thread(self.leadership.check)
+        first, self.checked = not self.checked, True
         if held == self.leading:
+            if first:
+                log.info("scheduler: another process is the leader; standing by")
             return
         self.leading = held
         if held:
@@ -103,7 +107,8 @@ async def serve(
 ) -> None:
     """Run the scheduler and the send worker until `stop` is set."""
     service = Service(engine, settings, matcher, clock=clock)
-    scheduler = build_scheduler(settings, service, clock())
+    # APScheduler runs on the real clock; `clock` is the time planning and sending use.
+    scheduler = build_scheduler(settings, service, utcnow())
     scheduler.start()
     # The web app (digest.web) starts here, in this same loop: e.g. a uvicorn.Server
     # whose serve() runs as a task and whose should_exit is set when `stop` is.
