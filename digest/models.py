@@ -109,6 +109,11 @@ class Paper(SQLModel, table=True):
 class Subscriber(SQLModel, table=True):
     """A person who receives digests; the email is stored normalised (lower case)."""
 
+    # The due query looks subscribers up by their schedule rule.
+    __table_args__ = (
+        sa.Index("ix_subscriber_schedule", "status", "timezone", "send_hour", "cadence", "weekday"),
+    )
+
     id: int | None = Field(default=None, primary_key=True)
     email: str = Field(max_length=320, unique=True)
     status: SubscriberStatus = Field(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, NamedTuple
@@ -22,7 +22,6 @@ from sqlalchemy import Connection
 from digest.models import DIGESTS, SUBSCRIBERS, Cadence, SubscriberStatus
 
 log = logging.getLogger(__name__)
-CHUNK = 300  # rules per statement: keeps bind parameters far below SQLite's limit
 
 
 @dataclass(frozen=True)
@@ -123,19 +122,18 @@ class Due(NamedTuple):
     empty_note: bool
 
 
-def _wanted(rules: Sequence[tuple[Rule, str]]) -> Any:
-    selects = [
-        sa.select(
-            sa.cast(sa.literal(rule.timezone), sa.String).label("timezone"),
-            sa.cast(sa.literal(rule.send_hour), sa.Integer).label("send_hour"),
-            sa.cast(sa.literal(str(rule.cadence)), sa.String).label("cadence"),
-            sa.cast(sa.literal(rule.weekday), sa.Integer).label("weekday"),
-            sa.cast(sa.literal(period), sa.String).label("period"),
-        )
-        for rule, period in rules
-    ]
-    union = selects[0] if len(selects) == 1 else sa.union_all(*selects)
-    return union.cte("wanted")
+# Filled per call with the rules whose slot is open; matched to subscribers in SQL.
+_OPEN = sa.Table(
+    "due_rule",
+    sa.MetaData(),
+    sa.Column("timezone", sa.String(64)),
+    sa.Column("send_hour", sa.Integer),
+    sa.Column("cadence", sa.String(20)),
+    sa.Column("weekday", sa.Integer),
+    sa.Column("period", sa.String(20)),
+    sa.PrimaryKeyConstraint("timezone", "send_hour", "cadence", "weekday"),
+    prefixes=["TEMPORARY"],
+)
 
 
 def due(conn: Connection, now: datetime, grace: timedelta) -> list[Due]:
@@ -147,30 +145,44 @@ def due(conn: Connection, now: datetime, grace: timedelta) -> list[Due]:
     for rule, _ in _rules(conn):
         slot = last_slot(rule, now)
         if slot is not None and now - slot.at <= grace:
-            open_rules.append((rule, slot.period))
-    found: list[Due] = []
-    s = SUBSCRIBERS.c
-    for start in range(0, len(open_rules), CHUNK):
-        wanted = _wanted(open_rules[start : start + CHUNK])
-        done = sa.select(DIGESTS.c.id).where(
-            DIGESTS.c.subscriber_id == s.id, DIGESTS.c.period == wanted.c.period
-        )
-        query = (
-            sa.select(s.id, wanted.c.period, s.max_papers, s.empty_note)
-            .join(
-                wanted,
-                sa.and_(
-                    s.timezone == wanted.c.timezone,
-                    s.send_hour == wanted.c.send_hour,
-                    s.cadence == wanted.c.cadence,
-                    s.weekday == wanted.c.weekday,
-                ),
+            open_rules.append(
+                {
+                    "timezone": rule.timezone,
+                    "send_hour": rule.send_hour,
+                    "cadence": str(rule.cadence),
+                    "weekday": rule.weekday,
+                    "period": slot.period,
+                }
             )
-            .where(s.status == SubscriberStatus.active, ~done.exists())
-            .order_by(s.id)
+    if not open_rules:
+        return []
+    s, o = SUBSCRIBERS.c, _OPEN.c
+    done = sa.select(DIGESTS.c.id).where(
+        DIGESTS.c.subscriber_id == s.id, DIGESTS.c.period == o.period
+    )
+    query = (
+        sa.select(s.id, o.period, s.max_papers, s.empty_note)
+        .select_from(_OPEN)
+        .join(
+            SUBSCRIBERS,
+            sa.and_(
+                s.timezone == o.timezone,
+                s.send_hour == o.send_hour,
+                s.cadence == o.cadence,
+                s.weekday == o.weekday,
+            ),
         )
-        found += [Due(*row) for row in conn.execute(query)]
-    return found
+        .where(s.status == SubscriberStatus.active, ~done.exists())
+        .order_by(s.id)
+    )
+    _OPEN.create(conn)
+    try:
+        conn.execute(sa.insert(_OPEN), open_rules)
+        if conn.dialect.name == "postgresql":  # temporary tables get no statistics otherwise
+            conn.execute(sa.text("ANALYZE due_rule"))
+        return [Due(*row) for row in conn.execute(query)]
+    finally:
+        _OPEN.drop(conn)
 
 
 def forecast(conn: Connection, now: datetime, hours: int = 24) -> list[tuple[datetime, int]]:

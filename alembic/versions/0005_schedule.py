@@ -1,4 +1,4 @@
-"""scheduling: a subscriber's opt-in "nothing matched" note
+"""scheduling: a subscriber's opt-in "nothing matched" note; an index for the due query
 
 Revision ID: 0005_schedule
 Revises: 0003_sources
@@ -22,9 +22,15 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("empty_note", sa.Boolean(), server_default=sa.false(), nullable=False)
         )
+        batch_op.create_index(
+            "ix_subscriber_schedule",
+            ["status", "timezone", "send_hour", "cadence", "weekday"],
+            unique=False,
+        )
 
 
 def downgrade() -> None:
     """Revert this revision."""
     with op.batch_alter_table("subscriber", schema=None) as batch_op:
+        batch_op.drop_index("ix_subscriber_schedule")
         batch_op.drop_column("empty_note")
