@@ -7,7 +7,7 @@ share one); the jobs themselves do nothing unless this process holds the leaders
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -103,6 +103,26 @@ def upcoming(settings: Settings, now: datetime) -> list[tuple[str, datetime]]:
         if at is not None:
             found.append((name, at.astimezone(UTC)))
     return sorted(found, key=lambda item: item[1])
+
+
+def missed(
+    settings: Settings, last_run: Mapping[str, datetime], now: datetime
+) -> list[SourceConfig]:
+    """Sources whose cron time passed within the catch-up grace with no ingest since.
+
+    The job store lives in memory, so a restart forgets runs it missed; the ingest
+    records (`last_run`: source label -> start of its latest run) say what is owed.
+    """
+    since = now - timedelta(hours=settings.catch_up_hours)
+    owed = []
+    for _, trigger, source in triggers(settings):
+        if source is None:
+            continue
+        fired = trigger.get_next_fire_time(None, since)
+        ran = last_run.get(source.label())
+        if fired is not None and fired <= now and (ran is None or ran < fired):
+            owed.append(source)
+    return owed
 
 
 def _job(function: Callable[..., Awaitable[object]], *args: Any) -> dict[str, Any]:

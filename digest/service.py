@@ -20,8 +20,8 @@ from digest.match import Matcher
 from digest.models import utcnow
 from digest.planning import PlanReport, plan
 from digest.render import Renderer
-from digest.schedule import build_scheduler
-from digest.sources.runner import SourceReport, ingest_source
+from digest.schedule import build_scheduler, missed
+from digest.sources.runner import SourceReport, ingest_source, last_runs
 from digest.worker import work
 
 log = logging.getLogger(__name__)
@@ -59,9 +59,19 @@ class Service:
         self.leading = held
         if held:
             log.info("scheduler: this process is the leader")
+            await self.catch_up()
             await self.dispatch()
         else:
             log.warning("scheduler: leadership lost; standing by")
+
+    async def catch_up(self) -> None:
+        """Run the ingests whose time passed while no scheduler was running."""
+        last = {
+            row.source: row.started_at for row in await asyncio.to_thread(last_runs, self.engine)
+        }
+        for source in missed(self.settings, last, self.clock()):
+            log.info("catching up the missed ingest of %s", source.label())
+            await self.ingest(source)
 
     async def dispatch(self) -> PlanReport | None:
         """Plan the digests now due (leader only) and wake the sender if any were planned."""

@@ -33,7 +33,7 @@ from digest.mailer import SmtpTransport
 from digest.match import SimpleMatcher
 from digest.models import Cadence
 from digest.render import Renderer
-from digest.schedule import build_scheduler, cron_trigger, upcoming
+from digest.schedule import build_scheduler, cron_trigger, missed, upcoming
 from digest.service import serve
 from digest.subscribers import subscribe
 from tests.conftest import SmtpSink
@@ -109,6 +109,20 @@ def test_the_scheduler_runs_the_election_the_dispatch_tick_and_one_ingest_per_so
         ("ingest hf", datetime(2026, 11, 28, 11, tzinfo=UTC)),  # 06:00 in New York
         ("ingest arxiv:cs.LG", datetime(2026, 11, 30, 1, 30, tzinfo=UTC)),
     ]
+
+
+def test_an_ingest_missed_while_down_is_owed_within_the_grace() -> None:
+    hf = SourceConfig(kind="hf", cron="0 6 * * *")
+    feed = SourceConfig(kind="feed", url="https://example.org/feed", cron="0 7 * * *")
+    settings = Settings(sources=[hf, feed], ingest_timezone="UTC", catch_up_hours=3)
+    now = datetime(2026, 11, 27, 8, 30, tzinfo=UTC)
+    yesterday = now - timedelta(days=1)
+    assert missed(settings, {}, now) == [hf, feed]
+    assert missed(settings, {"hf": yesterday, feed.label(): yesterday}, now) == [hf, feed]
+    assert missed(settings, {"hf": now.replace(hour=6, minute=1)}, now) == [feed]
+    # Past the grace (06:00 is more than 2 h before 08:30 here): skipped, not owed.
+    late = settings.model_copy(update={"catch_up_hours": 2})
+    assert missed(late, {}, now) == [feed]
 
 
 class Sink(SmtpSink):
