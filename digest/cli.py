@@ -46,7 +46,14 @@ err = Console(stderr=True, soft_wrap=True)
 
 
 def _settings() -> Settings:
-    return Settings()
+    try:
+        return Settings()
+    except ValidationError as exc:
+        for problem in exc.errors():
+            where = "_".join(str(part) for part in problem["loc"]).upper()
+            message = problem["msg"].removeprefix("Value error, ")
+            err.print(f"[red]error:[/] {f'DIGEST_{where}: ' if where else ''}{message}")
+        raise typer.Exit(2) from exc
 
 
 @contextmanager

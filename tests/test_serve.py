@@ -314,3 +314,10 @@ def test_schedule_command_lists_jobs_and_digests_due_by_hour(
     hour = (now + timedelta(hours=2)).replace(minute=0, second=0, microsecond=0)
     assert f"{hour:%Y-%m-%d %H}:00  4" in result.output
     assert "total in the next 24 h: 4" in result.output
+
+
+def test_a_bad_schedule_setting_stops_the_cli_with_the_reason(cli_env: dict[str, str]) -> None:
+    env = {**cli_env, "DIGEST_INGEST_CRON": "30 20 * *"}
+    result = CliRunner().invoke(app, ["schedule"], env=env)
+    assert result.exit_code == 2
+    assert "error: cron '30 20 * *' has 4 fields; expected 5" in " ".join(result.output.split())
