@@ -9,7 +9,7 @@ import logging
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -55,7 +55,14 @@ err = Console(stderr=True, soft_wrap=True)
 
 
 def _settings() -> Settings:
-    return Settings()
+    try:
+        return Settings()
+    except ValidationError as exc:
+        for problem in exc.errors():
+            where = "_".join(str(part) for part in problem["loc"]).upper()
+            message = problem["msg"].removeprefix("Value error, ")
+            err.print(f"[red]error:[/] {f'DIGEST_{where}: ' if where else ''}{message}")
+        raise typer.Exit(2) from exc
 
 
 @contextmanager
@@ -203,6 +210,12 @@ def subscribe(
     hour: Annotated[int, typer.Option(help="Local hour to send at (0-23).")] = 7,
     cadence: Annotated[Cadence, typer.Option(help="How often to send.")] = Cadence.daily,
     max_papers: Annotated[int, typer.Option(help="At most this many papers a digest.")] = 20,
+    weekday: Annotated[
+        int, typer.Option(help="Weekly cadence: the day to send, 0 = Monday ... 6 = Sunday.")
+    ] = 0,
+    empty_note: Annotated[
+        bool, typer.Option("--empty-note", help="Send a short note when nothing matched.")
+    ] = False,
 ) -> None:
     """Add (or update) an active subscriber with their interests; no confirmation email."""
     try:
@@ -215,6 +228,8 @@ def subscribe(
                 send_hour=hour,
                 cadence=cadence,
                 max_papers=max_papers,
+                weekday=weekday,
+                empty_note=empty_note,
             )
     except (SubscriberError, InterestError) as exc:
         err.print(f"[red]error:[/] {exc}", highlight=False)
@@ -293,6 +308,68 @@ def worker(
         except SendAborted as exc:
             err.print(f"[bold red]sending stopped:[/] the SMTP server refused us: {exc}")
             raise typer.Exit(3) from exc
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address the web app listens on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port the web app listens on.")] = 8000,
+    no_web: Annotated[
+        bool, typer.Option("--no-web", help="Run the scheduler and sender only.")
+    ] = False,
+) -> None:
+    """Run the web app, the scheduler (ingest, plan) and the sender until SIGTERM or Ctrl-C."""
+    from digest.service import serve as run_service
+
+    settings = _settings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+
+    async def main(engine: Engine) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await run_service(
+            engine,
+            settings,
+            InterestMatcher(),
+            SmtpTransport(settings),
+            Renderer(settings),
+            stop=stop,
+            web=None if no_web else (host, port),
+        )
+
+    with _engine(settings) as engine:
+        try:
+            asyncio.run(main(engine))
+        except OSError as exc:
+            err.print(f"[red]error:[/] the web app cannot listen on {host}:{port}: {exc}")
+            raise typer.Exit(1) from exc
+        except SendAborted as exc:
+            err.print(f"[bold red]sending stopped:[/] the SMTP server refused us: {exc}")
+            raise typer.Exit(3) from exc
+
+
+@app.command()
+def schedule(
+    hours: Annotated[int, typer.Option(help="How far ahead to count digests.")] = 24,
+) -> None:
+    """Show the jobs that run next and how many digests are due each hour ahead."""
+    from digest.schedule import upcoming
+    from digest.slots import due, forecast
+
+    settings = _settings()
+    now = utcnow()
+    with _engine(settings) as engine, engine.connect() as conn:
+        waiting = due(conn, now, timedelta(hours=settings.catch_up_hours))
+        ahead = forecast(conn, now, hours)
+    console.print("[bold]Next jobs[/] (UTC)")
+    for name, at in upcoming(settings, now):
+        console.print(f"  {at:%Y-%m-%d %H:%M}  {name}", highlight=False)
+    console.print(f"[bold]Digests due[/] (UTC hour): {len(waiting)} now")
+    for hour, count in ahead:
+        console.print(f"  {hour:%Y-%m-%d %H}:00  {count}", highlight=False)
+    console.print(f"  total in the next {hours} h: {sum(c for _, c in ahead)}", highlight=False)
 
 
 @app.command()

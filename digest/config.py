@@ -23,6 +23,12 @@ _CATEGORY = re.compile(r"[a-z][a-z-]*(?:\.[A-Za-z][A-Za-z-]*)?")
 SourceKind = Literal["arxiv", "arxiv-api", "hf", "feed"]
 
 
+def _check_cron(expression: str, timezone: str) -> None:
+    from digest.schedule import cron_trigger  # APScheduler is only needed to check it
+
+    cron_trigger(expression, timezone)
+
+
 class SourceConfig(BaseModel):
     """One source the scheduler ingests (an item of DIGEST_SOURCES)."""
 
@@ -31,6 +37,16 @@ class SourceConfig(BaseModel):
     categories: list[str] = Field(default_factory=list, description="arXiv categories.")
     url: str | None = Field(default=None, description="Feed URL (kind feed).")
     days: int = Field(default=2, ge=1, le=60, description="arxiv-api: days back to fetch.")
+    cron: str | None = Field(
+        default=None, description="When to ingest it (crontab); default: DIGEST_INGEST_CRON."
+    )
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is not None:
+            _check_cron(value, "UTC")
+        return value
 
     @field_validator("categories")
     @classmethod
@@ -192,6 +208,37 @@ class Settings(BaseSettings):
     arxiv_api_url: str = "https://export.arxiv.org/api/query"
     arxiv_page_size: int = Field(default=200, ge=1, le=2000)
     hf_daily_url: str = "https://huggingface.co/api/daily_papers"
+
+    ingest_cron: str = Field(
+        default="30 20 * * 0-4",
+        description="When sources are ingested (crontab: minute hour day month weekday, "
+        "0 = Sunday), in ingest_timezone; default: after arXiv's announcement.",
+    )
+    ingest_timezone: str = Field(
+        default="America/New_York", description="Time zone of the ingest cron expressions."
+    )
+    dispatch_seconds: float = Field(
+        default=300, gt=0, description="How often the scheduler plans the digests now due."
+    )
+    catch_up_hours: float = Field(
+        default=12,
+        gt=0,
+        description="A digest missed (service down) is sent within this long of its time; "
+        "after that its period is skipped and its papers go in the next digest.",
+    )
+    leader_lock_id: int = Field(
+        default=7_100_112_101_115, description="PostgreSQL advisory lock key of the scheduler."
+    )
+    leader_check_seconds: float = Field(
+        default=15,
+        gt=0,
+        description="How often a standby process tries to become the scheduler (PostgreSQL).",
+    )
+
+    @model_validator(mode="after")
+    def _schedule(self) -> Settings:
+        _check_cron(self.ingest_cron, self.ingest_timezone)
+        return self
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -155,7 +155,7 @@ class Outbox:
                 if subscriber.status != SubscriberStatus.active:
                     reply = f"not sent: subscriber is {subscriber.status}"
                     closed.append(self._close(conn, row, DigestStatus.failed, reply))
-                elif not chosen:
+                elif not chosen and not (subscriber.empty_note and row.matched_count == 0):
                     reply = "not sent: every paper was already sent"
                     closed.append(self._close(conn, row, DigestStatus.empty, reply))
                 else:
@@ -172,7 +172,9 @@ class Outbox:
                         subscribed=lines.get(subscriber.id, []),
                     )
                     try:
-                        rendered = self.renderer.digest(view)
+                        # No papers at all: the "nothing matched" note they opted in to.
+                        render = self.renderer.digest if chosen else self.renderer.nothing
+                        rendered = render(view)
                     except RenderError as exc:  # never send a broken email
                         closed.append(self._close(conn, row, DigestStatus.failed, str(exc)))
                         continue

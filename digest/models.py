@@ -110,6 +110,11 @@ class Paper(SQLModel, table=True):
 class Subscriber(SQLModel, table=True):
     """A person who receives digests; the email is stored normalised (lower case)."""
 
+    # The due query looks subscribers up by their schedule rule.
+    __table_args__ = (
+        sa.Index("ix_subscriber_schedule", "status", "timezone", "send_hour", "cadence", "weekday"),
+    )
+
     id: int | None = Field(default=None, primary_key=True)
     email: str = Field(max_length=320, unique=True)
     status: SubscriberStatus = Field(
@@ -122,6 +127,7 @@ class Subscriber(SQLModel, table=True):
     max_papers: int = 20
     token_version: int = 1
     soft_bounces: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    empty_note: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     created_at: datetime = _ts()
     confirmed_at: datetime | None = _ts(nullable=True)
     # Set by the web app: when the last confirmation email went out, and the last change

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 
+from digest import slots
 from digest.config import Settings
 from digest.db import insert_ignore
 from digest.match import Matcher
@@ -34,6 +35,7 @@ from digest.models import (
     SubscriberStatus,
 )
 from digest.render import DigestView, PaperView, Rendered, Renderer
+from digest.slots import Due
 from digest.tokens import PREFERENCES, UNSUBSCRIBE, make_token
 
 # The web app serves a digest's full list at /digests/{token}/{digest_id}.
@@ -71,6 +73,7 @@ class Selection:
     window_end: datetime
     papers: list[Choice]
     matched_count: int
+    note: bool = False
 
 
 @dataclass
@@ -80,28 +83,33 @@ class PlanReport:
     planned: int = 0
     empty: int = 0
     already: int = 0
+    notes: int = 0
 
 
-def _due(conn: Connection, now: datetime, only: int | None) -> list[tuple[int, str, int]]:
-    """(subscriber id, period, max papers) of active subscribers with no digest this period.
+def _due(conn: Connection, now: datetime, only: int | None) -> list[Due]:
+    """Active subscribers with no digest in the period of `now`, whatever their send hour.
 
     With `only`, that one subscriber whatever their state (for previews).
     """
     query = sa.select(
-        SUBSCRIBERS.c.id, SUBSCRIBERS.c.cadence, SUBSCRIBERS.c.timezone, SUBSCRIBERS.c.max_papers
+        SUBSCRIBERS.c.id,
+        SUBSCRIBERS.c.cadence,
+        SUBSCRIBERS.c.timezone,
+        SUBSCRIBERS.c.max_papers,
+        SUBSCRIBERS.c.empty_note,
     )
     if only is None:
         query = query.where(SUBSCRIBERS.c.status == SubscriberStatus.active)
     else:
         query = query.where(SUBSCRIBERS.c.id == only)
-    wanted: list[tuple[int, str, int]] = []
-    for sub_id, cadence, timezone, max_papers in conn.execute(query):
+    wanted: list[Due] = []
+    for sub_id, cadence, timezone, max_papers, note in conn.execute(query):
         period = period_key(cadence, timezone, now)
         if only is not None:
-            return [(sub_id, period or "preview", max_papers)]
+            return [Due(sub_id, period or "preview", max_papers, note)]
         if period is not None:
-            wanted.append((sub_id, period, max_papers))
-    periods = {period for _, period, _ in wanted}
+            wanted.append(Due(sub_id, period, max_papers, note))
+    periods = {row.period for row in wanted}
     existing = set()
     if periods:
         rows = conn.execute(
@@ -110,7 +118,7 @@ def _due(conn: Connection, now: datetime, only: int | None) -> list[tuple[int, s
             )
         )
         existing = {(sub_id, period) for sub_id, period in rows}
-    return [row for row in wanted if (row[0], row[1]) not in existing]
+    return [row for row in wanted if (row.subscriber_id, row.period) not in existing]
 
 
 def select_papers(
@@ -120,12 +128,20 @@ def select_papers(
     now: datetime,
     *,
     only: int | None = None,
+    on_schedule: bool = False,
 ) -> list[Selection]:
-    """Choose the papers of each due subscriber's digest (or of subscriber `only`)."""
-    due = _due(conn, now, only)
+    """Choose the papers of each due subscriber's digest (or of subscriber `only`).
+
+    With `on_schedule`, due means the subscriber's send slot has passed (within the
+    catch-up grace); otherwise every subscriber whose current period has no digest.
+    """
+    if on_schedule and only is None:
+        due = slots.due(conn, now, timedelta(hours=settings.catch_up_hours))
+    else:
+        due = _due(conn, now, only)
     if not due:
         return []
-    ids = [sub_id for sub_id, _, _ in due]
+    ids = [row.subscriber_id for row in due]
     previous: dict[int, datetime] = dict(
         conn.execute(
             sa.select(DIGESTS.c.subscriber_id, sa.func.max(DIGESTS.c.window_end))
@@ -169,7 +185,7 @@ def select_papers(
         }
 
     selections = []
-    for sub_id, period, max_papers in due:
+    for sub_id, period, max_papers, note in due:
         best: dict[int, Choice] = {}
         for canonical, query in interests.get(sub_id, []):
             for hit in hits.get(canonical, []):
@@ -180,18 +196,30 @@ def select_papers(
                     best[hit.paper_id] = Choice(hit.paper_id, hit.score, query, hit.terms)
         ranked = sorted(best.values(), key=lambda c: (-c.score, c.paper_id))
         selections.append(
-            Selection(sub_id, period, starts[sub_id], now, ranked[:max_papers], len(ranked))
+            Selection(sub_id, period, starts[sub_id], now, ranked[:max_papers], len(ranked), note)
         )
     return selections
 
 
-def plan(engine: Engine, matcher: Matcher, settings: Settings, now: datetime) -> PlanReport:
-    """Create the outbox rows for every due subscriber (planned, or empty: no matches)."""
+def plan(
+    engine: Engine,
+    matcher: Matcher,
+    settings: Settings,
+    now: datetime,
+    *,
+    on_schedule: bool = False,
+) -> PlanReport:
+    """Create the outbox rows for every due subscriber (planned, or empty: no matches).
+
+    A subscriber who opted in to the "nothing matched" note gets a planned digest with
+    no papers instead of an empty one. `on_schedule`: see `select_papers`.
+    """
     report = PlanReport()
     with engine.begin() as conn:
-        selections = select_papers(conn, matcher, settings, now)
+        selections = select_papers(conn, matcher, settings, now, on_schedule=on_schedule)
         for chosen in selections:
-            status = DigestStatus.planned if chosen.papers else DigestStatus.empty
+            sendable = bool(chosen.papers) or chosen.note
+            status = DigestStatus.planned if sendable else DigestStatus.empty
             result = conn.execute(
                 insert_ignore(conn, DIGESTS, ["subscriber_id", "period"])
                 .values(
@@ -210,7 +238,10 @@ def plan(engine: Engine, matcher: Matcher, settings: Settings, now: datetime) ->
                 report.already += 1
                 continue
             if not chosen.papers:
-                report.empty += 1
+                if chosen.note:
+                    report.notes += 1
+                else:
+                    report.empty += 1
                 continue
             report.planned += 1
             conn.execute(

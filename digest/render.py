@@ -275,6 +275,11 @@ class Renderer:
             rendered = self._digest_once(view)
         return rendered
 
+    def nothing(self, view: DigestView) -> Rendered:
+        """Render the short note sent, to those who asked, when nothing matched."""
+        subject = f"Nothing new matched your interests ({view.period})"
+        return replace(self._page("nothing", subject, digest=view), shown=0)
+
     def confirm(self, view: ConfirmView) -> Rendered:
         """Render the email that asks a new subscriber to confirm."""
         subject = f"Confirm your subscription to {list_name(self.settings)}"

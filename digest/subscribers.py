@@ -55,6 +55,8 @@ def subscribe(
     cadence: Cadence = Cadence.daily,
     max_papers: int = 20,
     now: datetime | None = None,
+    weekday: int = 0,
+    empty_note: bool = False,
 ) -> tuple[Subscriber, bool]:
     """Create or update a subscriber and replace their interests; returns (row, created).
 
@@ -67,6 +69,8 @@ def subscribe(
     check_timezone(timezone)
     if not 0 <= send_hour <= 23:
         raise SubscriberError(f"send hour {send_hour} is not between 0 and 23")
+    if not 0 <= weekday <= 6:
+        raise SubscriberError(f"weekday {weekday} is not between 0 (Monday) and 6 (Sunday)")
     now = now or utcnow()
     with session_scope(engine) as session:
         subscriber = find(session, address)
@@ -78,6 +82,8 @@ def subscribe(
         subscriber.send_hour = send_hour
         subscriber.cadence = cadence
         subscriber.max_papers = max_papers
+        subscriber.weekday = weekday
+        subscriber.empty_note = empty_note
         if status is SubscriberStatus.active and subscriber.confirmed_at is None:
             subscriber.confirmed_at = now
         session.add(subscriber)

@@ -141,8 +141,9 @@ async def work(
     stop: asyncio.Event,
     poll: float,
     once: bool = False,
+    wake: asyncio.Event | None = None,
 ) -> list[Outcome]:
-    """Send due digests until `stop` is set (or once); returns every outcome."""
+    """Send due digests until `stop` is set (or once); `wake` cuts an idle wait short."""
     outcomes: list[Outcome] = []
     try:
         while not stop.is_set():
@@ -156,11 +157,25 @@ async def work(
             if once:
                 break
             if not report.outcomes:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=poll)
+                await _idle(stop, wake, poll)
     finally:
         await transport.close()
     return outcomes
+
+
+async def _idle(stop: asyncio.Event, wake: asyncio.Event | None, poll: float) -> None:
+    if wake is None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=poll)
+        return
+    waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
+    try:
+        await asyncio.wait(waits, timeout=poll, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiting in waits:
+            waiting.cancel()
+        await asyncio.gather(*waits, return_exceptions=True)
+        wake.clear()
 
 
 class SendAborted(RuntimeError):
