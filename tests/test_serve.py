@@ -262,11 +262,10 @@ class Process:
         self.proc.stderr.close()
 
 
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_two_serve_processes_elect_one_scheduler_and_a_standby_takes_over(
     engine: Engine, database_url: str, smtp: SmtpSink
 ) -> None:
-    if engine.dialect.name != "postgresql":
-        pytest.skip("several schedulers need PostgreSQL")
     env = {
         **os.environ,
         "DIGEST_DATABASE_URL": database_url,
