@@ -32,7 +32,7 @@ from digest.match import SimpleMatcher, parse
 from digest.models import DIGESTS, INTERESTS, SENT_PAPERS, SUBSCRIBERS, DigestStatus
 from digest.planning import plan
 from digest.render import Renderer
-from digest.worker import send_due
+from digest.worker import RenderPool, send_due
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data" / "papers.jsonl"
@@ -129,12 +129,12 @@ async def raw(port: int, envelope: Envelope, count: int, connections: int) -> fl
     return per * connections / (time.perf_counter() - start)
 
 
-async def full(engine: sa.Engine, settings: Settings, count: int) -> float:
-    """Messages per second for the whole send path."""
+async def full(engine: sa.Engine, settings: Settings, count: int, pool: RenderPool | None) -> float:
+    """Messages per second for the whole send path (rendering beside it with a pool)."""
     transport = SmtpTransport(settings)
     start = time.perf_counter()
     try:
-        report = await send_due(engine, transport, Renderer(settings), clock=lambda: NOW)
+        report = await send_due(engine, transport, Renderer(settings), clock=lambda: NOW, pool=pool)
     finally:
         await transport.close()
     elapsed = time.perf_counter() - start
@@ -180,15 +180,26 @@ def main() -> None:
             with engine.connect() as conn:
                 first = conn.execute(sa.select(DIGESTS.c.id).limit(1)).scalar_one()
             sample = asyncio.run(_one_envelope(engine, settings, first))
-            print("| connections | raw ceiling (msg/s) | full path (msg/s) | full / raw |")
-            print("|---:|---:|---:|---:|")
+            pool = RenderPool(engine, settings)
+            asyncio.run(pool.prepare([], NOW, ""))  # the render process starts before timing
+            print(
+                "| connections | raw ceiling (msg/s) | full path, one process (msg/s) | "
+                "full / raw | full path, render process beside (msg/s) | full / raw |"
+            )
+            print("|---:|---:|---:|---:|---:|---:|")
             for n in counts:
                 ceiling = asyncio.run(raw(port, sample, min(total, 20000), n))
+                conf = settings.model_copy(update={"smtp_connections": n})
                 reset(engine)
-                ours = asyncio.run(
-                    full(engine, settings.model_copy(update={"smtp_connections": n}), total)
+                alone = asyncio.run(full(engine, conf, total, None))
+                reset(engine)
+                beside = asyncio.run(full(engine, conf, total, pool))
+                print(
+                    f"| {n} | {ceiling:,.0f} | {alone:,.0f} | {alone / ceiling:.0%} "
+                    f"| {beside:,.0f} | {beside / ceiling:.0%} |",
+                    flush=True,
                 )
-                print(f"| {n} | {ceiling:,.0f} | {ours:,.0f} | {ours / ceiling:.0%} |", flush=True)
+            pool.close()
             engine.dispose()
     finally:
         sink.kill()

@@ -2,4 +2,5 @@
 
 from digest.cli import app
 
-app()
+if __name__ == "__main__":  # not when a render process imports the parent's main module
+    app()

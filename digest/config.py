@@ -102,6 +102,12 @@ class Settings(BaseSettings):
         default=None, gt=0, description="At most this many messages per second (all connections)."
     )
 
+    render_processes: int = Field(
+        default=1, ge=0, le=16, description="Processes rendering digests beside the sender."
+    )
+    render_pool_min_digests: int = Field(
+        default=200, ge=0, description="`digest run` renders in-process below this many."
+    )
     send_batch: int = Field(default=100, ge=1, description="Digests claimed per transaction.")
     send_lease_seconds: float = Field(
         default=600, gt=0, description="A claimed digest is taken over after this long."
