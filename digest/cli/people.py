@@ -1,0 +1,93 @@
+"""Commands about subscribers: subscribe, unsubscribe, preview."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from digest import db
+from digest.cli import _engine, _settings, app, console, err
+from digest.match import InterestError, InterestMatcher
+from digest.models import Cadence, utcnow
+from digest.planning import preview as preview_digest
+from digest.render import Renderer, RenderError
+from digest.subscribers import SubscriberError, find
+from digest.subscribers import subscribe as add_subscriber
+from digest.subscribers import unsubscribe as remove_subscriber
+
+
+@app.command()
+def subscribe(
+    email: Annotated[str, typer.Argument(help="The subscriber's email address.")],
+    interest: Annotated[
+        list[str], typer.Option("--interest", "-i", help="An interest line; repeat for more.")
+    ],
+    timezone: Annotated[str, typer.Option(help="IANA time zone, e.g. Europe/Paris.")] = "UTC",
+    hour: Annotated[int, typer.Option(help="Local hour to send at (0-23).")] = 7,
+    cadence: Annotated[Cadence, typer.Option(help="How often to send.")] = Cadence.daily,
+    max_papers: Annotated[int, typer.Option(help="At most this many papers a digest.")] = 20,
+    weekday: Annotated[
+        int, typer.Option(help="Weekly cadence: the day to send, 0 = Monday ... 6 = Sunday.")
+    ] = 0,
+    empty_note: Annotated[
+        bool, typer.Option("--empty-note", help="Send a short note when nothing matched.")
+    ] = False,
+) -> None:
+    """Add (or update) an active subscriber with their interests; no confirmation email."""
+    try:
+        with _engine() as engine:
+            subscriber, created = add_subscriber(
+                engine,
+                email,
+                interest,
+                timezone=timezone,
+                send_hour=hour,
+                cadence=cadence,
+                max_papers=max_papers,
+                weekday=weekday,
+                empty_note=empty_note,
+            )
+    except (SubscriberError, InterestError) as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from exc
+    verb = "subscribed" if created else "updated"
+    console.print(f"{verb} {subscriber.email} with {len(interest)} interest(s)")
+
+
+@app.command()
+def unsubscribe(email: Annotated[str, typer.Argument(help="The subscriber's address.")]) -> None:
+    """Stop sending to a subscriber at once."""
+    with _engine() as engine:
+        found = remove_subscriber(engine, email)
+    if not found:
+        err.print(f"[red]error:[/] no subscriber {email}", highlight=False)
+        raise typer.Exit(1)
+    console.print(f"unsubscribed {email}")
+
+
+@app.command()
+def preview(
+    email: Annotated[str, typer.Argument(help="The subscriber's address.")],
+    html: Annotated[bool, typer.Option("--html", help="Print the HTML part.")] = False,
+) -> None:
+    """Print the digest a subscriber would get now (text, or HTML with --html)."""
+    settings = _settings()
+    with _engine(settings) as engine:
+        with db.session_scope(engine) as session:
+            subscriber = find(session, email)
+        if subscriber is None or subscriber.id is None:
+            err.print(f"[red]error:[/] no subscriber {email}", highlight=False)
+            raise typer.Exit(1)
+        try:
+            result = preview_digest(
+                engine, InterestMatcher(), Renderer(settings), subscriber.id, utcnow()
+            )
+        except RenderError as exc:
+            err.print(f"[red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(1) from exc
+    if result is None:
+        err.print(f"nothing new matches the interests of {subscriber.email}")
+        return
+    rendered, _ = result
+    typer.echo(rendered.html if html else f"Subject: {rendered.subject}\n\n{rendered.text}")

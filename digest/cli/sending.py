@@ -1,0 +1,228 @@
+"""Commands that send or serve: run, worker, serve, schedule, bounces, smtp-capture, demo."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from sqlalchemy import Engine
+
+from digest.bounces import (
+    BounceReport,
+    ImapError,
+    ImapUrlError,
+    process_imap,
+    process_maildir,
+)
+from digest.cli import _engine, _now, _settings, app, console, err
+from digest.mailer import SmtpTransport
+from digest.match import InterestMatcher
+from digest.models import DigestStatus, utcnow
+from digest.render import Renderer
+from digest.worker import SendAborted, work
+from digest.worker import run as run_digests
+
+
+@app.command()
+def run(
+    now: Annotated[
+        datetime | None, typer.Option(help="Plan as of this time instead of now (ISO 8601).")
+    ] = None,
+) -> None:
+    """Plan and send every due digest now, over the SMTP server in Settings."""
+    settings = _settings()
+    with _engine(settings) as engine:
+        planned, sent = asyncio.run(
+            run_digests(
+                engine, InterestMatcher(), SmtpTransport(settings), Renderer(settings), _now(now)
+            )
+        )
+    if sent.aborted:
+        err.print(f"[bold red]sending stopped:[/] the SMTP server refused us: {sent.aborted}")
+    for outcome in sent.outcomes:
+        if outcome.status is not DigestStatus.sent:
+            err.print(
+                f"[yellow]{outcome.status}[/] {outcome.email}: {outcome.reply}", highlight=False
+            )
+    console.print(
+        f"planned {planned.planned} digest(s), {planned.empty} with no new matches; "
+        f"sent {sent.count(DigestStatus.sent)}, retrying {sent.count(DigestStatus.planned)}, "
+        f"failed {sent.count(DigestStatus.failed)}"
+    )
+    if sent.aborted:
+        raise typer.Exit(3)
+
+
+@app.command()
+def worker(
+    once: Annotated[bool, typer.Option("--once", help="Send what is due, then exit.")] = False,
+) -> None:
+    """Send planned digests until stopped (SIGTERM finishes the message in flight)."""
+    settings = _settings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+
+    async def main(engine: Engine) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await work(
+            engine,
+            SmtpTransport(settings),
+            Renderer(settings),
+            clock=utcnow,
+            stop=stop,
+            poll=settings.worker_poll_seconds,
+            once=once,
+        )
+
+    with _engine(settings) as engine:
+        try:
+            asyncio.run(main(engine))
+        except SendAborted as exc:
+            err.print(f"[bold red]sending stopped:[/] the SMTP server refused us: {exc}")
+            raise typer.Exit(3) from exc
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address the web app listens on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port the web app listens on.")] = 8000,
+    no_web: Annotated[
+        bool, typer.Option("--no-web", help="Run the scheduler and sender only.")
+    ] = False,
+) -> None:
+    """Run the web app, the scheduler (ingest, plan) and the sender until SIGTERM or Ctrl-C."""
+    from digest.service import serve as run_service
+
+    settings = _settings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+
+    async def main(engine: Engine) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await run_service(
+            engine,
+            settings,
+            InterestMatcher(),
+            SmtpTransport(settings),
+            Renderer(settings),
+            stop=stop,
+            web=None if no_web else (host, port),
+        )
+
+    with _engine(settings) as engine:
+        try:
+            asyncio.run(main(engine))
+        except OSError as exc:
+            err.print(f"[red]error:[/] the web app cannot listen on {host}:{port}: {exc}")
+            raise typer.Exit(1) from exc
+        except SendAborted as exc:
+            err.print(f"[bold red]sending stopped:[/] the SMTP server refused us: {exc}")
+            raise typer.Exit(3) from exc
+
+
+@app.command()
+def schedule(
+    hours: Annotated[int, typer.Option(help="How far ahead to count digests.")] = 24,
+) -> None:
+    """Show the jobs that run next and how many digests are due each hour ahead."""
+    from digest.schedule import upcoming
+    from digest.slots import due, forecast
+
+    settings = _settings()
+    now = utcnow()
+    with _engine(settings) as engine, engine.connect() as conn:
+        waiting = due(conn, now, timedelta(hours=settings.catch_up_hours))
+        ahead = forecast(conn, now, hours)
+    console.print("[bold]Next jobs[/] (UTC)")
+    for name, at in upcoming(settings, now):
+        console.print(f"  {at:%Y-%m-%d %H:%M}  {name}", highlight=False)
+    console.print(f"[bold]Digests due[/] (UTC hour): {len(waiting)} now")
+    for hour, count in ahead:
+        console.print(f"  {hour:%Y-%m-%d %H}:00  {count}", highlight=False)
+    console.print(f"  total in the next {hours} h: {sum(c for _, c in ahead)}", highlight=False)
+
+
+@app.command()
+def bounces(
+    maildir: Annotated[
+        Path | None, typer.Option(help="Maildir where bounce notifications (DSNs) arrive.")
+    ] = None,
+    imap: Annotated[
+        str | None,
+        typer.Option(
+            help="IMAP mailbox where they arrive: imaps://user:password@host[:port]/MAILBOX "
+            "(imap:// for plain, with STARTTLS when offered); default DIGEST_BOUNCE_IMAP_URL.",
+        ),
+    ] = None,
+) -> None:
+    """Read bounce notifications: hard bounces stop mail at once, soft ones are counted."""
+    settings = _settings()
+    if maildir is not None and imap is not None:
+        err.print("[red]error:[/] give --maildir or --imap, not both", highlight=False)
+        raise typer.Exit(2)
+    if maildir is None and imap is None and not settings.bounce_imap_url.get_secret_value():
+        err.print(
+            "[red]error:[/] give --maildir DIR or --imap URL (or set DIGEST_BOUNCE_IMAP_URL)",
+            highlight=False,
+        )
+        raise typer.Exit(2)
+    with _engine(settings) as engine:
+        report: BounceReport
+        try:
+            if maildir is not None:
+                report = process_maildir(engine, settings, maildir)
+            else:
+                report = process_imap(engine, settings, imap)
+        except (FileNotFoundError, ImapUrlError) as exc:
+            err.print(f"[red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(2) from exc
+        except ImapError as exc:
+            err.print(f"[red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(1) from exc
+    for address in report.bounced:
+        console.print(f"bounced: {address}", highlight=False)
+    for what in report.unmatched:
+        err.print(f"[yellow]no subscriber for[/] {what}", highlight=False)
+    for subject in report.ignored:
+        err.print(f"[yellow]not a delivery status notification:[/] {subject}", highlight=False)
+    for problem in report.failed:
+        err.print(f"[red]unreadable:[/] {problem}", highlight=False)
+    console.print(
+        f"{report.read} read: {report.hard} hard and {report.soft} soft bounces, "
+        f"{len(report.bounced)} subscriber(s) marked bounced, {len(report.unmatched)} unmatched, "
+        f"{len(report.ignored)} ignored"
+        + (f", {len(report.failed)} unreadable" if report.failed else "")
+    )
+
+
+@app.command("smtp-capture")
+def smtp_capture(
+    maildir: Annotated[Path, typer.Option(help="Maildir to store messages in.")] = Path("var/mail"),
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8025,
+) -> None:
+    """Run a local SMTP server that stores every message in a Maildir (until Ctrl-C)."""
+    from digest.capture import CaptureServer
+
+    with CaptureServer(maildir, host, port):
+        console.print(f"capturing mail on {host}:{port} into {maildir}/ (Ctrl-C stops)")
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(asyncio.Event().wait())
+
+
+@app.command()
+def demo() -> None:
+    """Migrate a SQLite database, load sample papers and subscribers, and send their digests."""
+    from digest.demo import run_demo
+
+    run_demo(_settings(), console)
