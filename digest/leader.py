@@ -8,6 +8,7 @@ is a single process, which is always the leader.
 from __future__ import annotations
 
 import logging
+import threading
 
 import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
@@ -23,6 +24,9 @@ class Leadership:
         self.lock_id = lock_id
         self.shared = engine.dialect.name == "postgresql"
         self.conn: Connection | None = None
+        # check() runs in scheduler threads; release() at shutdown must win over a late one.
+        self._lock = threading.Lock()
+        self._released = False
 
     @property
     def held(self) -> bool:
@@ -33,6 +37,10 @@ class Leadership:
         """Keep the lock if held (its connection still works), else try to take it."""
         if not self.shared:
             return True
+        with self._lock:
+            return False if self._released else self._check()
+
+    def _check(self) -> bool:
         if self.conn is not None:
             try:
                 self.conn.execute(sa.text("SELECT 1"))
@@ -63,7 +71,17 @@ class Leadership:
             self.conn = None
 
     def release(self) -> None:
-        """Give the lock up (on shutdown), so a standby takes over at once."""
+        """Give the lock up, so a standby takes over at once."""
+        with self._lock:
+            self._release()
+
+    def close(self) -> None:
+        """Give the lock up for good (shutdown): a check still running cannot retake it."""
+        with self._lock:
+            self._released = True
+            self._release()
+
+    def _release(self) -> None:
         if self.conn is None:
             return
         try:

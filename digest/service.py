@@ -101,7 +101,7 @@ class Service:
 
     def close(self) -> None:
         """Give up the leadership."""
-        self.leadership.release()
+        self.leadership.close()
         self.leading = False
 
 
