@@ -72,3 +72,19 @@ def insert_ignore(conn: Connection, table: Any, keys: Sequence[str]) -> Any:
     if conn.dialect.name == "postgresql":
         return postgresql.insert(table).on_conflict_do_nothing(index_elements=list(keys))
     return sqlite.insert(table).on_conflict_do_nothing(index_elements=list(keys))
+
+
+def pending_migration(engine: Engine) -> str | None:
+    """Why the database cannot be used as it is (no schema, or an older one), else None."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    url = engine.url.render_as_string(hide_password=False)
+    head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+    with engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+    if current == head:
+        return None
+    if current is None:
+        return "the database has no schema yet"
+    return f"the database schema is at revision {current}, this version needs {head}"

@@ -145,7 +145,7 @@ def test_a_refused_login_and_a_missing_mailbox_are_named(
     assert "nope" not in wrong.output and PASSWORD not in wrong.output
 
 
-def test_nothing_listening_is_a_clear_error(cli_env: dict[str, str]) -> None:
+def test_nothing_listening_is_a_clear_error(cli_env: dict[str, str], engine: Engine) -> None:
     from digest.capture import free_port
 
     url = f"imap://u:p@127.0.0.1:{free_port()}/INBOX"
@@ -183,7 +183,9 @@ def test_url_defaults_and_decoding() -> None:
     assert (plain.tls, plain.port, plain.mailbox) == (False, 1143, "Bounces Box")
 
 
-def test_the_cli_needs_exactly_one_mailbox(cli_env: dict[str, str], tmp_path: Path) -> None:
+def test_the_cli_needs_exactly_one_mailbox(
+    cli_env: dict[str, str], tmp_path: Path, engine: Engine
+) -> None:
     both = runner.invoke(
         app, ["bounces", "--maildir", str(tmp_path), "--imap", "imap://u:p@h/"], env=cli_env
     )

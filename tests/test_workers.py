@@ -36,7 +36,7 @@ def sink() -> Iterator[FaultySink]:
 
 
 def worker(
-    settings: Settings, sink: FaultySink, tmp_path: Path, *args: str
+    settings: Settings, sink: FaultySink, tmp_path: Path, *args: str, lease: float = 2
 ) -> subprocess.Popen[bytes]:
     """Start `digest worker` in its own process against the test database and sink."""
     env = {
@@ -46,7 +46,7 @@ def worker(
         "DIGEST_SMTP_PORT": str(sink.port),
         "DIGEST_SMTP_CONNECTIONS": "4",
         "DIGEST_SEND_BATCH": "20",
-        "DIGEST_SEND_LEASE_SECONDS": "2",
+        "DIGEST_SEND_LEASE_SECONDS": str(lease),
         "DIGEST_WORKER_POLL_SECONDS": "0.2",
         "DIGEST_FROM": settings.from_,
         "DIGEST_VAR_DIR": str(tmp_path / "var"),
@@ -126,7 +126,8 @@ def test_three_workers_share_one_outbox(
 ) -> None:
     populate(engine, 600)
     plan(engine, SimpleMatcher(), settings, T0)
-    processes = [worker(settings, sink, tmp_path, "--once") for _ in range(3)]
+    # A lease far longer than any wait here: only the claims keep the workers apart.
+    processes = [worker(settings, sink, tmp_path, "--once", lease=300) for _ in range(3)]
     for process in processes:
         _, stderr = process.communicate(timeout=120)
         assert process.returncode == 0, stderr.decode()

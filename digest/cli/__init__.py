@@ -39,8 +39,14 @@ def _settings() -> Settings:
 
 @contextmanager
 def _engine(settings: Settings | None = None) -> Iterator[Engine]:
-    engine = db.make_engine((settings or _settings()).sqlalchemy_url)
+    """The configured database, refused with a clear message when it needs migrating."""
+    url = (settings or _settings()).sqlalchemy_url
+    engine = db.make_engine(url)
     try:
+        problem = db.pending_migration(engine)
+        if problem:
+            err.print(f"[red]error:[/] {problem} ({url}): run `digest db upgrade` first")
+            raise typer.Exit(2)
         yield engine
     finally:
         engine.dispose()
@@ -56,8 +62,14 @@ def _now(value: datetime | None) -> datetime:
 def db_upgrade() -> None:
     """Create or migrate the database to the latest schema."""
     settings = _settings()
+    engine = db.make_engine(settings.sqlalchemy_url)
+    try:
+        before = db.pending_migration(engine)
+    finally:
+        engine.dispose()
     db.upgrade(settings.sqlalchemy_url)
-    console.print(f"Database is up to date: {settings.sqlalchemy_url}")
+    done = "migrated to the latest schema" if before else "already up to date"
+    console.print(f"Database {done}: {settings.sqlalchemy_url}")
 
 
 # The commands register themselves on `app` when their modules load.

@@ -21,6 +21,7 @@ from digest.bounces import (
     process_maildir,
 )
 from digest.cli import _engine, _now, _settings, app, console, err
+from digest.delivery import Outcome
 from digest.mailer import SmtpTransport
 from digest.match import InterestMatcher
 from digest.models import DigestStatus, utcnow
@@ -67,12 +68,12 @@ def worker(
     settings = _settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 
-    async def main(engine: Engine) -> None:
+    async def main(engine: Engine) -> list[Outcome]:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await work(
+        return await work(
             engine,
             SmtpTransport(settings),
             Renderer(settings),
@@ -84,10 +85,13 @@ def worker(
 
     with _engine(settings) as engine:
         try:
-            asyncio.run(main(engine))
+            outcomes = asyncio.run(main(engine))
         except SendAborted as exc:
             err.print(f"[bold red]sending stopped:[/] the SMTP server refused us: {exc}")
             raise typer.Exit(3) from exc
+    sent = sum(1 for o in outcomes if o.status is DigestStatus.sent)
+    retrying = sum(1 for o in outcomes if o.status is DigestStatus.planned)
+    console.print(f"sent {sent} digest(s), {retrying} to retry later, {len(outcomes)} handled")
 
 
 @app.command()
@@ -119,6 +123,12 @@ def serve(
             web=None if no_web else (host, port),
         )
 
+    if not no_web:
+        console.print(
+            f"web app on http://{host}:{port}/ (links in emails use DIGEST_BASE_URL="
+            f"{settings.base_url})",
+            highlight=False,
+        )
     with _engine(settings) as engine:
         try:
             asyncio.run(main(engine))
@@ -207,13 +217,17 @@ def bounces(
 
 @app.command("smtp-capture")
 def smtp_capture(
-    maildir: Annotated[Path, typer.Option(help="Maildir to store messages in.")] = Path("var/mail"),
+    maildir: Annotated[
+        Path | None,
+        typer.Option(help="Maildir to store messages in [default: DIGEST_VAR_DIR/mail]."),
+    ] = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8025,
 ) -> None:
     """Run a local SMTP server that stores every message in a Maildir (until Ctrl-C)."""
     from digest.capture import CaptureServer
 
+    maildir = maildir or _settings().maildir
     with CaptureServer(maildir, host, port):
         console.print(f"capturing mail on {host}:{port} into {maildir}/ (Ctrl-C stops)")
         with contextlib.suppress(KeyboardInterrupt):
