@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 import sqlalchemy as sa
@@ -138,6 +138,13 @@ def write_jsonl(path: Path, papers: list[dict[str, Any]]) -> Path:
     """Write papers as JSONL and return the path."""
     path.write_text("".join(json.dumps(p) + "\n" for p in papers), encoding="utf-8")
     return path
+
+
+def missing(message: str, flag: str) -> NoReturn:
+    """Skip for want of a component, or fail when CI requires it (`flag`=1 in the env)."""
+    if os.environ.get(flag) == "1":
+        pytest.fail(message)
+    pytest.skip(message)
 
 
 def shared_papers() -> Path:

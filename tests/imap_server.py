@@ -24,6 +24,7 @@ from urllib.parse import quote
 import pytest
 
 from digest.capture import free_port
+from tests.conftest import missing
 
 USER, PASSWORD = "bounces", "p@ss/w:rd?1"  # URL-special characters, quoted in URLs
 
@@ -41,9 +42,7 @@ def dovecot_binary() -> str:
         problem = "the Dovecot tests run as root (Dovecot switches to a mail user)"
     if problem is None and found:
         return found
-    if os.environ.get("DIGEST_TEST_REQUIRE_IMAP") == "1":
-        pytest.fail(f"{problem}; DIGEST_TEST_REQUIRE_IMAP=1 requires it")
-    pytest.skip(f"{problem}")
+    missing(f"{problem} (DIGEST_TEST_REQUIRE_IMAP=1 requires it)", "DIGEST_TEST_REQUIRE_IMAP")
 
 
 def quoted(mailbox: str) -> str:

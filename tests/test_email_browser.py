@@ -16,10 +16,8 @@ import subprocess
 from datetime import datetime
 from pathlib import Path
 
-import pytest
-
 from digest.render import ConfirmView, GoodbyeView, PaperView, Renderer
-from tests.conftest import PAPERS_JSONL
+from tests.conftest import PAPERS_JSONL, missing
 from tests.emailkit import HOSTILE, digest_view, email_settings, paper
 
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "var" / "screenshots"
@@ -33,9 +31,7 @@ def chromium() -> str:
         if found:
             return found
     message = "Chromium is not installed (apt-get install chromium; make test installs it)"
-    if os.environ.get("DIGEST_TEST_REQUIRE_BROWSER") == "1":
-        pytest.fail(message)
-    pytest.skip(message)
+    missing(message, "DIGEST_TEST_REQUIRE_BROWSER")
 
 
 def browse(tmp_path: Path, page: Path, *args: str) -> str:

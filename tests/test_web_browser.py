@@ -23,7 +23,7 @@ from digest.capture import free_port
 from digest.config import Settings
 from digest.ingest import store
 from digest.models import SubscriberStatus
-from tests.conftest import SmtpSink
+from tests.conftest import SmtpSink, missing
 from tests.test_email_browser import chromium
 from tests.test_web_account import PAPERS, send_digest
 from tests.webkit import Clock, link_in, server, subscriber
@@ -38,9 +38,7 @@ def chromedriver() -> str:
     if found:
         return found
     message = "chromedriver is not installed (apt-get install chromium-driver; make test does)"
-    if os.environ.get("DIGEST_TEST_REQUIRE_BROWSER") == "1":
-        pytest.fail(message)
-    pytest.skip(message)
+    missing(message, "DIGEST_TEST_REQUIRE_BROWSER")
 
 
 @pytest.fixture
