@@ -107,6 +107,7 @@ def serve(
 
     settings = _settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # not every tick at INFO
 
     async def main(engine: Engine) -> None:
         stop = asyncio.Event()
