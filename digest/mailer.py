@@ -1,4 +1,4 @@
-"""Transports: one seam (`send(envelope) -> reply`), SMTP via aiosmtplib and a Maildir.
+"""Transports: one seam (`send(envelope) -> reply`); SMTP via aiosmtplib.
 
 The SMTP transport keeps a pool of connections, each reused for many messages, honours
 a global rate limit, and classifies every refusal so the outbox knows what to do next.
@@ -7,14 +7,12 @@ a global rate limit, and classifies every refusal so the outbox knows what to do
 from __future__ import annotations
 
 import asyncio
-import mailbox
 import re
 import time
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import parseaddr
 from enum import StrEnum
-from pathlib import Path
 from typing import Protocol
 
 import aiosmtplib
@@ -67,11 +65,6 @@ class SendError(Exception):
         self.reply = reply
         self.failure = failure
         self.code = code
-
-    @property
-    def permanent(self) -> bool:
-        """True when retrying this message cannot help."""
-        return self.failure is not Failure.temporary
 
 
 def classify(code: int, text: str, *, at_recipient: bool) -> Failure:
@@ -232,18 +225,3 @@ class _Reconnect(Exception):
     def __init__(self, error: SendError) -> None:
         super().__init__(error.reply)
         self.error = error
-
-
-class MaildirTransport:
-    """Stores each message in a Maildir instead of sending it."""
-
-    def __init__(self, path: Path) -> None:
-        self.maildir = mailbox.Maildir(path, create=True)
-
-    async def send(self, envelope: Envelope) -> str:
-        """Store the message and reply with its Maildir key."""
-        key = self.maildir.add(envelope.data)
-        return f"250 stored as {key}"
-
-    async def close(self) -> None:
-        """Nothing to release."""

@@ -140,6 +140,18 @@ def write_jsonl(path: Path, papers: list[dict[str, Any]]) -> Path:
     return path
 
 
+# Headless Chromium on a machine with no network; each browser test adds its headless mode.
+CHROMIUM_FLAGS = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+)
+
+
 def missing(message: str, flag: str) -> NoReturn:
     """Skip for want of a component, or fail when CI requires it (`flag`=1 in the env)."""
     if os.environ.get(flag) == "1":

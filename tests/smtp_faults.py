@@ -5,9 +5,15 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from typing import Any
+
+from aiosmtpd.controller import Controller
+
+from digest.capture import free_port
 
 
 @dataclass
@@ -64,3 +70,15 @@ class FaultySink:
         for address in envelope.rcpt_tos:
             self.recipients[address] += 1
         return "250 2.0.0 queued"
+
+
+@contextmanager
+def serving(sink: FaultySink) -> Iterator[FaultySink]:
+    """Run `sink` as an SMTP server on a free loopback port (its `port`)."""
+    controller = Controller(sink, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    sink.port = controller.port
+    try:
+        yield sink
+    finally:
+        controller.stop()

@@ -8,10 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
-from aiosmtpd.controller import Controller
 from sqlalchemy import Engine
 
-from digest.capture import free_port
 from digest.config import Settings
 from digest.ingest import PaperIn, store
 from digest.mailer import SmtpTransport
@@ -20,7 +18,7 @@ from digest.models import DIGESTS, INTERESTS, SENT_PAPERS, SUBSCRIBERS, DigestSt
 from digest.planning import plan
 from digest.render import Renderer
 from digest.worker import send_due
-from tests.smtp_faults import FaultySink
+from tests.smtp_faults import FaultySink, serving
 
 T0 = datetime(2026, 11, 26, 6, 0, tzinfo=UTC)
 
@@ -67,11 +65,8 @@ def populate(engine: Engine, count: int, *, now: datetime = T0) -> list[str]:
 @pytest.fixture
 def faulty() -> Iterator[FaultySink]:
     sink = FaultySink(seed=7, p_451=0.03, p_421=0.02, p_drop=0.02, p_stall=0.002, stall_seconds=3.0)
-    controller = Controller(sink, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    sink.port = controller.port
-    yield sink
-    controller.stop()
+    with serving(sink):
+        yield sink
 
 
 def test_every_deliverable_digest_arrives_exactly_once(

@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 
 from digest.render import ConfirmView, GoodbyeView, PaperView, Renderer
-from tests.conftest import PAPERS_JSONL, missing
+from tests.conftest import CHROMIUM_FLAGS, PAPERS_JSONL, missing
 from tests.emailkit import HOSTILE, digest_view, email_settings, paper
 
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "var" / "screenshots"
@@ -39,13 +39,7 @@ def browse(tmp_path: Path, page: Path, *args: str) -> str:
     command = [
         chromium(),
         "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--hide-scrollbars",
+        *CHROMIUM_FLAGS,
         f"--user-data-dir={tmp_path / 'profile'}",
         *args,
         page.as_uri(),

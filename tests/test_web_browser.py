@@ -23,7 +23,7 @@ from digest.capture import free_port
 from digest.config import Settings
 from digest.ingest import store
 from digest.models import SubscriberStatus
-from tests.conftest import SmtpSink, missing
+from tests.conftest import CHROMIUM_FLAGS, SmtpSink, missing
 from tests.test_email_browser import chromium
 from tests.test_web_account import PAPERS, send_digest
 from tests.webkit import Clock, link_in, server, subscriber
@@ -51,14 +51,8 @@ def browser(tmp_path: Path) -> Iterator[Any]:
     options.binary_location = chromium()
     for flag in (
         "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
         "--disable-dev-shm-usage",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--hide-scrollbars",
+        *CHROMIUM_FLAGS,
         f"--user-data-dir={tmp_path / 'profile'}",
     ):
         options.add_argument(flag)

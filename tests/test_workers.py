@@ -13,26 +13,20 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from aiosmtpd.controller import Controller
 from sqlalchemy import Engine
 
-from digest.capture import free_port
 from digest.config import Settings
 from digest.match import SimpleMatcher
 from digest.models import DIGESTS, DigestStatus
 from digest.planning import plan
-from tests.smtp_faults import FaultySink
+from tests.smtp_faults import FaultySink, serving
 from tests.test_delivery_faults import T0, populate
 
 
 @pytest.fixture
 def sink() -> Iterator[FaultySink]:
-    handler = FaultySink(seed=3)
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    handler.port = controller.port
-    yield handler
-    controller.stop()
+    with serving(FaultySink(seed=3)) as handler:
+        yield handler
 
 
 def worker(
