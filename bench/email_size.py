@@ -18,8 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from digest.config import Settings
-from digest.mailer import flatten
-from digest.render import DigestView, PaperView, Renderer, build_message
+from digest.render import DigestView, PaperView, Renderer, compose
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "papers.jsonl"
 INTERESTS = ["language models", "diffusion", "reinforcement learning", "graph", "vision"]
@@ -77,7 +76,7 @@ def main() -> None:
         digest = view(pool[:count])
         raw = unlimited.digest(digest)
         cut = limited.digest(digest)
-        message = build_message(
+        message = compose(
             cut,
             to="reader@example.org",
             settings=settings,
@@ -88,7 +87,7 @@ def main() -> None:
         print(
             f"{count:6} | {len(raw.html.encode()) / 1000:18.1f} | "
             f"{len(cut.html.encode()) / 1000:7.1f} | {cut.shown:5} | "
-            f"{len(cut.text.encode()) / 1000:7.1f} | {len(flatten(message)) / 1000:10.1f}"
+            f"{len(cut.text.encode()) / 1000:7.1f} | {len(message) / 1000:10.1f}"
         )
 
     digest = view(pool[:20])

@@ -33,7 +33,7 @@ from digest.models import (
     SubscriberStatus,
 )
 from digest.planning import Choice, digest_view, interest_lines
-from digest.render import Renderer, RenderError, build_message, message_domain
+from digest.render import Renderer, RenderError, message_domain
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
@@ -181,7 +181,7 @@ class Outbox:
                     # Papers cut to keep the email under the size limit stay unsent.
                     chosen = chosen[: rendered.shown]
                     message_id = message_id_for(row.id, row.period, self.settings)
-                    message = build_message(
+                    envelope = Envelope.of(
                         rendered,
                         to=subscriber.email,
                         settings=self.settings,
@@ -189,7 +189,6 @@ class Outbox:
                         date=now,
                         unsubscribe_url=view.unsubscribe_url,
                     )
-                    envelope = Envelope.of(message, self.settings)
                     jobs.append(
                         Job(
                             row.id,

@@ -10,28 +10,17 @@ import asyncio
 import re
 import time
 from dataclasses import dataclass
-from email.message import EmailMessage
-from email.utils import parseaddr
+from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
 import aiosmtplib
 
 from digest.config import Settings, SmtpSecurity
-from digest.message import MESSAGE_POLICY
+from digest.message import Rendered, compose, envelope_sender
 from digest.signing import sign
 
 _ENHANCED = re.compile(r"^\s*([245])\.(\d{1,3})\.(\d{1,3})\b")
-
-
-def flatten(message: EmailMessage) -> bytes:
-    """The message as SMTP carries it (CRLF), keeping long URL headers unencoded."""
-    return message.as_bytes(policy=MESSAGE_POLICY.clone(linesep="\r\n"))
-
-
-def envelope_sender(message: EmailMessage) -> str:
-    """MAIL FROM: the Return-Path if set, else the From address."""
-    return parseaddr(str(message.get("Return-Path") or message["From"]))[1]
 
 
 @dataclass(frozen=True)
@@ -43,9 +32,26 @@ class Envelope:
     data: bytes
 
     @classmethod
-    def of(cls, message: EmailMessage, settings: Settings) -> Envelope:
-        """The envelope of a built message (recipient from To), DKIM-signed if configured."""
-        return cls(envelope_sender(message), str(message["To"]), sign(flatten(message), settings))
+    def of(
+        cls,
+        rendered: Rendered,
+        *,
+        to: str,
+        settings: Settings,
+        message_id: str,
+        date: datetime,
+        unsubscribe_url: str | None = None,
+    ) -> Envelope:
+        """The message to `to` (see `message.compose`), DKIM-signed if configured."""
+        data = compose(
+            rendered,
+            to=to,
+            settings=settings,
+            message_id=message_id,
+            date=date,
+            unsubscribe_url=unsubscribe_url,
+        )
+        return cls(envelope_sender(settings, to), to, sign(data, settings))
 
 
 class Failure(StrEnum):

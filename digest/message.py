@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import binascii
+import re
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from email import policy
 from email.headerregistry import Address, BaseHeader, HeaderRegistry
-from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
 from functools import lru_cache
-from typing import Any
 from urllib.parse import quote
 
 from digest.config import Settings
@@ -33,6 +34,9 @@ class _HeaderClasses(HeaderRegistry):
 
 # Long URL headers (List-Unsubscribe) must stay plain text, not RFC 2047 encoded words.
 MESSAGE_POLICY = policy.default.clone(max_line_length=998, header_factory=_HeaderClasses())
+WIRE_POLICY = MESSAGE_POLICY.clone(linesep="\r\n")
+# An address that needs no quoting or encoding: the common case, checked without parsing.
+_PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+")
 
 
 @dataclass(frozen=True)
@@ -56,12 +60,6 @@ def _address(from_: str) -> Address:
     return Address(display_name=name, addr_spec=address or "digest@localhost")
 
 
-@lru_cache(maxsize=64)
-def _fixed(name: str, value: str) -> Any:
-    """A parsed header that is the same in every message (parsing is the costly part)."""
-    return MESSAGE_POLICY.header_factory(name, value)
-
-
 def message_domain(settings: Settings) -> str:
     """The domain of the From address, for Message-IDs and List-Id."""
     return sender(settings).domain or "localhost"
@@ -83,12 +81,17 @@ def list_id(settings: Settings) -> str:
     return f'"{one_line(list_name(settings))}" <{one_line(ident)}>'
 
 
-def return_path(settings: Settings, to: Address) -> str | None:
+def return_path(settings: Settings, to: str) -> str | None:
     """The bounce address: fixed, or VERP when the setting holds {local} and {domain}."""
     if not settings.return_path:
         return None
-    address = settings.return_path.format(local=to.username, domain=to.domain)
-    return str(Address(addr_spec=address))
+    local, _, domain = to.rpartition("@")
+    return _recipient(settings.return_path.format(local=local, domain=domain))
+
+
+def envelope_sender(settings: Settings, to: str) -> str:
+    """MAIL FROM for a message to `to`: the Return-Path if set, else the From address."""
+    return return_path(settings, _recipient(to)) or sender(settings).addr_spec
 
 
 def list_unsubscribe(settings: Settings, url: str) -> str:
@@ -99,7 +102,7 @@ def list_unsubscribe(settings: Settings, url: str) -> str:
     return f"<{url}>, <{mailto}>"
 
 
-def build_message(
+def compose(
     rendered: Rendered,
     *,
     to: str,
@@ -107,31 +110,90 @@ def build_message(
     message_id: str,
     date: datetime,
     unsubscribe_url: str | None = None,
-) -> EmailMessage:
-    """A multipart/alternative message (text, then HTML) with its headers.
+) -> bytes:
+    """The message as SMTP carries it (CRLF): multipart/alternative, text then HTML.
 
     Bulk headers (List-*, Auto-Submitted) are set when `unsubscribe_url` is given, that
     is for digests; confirmation and goodbye emails are sent one at a time, on request.
-    Every value passes through the email package, which refuses CR/LF (header injection).
+    A header value holding CR or LF is refused (header injection), and `to` must be one
+    address. Plain ASCII headers are written as they are; any other is encoded and folded
+    by the email package. Both bodies are quoted-printable UTF-8. The boundary holds
+    "=_", which quoted-printable text can never contain.
     """
-    recipient = Address(addr_spec=to)
-    message = EmailMessage(policy=MESSAGE_POLICY)
-    message["Subject"] = one_line(rendered.subject)
-    message["From"] = _fixed("From", str(sender(settings)))
-    message["To"] = recipient
-    message["Date"] = format_datetime(date)
-    message["Message-ID"] = message_id
+    recipient = _recipient(to)
+    headers = [
+        _header("Subject", one_line(rendered.subject)),
+        _fixed("From", str(sender(settings))),
+        _header("To", recipient),
+        _header("Date", format_datetime(date)),
+        _header("Message-ID", message_id),
+    ]
     bounce = return_path(settings, recipient)
     if bounce:
-        message["Return-Path"] = bounce
+        headers.append(_header("Return-Path", bounce))
     if unsubscribe_url:
-        message["List-Id"] = _fixed("List-Id", list_id(settings))
-        message["List-Unsubscribe"] = list_unsubscribe(settings, unsubscribe_url)
-        message["List-Unsubscribe-Post"] = _fixed(
-            "List-Unsubscribe-Post", "List-Unsubscribe=One-Click"
-        )
-        message["Precedence"] = _fixed("Precedence", "bulk")
-    message["Auto-Submitted"] = _fixed("Auto-Submitted", "auto-generated")
-    message.set_content(rendered.text)
-    message.add_alternative(rendered.html, subtype="html")
-    return message
+        headers += [
+            _fixed("List-Id", list_id(settings)),
+            _header("List-Unsubscribe", list_unsubscribe(settings, unsubscribe_url)),
+            _fixed("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+            _fixed("Precedence", "bulk"),
+        ]
+    boundary = f"=_{uuid.uuid4().hex}".encode()
+    headers += [
+        _fixed("Auto-Submitted", "auto-generated"),
+        b"MIME-Version: 1.0\r\n",
+        b'Content-Type: multipart/alternative; boundary="' + boundary + b'"\r\n',
+    ]
+    return b"".join(
+        [
+            *headers,
+            b"\r\n--",
+            boundary,
+            b"\r\n",
+            _part("plain", rendered.text),
+            b"\r\n--",
+            boundary,
+            b"\r\n",
+            _part("html", rendered.html),
+            b"\r\n--",
+            boundary,
+            b"--\r\n",
+        ]
+    )
+
+
+def _part(subtype: str, body: str) -> bytes:
+    """One text body part, quoted-printable UTF-8, CRLF line ends (ending with one)."""
+    lines = body.replace("\r\n", "\n").replace("\r", "\n").encode("utf-8")
+    if not lines.endswith(b"\n"):
+        lines += b"\n"
+    encoded = binascii.b2a_qp(lines, istext=True).replace(b"\n", b"\r\n")
+    return (
+        b"Content-Type: text/" + subtype.encode() + b'; charset="utf-8"\r\n'
+        b"Content-Transfer-Encoding: quoted-printable\r\n\r\n" + encoded
+    )
+
+
+def _header(name: str, value: str) -> bytes:
+    """One header field, CRLF-terminated; CR or LF in the value is refused."""
+    if "\r" in value or "\n" in value:
+        raise ValueError(f"the {name} header may not contain CR or LF: {value!r}")
+    line = f"{name}: {value}"
+    if len(line) <= 998 and line.isascii() and line.isprintable():
+        return line.encode("ascii") + b"\r\n"
+    return _fixed(name, value)
+
+
+@lru_cache(maxsize=4096)
+def _fixed(name: str, value: str) -> bytes:
+    """A header encoded and folded by the email package (cached: the same in many messages)."""
+    folded: str = MESSAGE_POLICY.header_factory(name, value).fold(policy=WIRE_POLICY)
+    return folded.encode("ascii")
+
+
+def _recipient(to: str) -> str:
+    """`to` if it is one plain address; else as the email package reads it, or ValueError."""
+    if _PLAIN_ADDRESS.fullmatch(to):
+        return to
+    parsed = Address(addr_spec=to)  # raises on anything that is not one address
+    return parsed.addr_spec

@@ -28,7 +28,7 @@ from digest.emailtext import (
 from digest.message import (
     MESSAGE_POLICY,
     Rendered,
-    build_message,
+    compose,
     list_name,
     message_domain,
 )
@@ -43,7 +43,7 @@ __all__ = [
     "RenderError",
     "Rendered",
     "Renderer",
-    "build_message",
+    "compose",
     "message_domain",
     "shorten",
     "subject_for",

@@ -10,9 +10,8 @@ from email.message import EmailMessage
 from pathlib import Path
 
 from digest.config import Settings
-from digest.mailer import flatten
 from digest.models import utcnow
-from digest.render import DigestView, PaperView, Rendered, build_message
+from digest.render import DigestView, PaperView, Rendered, compose
 
 UNSUBSCRIBE = "https://digest.test/unsubscribe/tok-" + "x" * 80
 
@@ -96,11 +95,9 @@ def digest_view(papers: list[PaperView], more: int = 0, more_url: str = "") -> D
     )
 
 
-def parse(
-    rendered: Rendered, settings: Settings, unsubscribe: str | None = UNSUBSCRIBE
-) -> EmailMessage:
-    """Build the message, flatten it to SMTP bytes and parse it back (policy=default)."""
-    built = build_message(
+def wire(rendered: Rendered, settings: Settings, unsubscribe: str | None = UNSUBSCRIBE) -> bytes:
+    """The message to reader@example.org as SMTP carries it."""
+    return compose(
         rendered,
         to="reader@example.org",
         settings=settings,
@@ -108,7 +105,13 @@ def parse(
         date=utcnow(),
         unsubscribe_url=unsubscribe,
     )
-    parsed = message_from_bytes(flatten(built), policy=policy.default)
+
+
+def parse(
+    rendered: Rendered, settings: Settings, unsubscribe: str | None = UNSUBSCRIBE
+) -> EmailMessage:
+    """The message on the wire, parsed back by the email package (policy=default)."""
+    parsed = message_from_bytes(wire(rendered, settings, unsubscribe), policy=policy.default)
     assert isinstance(parsed, EmailMessage)
     return parsed
 

@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+from email import message_from_bytes, policy
+from email.message import EmailMessage
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 import dkim
 import pytest
+from hypothesis import given
+from hypothesis import settings as settings_
+from hypothesis import strategies as st
 
-from digest.mailer import envelope_sender, flatten
-from digest.message import new_message_id
+from digest.config import Settings
+from digest.emailtext import one_line
+from digest.message import (
+    MESSAGE_POLICY,
+    envelope_sender,
+    list_unsubscribe,
+    new_message_id,
+    sender,
+)
 from digest.models import utcnow
-from digest.render import ConfirmView, Renderer, build_message
+from digest.render import ConfirmView, Rendered, Renderer, compose
 from digest.signing import SigningError, sign
 from tests.emailkit import (
     HOSTILE,
@@ -22,6 +34,7 @@ from tests.emailkit import (
     paper,
     parse,
     parts,
+    wire,
 )
 
 
@@ -43,7 +56,7 @@ def test_digest_headers_parse_back() -> None:
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert message["Auto-Submitted"] == "auto-generated"
     assert message["Return-Path"] == "bounces@digest.test"
-    assert envelope_sender(message) == "bounces@digest.test"
+    assert envelope_sender(settings, "reader@example.org") == "bounces@digest.test"
     text, html = parts(message)
     assert text.splitlines()[0] == "1 new paper on mixture of experts"
     assert "<!DOCTYPE html>" in html
@@ -56,7 +69,10 @@ def test_verp_return_path_and_list_settings() -> None:
         unsubscribe_mailto="leave@lab.example",
     )
     message = parse(Renderer(settings).digest(digest_view([paper(1)])), settings)
-    assert envelope_sender(message) == "bounces+reader=example.org@bounce.digest.test"
+    assert (
+        envelope_sender(settings, "reader@example.org")
+        == "bounces+reader=example.org@bounce.digest.test"
+    )
     assert message["List-Id"] == '"Paper Digest" <papers.lab.example>'
     assert "<mailto:leave@lab.example?subject=unsubscribe%20tok-" in message["List-Unsubscribe"]
 
@@ -64,8 +80,8 @@ def test_verp_return_path_and_list_settings() -> None:
 def test_non_ascii_subject_is_rfc2047_encoded_and_decodes_back() -> None:
     settings = email_settings()
     papers = [paper(1, interest="émergence 🧪"), paper(2, interest="نماذج اللغة")]
+    raw = wire(Renderer(settings).digest(digest_view(papers)), settings)
     message = parse(Renderer(settings).digest(digest_view(papers)), settings)
-    raw = flatten(message)
     assert b"=?utf-8?" in raw.split(b"\r\n\r\n", 1)[0]
     assert message["Subject"] == "2 new papers on émergence 🧪 and نماذج اللغة"
 
@@ -81,7 +97,7 @@ def test_no_header_injection_through_subscriber_or_paper_fields() -> None:
         parse(Renderer(settings).digest(digest_view([paper(1)])), settings, unsubscribe="x\r\ny")
     rendered = Renderer(settings).digest(digest_view([paper(1)]))
     with pytest.raises(ValueError):
-        build_message(
+        compose(
             rendered,
             to="a@example.org\r\nBcc: victim@example.org",
             settings=settings,
@@ -125,8 +141,7 @@ def dkim_key(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
 def test_dkim_signature_verifies(dkim_key: tuple[Path, bytes]) -> None:
     key, record = dkim_key
     settings = email_settings(dkim_private_key=key, dkim_selector="s1")
-    message = parse(Renderer(settings).digest(digest_view([paper(1)])), settings)
-    signed = sign(flatten(message), settings)
+    signed = sign(wire(Renderer(settings).digest(digest_view([paper(1)])), settings), settings)
     assert signed.startswith(b"DKIM-Signature:") and b"d=digest.test" in signed
     assert b"s=s1" in signed
 
@@ -140,7 +155,7 @@ def test_dkim_signature_verifies(dkim_key: tuple[Path, bytes]) -> None:
 
 def test_dkim_is_off_by_default_and_reports_a_bad_key(tmp_path: Path) -> None:
     settings = email_settings()
-    raw = flatten(parse(Renderer(settings).digest(digest_view([paper(1)])), settings))
+    raw = wire(Renderer(settings).digest(digest_view([paper(1)])), settings)
     assert sign(raw, settings) == raw
     missing = email_settings(dkim_private_key=tmp_path / "absent.pem")
     with pytest.raises(SigningError, match=r"absent\.pem"):
@@ -149,3 +164,55 @@ def test_dkim_is_off_by_default_and_reports_a_bad_key(tmp_path: Path) -> None:
     garbage.write_text("not a key")
     with pytest.raises(SigningError, match=r"garbage\.pem"):
         sign(raw, email_settings(dkim_private_key=garbage))
+
+
+def _reference(rendered: Rendered, settings: Settings, to: str) -> EmailMessage:
+    """The same message built by the email package alone, to compare `compose` against."""
+    message = EmailMessage(policy=MESSAGE_POLICY)
+    message["Subject"] = one_line(rendered.subject)
+    message["From"] = str(sender(settings))
+    message["To"] = to
+    message["Message-ID"] = "<digest.1.2026-11-26@digest.test>"
+    message["List-Unsubscribe"] = list_unsubscribe(settings, UNSUBSCRIBE)
+    message.set_content(rendered.text)
+    message.add_alternative(rendered.html, subtype="html")
+    return message
+
+
+TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=300)
+
+
+@settings_(max_examples=150, deadline=None)
+@given(
+    subject=TEXT,
+    text=TEXT,
+    html=TEXT,
+    local=st.from_regex(r"[a-z0-9.+_-]{1,20}", fullmatch=True),
+)
+def test_composed_message_reads_back_as_the_email_package_builds_it(
+    subject: str, text: str, html: str, local: str
+) -> None:
+    settings = email_settings()
+    to = f"{local}@example.org"
+    rendered = Rendered(subject=subject, text=text, html=html)
+    data = compose(
+        rendered,
+        to=to,
+        settings=settings,
+        message_id="<digest.1.2026-11-26@digest.test>",
+        date=utcnow(),
+        unsubscribe_url=UNSUBSCRIBE,
+    )
+    assert all(len(line) <= 998 for line in data.split(b"\r\n"))
+    assert b"\n" not in data.replace(b"\r\n", b"") and b"\r" not in data.replace(b"\r\n", b"")
+    got = message_from_bytes(data, policy=policy.default)
+    want = message_from_bytes(_reference(rendered, settings, to).as_bytes(), policy=policy.default)
+    assert isinstance(got, EmailMessage) and isinstance(want, EmailMessage)
+    assert not got.defects and not any(part.defects for part in got.walk())
+    for name in ("Subject", "From", "To", "Message-ID", "List-Unsubscribe", "MIME-Version"):
+        assert got[name] == want[name], name
+    assert [p.get_content_type() for p in got.iter_parts()] == ["text/plain", "text/html"]
+    # Line ends differ (CRLF on the wire, and the email package also breaks lines at
+    # U+2028 and the like); the lines are the same.
+    for ours, theirs in zip(parts(got), parts(want), strict=True):
+        assert ours.splitlines() == theirs.splitlines()

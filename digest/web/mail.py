@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from digest.mailer import Envelope, SendError, SmtpTransport
-from digest.message import build_message, new_message_id
+from digest.message import new_message_id
 from digest.render import ConfirmView, GoodbyeView, ManageView, Rendered
 from digest.tokens import CONFIRM, PREFERENCES, RESUBSCRIBE, make_token
 from digest.web.accounts import SignUp
@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 
 async def _send(state: WebState, kind: str, to: str, rendered: Rendered) -> bool:
-    message = build_message(
+    envelope = Envelope.of(
         rendered,
         to=to,
         settings=state.settings,
@@ -24,7 +24,7 @@ async def _send(state: WebState, kind: str, to: str, rendered: Rendered) -> bool
     )
     transport = SmtpTransport(state.settings.model_copy(update={"smtp_connections": 1}))
     try:
-        await transport.send(Envelope.of(message, state.settings))
+        await transport.send(envelope)
     except (SendError, OSError) as exc:
         log.warning("%s email to %s not sent: %s", kind, to, exc)
         state.emails[f"{kind}_failed"] += 1
