@@ -278,37 +278,52 @@ class Outbox:
         return [job for job in jobs if job.digest_id in renewed], closed
 
     def record(self, results: list[tuple[Job, str | SendError]], now: datetime) -> list[Outcome]:
-        """Record sent and failed messages in one transaction."""
+        """Record sent and failed messages, and the ledger, in one transaction."""
         outcomes = []
+        sent = [(job, reply) for job, reply in results if isinstance(reply, str)]
         with self.engine.begin() as conn:
-            ledger = []
+            if sent:
+                # Accepted by the server: recorded even if our claim was taken over
+                # meanwhile, so the other worker's lease renewal fails and it does not
+                # send the digest a second time.
+                conn.execute(
+                    sa.update(DIGESTS)
+                    .where(DIGESTS.c.id == sa.bindparam("digest"))
+                    .values(
+                        status=DigestStatus.sent,
+                        lease_until=None,
+                        claim_token=None,
+                        sent_at=now,
+                        message_id=sa.bindparam("mid"),
+                        last_reply=sa.bindparam("reply"),
+                        attempts=sa.bindparam("tries"),
+                    ),
+                    [
+                        {
+                            "digest": job.digest_id,
+                            "mid": job.message_id,
+                            "reply": reply[:1000],
+                            "tries": job.attempts + 1,
+                        }
+                        for job, reply in sent
+                    ],
+                )
+                ledger = [
+                    {
+                        "subscriber_id": job.subscriber_id,
+                        "paper_id": paper_id,
+                        "digest_id": job.digest_id,
+                        "sent_at": now,
+                    }
+                    for job, _ in sent
+                    for paper_id in job.paper_ids
+                ]
+                if ledger:
+                    conn.execute(
+                        insert_ignore(conn, SENT_PAPERS, ["subscriber_id", "paper_id"]), ledger
+                    )
             for job, result in results:
                 if isinstance(result, str):
-                    # Accepted by the server: recorded even if our claim was taken over
-                    # meanwhile, so the other worker's lease renewal fails and it does
-                    # not send the digest a second time.
-                    conn.execute(
-                        sa.update(DIGESTS)
-                        .where(DIGESTS.c.id == job.digest_id)
-                        .values(
-                            status=DigestStatus.sent,
-                            lease_until=None,
-                            claim_token=None,
-                            sent_at=now,
-                            message_id=job.message_id,
-                            last_reply=result[:1000],
-                            attempts=job.attempts + 1,
-                        )
-                    )
-                    ledger += [
-                        {
-                            "subscriber_id": job.subscriber_id,
-                            "paper_id": paper_id,
-                            "digest_id": job.digest_id,
-                            "sent_at": now,
-                        }
-                        for paper_id in job.paper_ids
-                    ]
                     outcomes.append(
                         Outcome(
                             job.digest_id,
@@ -321,10 +336,6 @@ class Outbox:
                     )
                 else:
                     outcomes.append(self._failed(conn, job, result, now))
-            if ledger:
-                conn.execute(
-                    insert_ignore(conn, SENT_PAPERS, ["subscriber_id", "paper_id"]), ledger
-                )
         return outcomes
 
     def _failed(self, conn: Connection, job: Job, error: SendError, now: datetime) -> Outcome:

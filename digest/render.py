@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import traceback
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -12,6 +14,7 @@ from typing import Any
 
 import css_inline
 import jinja2
+from markupsafe import Markup
 
 from digest import resource_dir
 from digest.config import Settings
@@ -70,8 +73,8 @@ class PaperView:
     title: str
     abstract: str
     url: str | None
-    authors: list[str]
-    categories: list[str]
+    authors: tuple[str, ...]
+    categories: tuple[str, ...]
     interest: str
     terms: tuple[str, ...]
     upvotes: int | None = None
@@ -209,8 +212,40 @@ def _memo(function: Callable[..., Any]) -> Callable[..., Any]:
     return call
 
 
+# Where a paper's card goes in a rendered digest page, until the card is put in.
+_CARD = re.compile(r"<!--paper ([0-9a-f]{32}) ([0-9]+)-->")
+_STYLE = re.compile(r"<style\b[^>]*>(.*?)</style>", re.DOTALL | re.IGNORECASE)
+_AT_RULE = re.compile(r"@[^{};]*(?:;|\{(?:[^{}]*\{[^{}]*\})*[^{}]*\})")
+_RULE = re.compile(r"\s*([^{}@]+)\{[^{}]*\}\s*")
+# A selector that matches an element by its own name, class or id, whatever its place.
+_OWN_SELECTOR = re.compile(r"\s*(?:[A-Za-z][A-Za-z0-9-]*|\*)?(?:[.#][A-Za-z0-9_-]+)*\s*")
+
+
+@lru_cache(maxsize=16)
+def card_css(css: str) -> str | None:
+    """The rules of `css` to inline into a paper card on its own, or None if that is unsafe.
+
+    A card can be inlined apart from its page when every rule outside @-rules selects
+    elements by name, class or id alone: no combinators or pseudo-classes, which depend
+    on where the element is. The @-rules (media queries) stay in the page's <style>.
+    """
+    rules = _AT_RULE.sub("", css)
+    found = list(_RULE.finditer(rules))
+    if "".join(m.group(0) for m in found).strip() != rules.strip():
+        return None
+    for rule in found:
+        if not all(_OWN_SELECTOR.fullmatch(part) for part in rule.group(1).split(",")):
+            return None
+    return "".join(m.group(0).strip() for m in found)
+
+
 class Renderer:
-    """Renders templates from the operator's directory first, then the bundled ones."""
+    """Renders templates from the operator's directory first, then the bundled ones.
+
+    A digest shows each paper in a card (`email/_paper.html` and `email/_paper.txt`).
+    The same paper, matched by the same interest, appears in many digests of a run, so
+    its cards are rendered, and CSS-inlined, once and kept.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -238,6 +273,27 @@ class Renderer:
         self.inliner = css_inline.CSSInliner(
             keep_at_rules=True, load_remote_stylesheets=False, minify_css=True
         )
+        self._paper_text = lru_cache(maxsize=4096)(self._render_paper_text)
+        self._paper_html = lru_cache(maxsize=4096)(self._render_paper_html)
+        self._paper_inlined = lru_cache(maxsize=4096)(self._inline_paper)
+
+    def _render_paper_text(self, paper: PaperView, number: int) -> str:
+        text = self._render("email/_paper.txt", {"paper": paper, "number": number})
+        return text.removesuffix("\n")
+
+    def _render_paper_html(self, paper: PaperView) -> str:
+        return self._render("email/_paper.html", {"paper": paper}).removesuffix("\n")
+
+    def _inline_paper(self, paper: PaperView, css: str) -> str:
+        return self._inline(self._paper_html(paper), "email/_paper.html", css)
+
+    def _inline(self, html: str, template: str, css: str | None = None) -> str:
+        try:
+            if css is None:
+                return str(self.inliner.inline(html))
+            return str(self.inliner.inline_fragment(html, css))
+        except (css_inline.InlineError, ValueError) as exc:
+            raise RenderError(template, None, f"CSS inlining: {exc}") from exc
 
     def _render(self, name: str, context: dict[str, Any]) -> str:
         try:
@@ -249,13 +305,31 @@ class Renderer:
             raise RenderError(template, line, f"{type(exc).__name__}: {exc}") from exc
 
     def _page(self, kind: str, subject: str, **context: Any) -> Rendered:
-        context.update(subject=subject, settings=self.settings, list_name=list_name(self.settings))
+        cards: list[PaperView] = []
+        nonce = uuid.uuid4().hex
+
+        def paper_html(paper: PaperView) -> Markup:
+            cards.append(paper)
+            return Markup(f"<!--paper {nonce} {len(cards) - 1}-->")
+
+        def put(card: Callable[[PaperView], str]) -> Callable[[re.Match[str]], str]:
+            return lambda m: card(cards[int(m[2])]) if m[1] == nonce else m[0]
+
+        context.update(
+            subject=subject,
+            settings=self.settings,
+            list_name=list_name(self.settings),
+            paper_html=paper_html,
+            paper_text=self._paper_text,
+        )
         text = self._render(f"email/{kind}.txt", context)
         html = self._render(f"email/{kind}.html", context)
-        try:
-            html = self.inliner.inline(html)
-        except (css_inline.InlineError, ValueError) as exc:
-            raise RenderError(f"email/{kind}.html", None, f"CSS inlining: {exc}") from exc
+        css = card_css("".join(_STYLE.findall(html))) if cards else None
+        if css is None:  # the whole page inlined at once, cards in place
+            html = self._inline(_CARD.sub(put(self._paper_html), html), f"email/{kind}.html")
+        else:
+            page = self._inline(html, f"email/{kind}.html")
+            html = _CARD.sub(put(lambda paper: self._paper_inlined(paper, css)), page)
         return Rendered(subject=one_line(subject), text=text, html=html)
 
     def _digest_once(self, view: DigestView) -> Rendered:

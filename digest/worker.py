@@ -32,6 +32,12 @@ from digest.signing import SigningError
 
 log = logging.getLogger(__name__)
 
+# Leases are renewed, and results recorded, for groups of at least this many digests:
+# one transaction per message would cost more than the SMTP conversation.
+GROUP = 16
+# A result waits at most this long (seconds) to be recorded.
+RECORD_DELAY = 0.05
+
 
 async def send_due(
     engine: Engine,
@@ -54,9 +60,11 @@ async def send_due(
     stop = stop or asyncio.Event()
     cap = limit or settings.max_per_run
     workers = senders or settings.smtp_connections
+    group = max(workers, GROUP)
     queue: asyncio.Queue[Job | None] = asyncio.Queue(maxsize=workers)
     abort: list[SendError] = []
     pending: list[tuple[Job, str | SendError]] = []  # accepted or refused, not yet recorded
+    timer: list[asyncio.TimerHandle] = []  # records `pending` RECORD_DELAY after the first
 
     def halted() -> bool:
         return stop.is_set() or bool(abort)
@@ -75,12 +83,12 @@ async def send_due(
             report.released += outbox.release(ids, str(exc))
             return False
         report.outcomes.extend(closed)
-        for start in range(0, len(jobs), workers):
+        for start in range(0, len(jobs), group):
             if halted():
                 report.released += outbox.release([j.digest_id for j in jobs[start:]])
                 return False
             # Renewed just before they can be handed to SMTP.
-            ready, dropped = outbox.touch(jobs[start : start + workers], clock())
+            ready, dropped = outbox.touch(jobs[start : start + group], clock())
             report.outcomes.extend(dropped)
             for job in ready:
                 await queue.put(job)
@@ -127,14 +135,28 @@ async def send_due(
                     continue
                 result = exc
             pending.append((job, result))
-            if len(pending) >= workers or queue.empty():
+            if len(pending) >= group:
                 flush()
+            elif not timer:
+                timer.append(asyncio.get_running_loop().call_later(RECORD_DELAY, flush_later))
 
     def flush() -> None:
+        while timer:
+            timer.pop().cancel()
         batch = pending.copy()
         pending.clear()
         if batch:
-            report.outcomes.extend(outbox.record(batch, clock()))
+            try:
+                report.outcomes.extend(outbox.record(batch, clock()))
+            except BaseException:
+                pending[:0] = batch  # recorded by the next flush, or reported by the last
+                raise
+
+    def flush_later() -> None:
+        try:
+            flush()
+        except Exception:
+            log.exception("recording sent digests failed; will try again")
 
     try:
         await asyncio.gather(produce(), *(send() for _ in range(workers)))

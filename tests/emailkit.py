@@ -38,8 +38,8 @@ def paper(n: int, interest: str = "mixture of experts", **changes: object) -> Pa
             "Code and checkpoints are released."
         ),
         "url": f"https://arxiv.org/abs/2611.{n:05d}",
-        "authors": ["Ada Lovelace", "Grace Hopper", "Alan Turing", "Edsger Dijkstra"],
-        "categories": ["cs.LG", "cs.CL"],
+        "authors": ("Ada Lovelace", "Grace Hopper", "Alan Turing", "Edsger Dijkstra"),
+        "categories": ("cs.LG", "cs.CL"),
         "interest": interest,
         "terms": ("mixture of experts", "experts"),
         "upvotes": 12,
@@ -67,7 +67,7 @@ HOSTILE = [
         interest="نماذج اللغة",
         title="نماذج اللغة الكبيرة للترجمة الآلية",
         abstract="نقدم طريقة جديدة لتدريب نماذج اللغة. النتائج تتفوق على الأساليب السابقة.",
-        authors=["محمد علي", "فاطمة حسن"],
+        authors=("محمد علي", "فاطمة حسن"),
         terms=("نماذج اللغة",),
     ),
     paper(

@@ -179,7 +179,7 @@ def _reference(rendered: Rendered, settings: Settings, to: str) -> EmailMessage:
     return message
 
 
-TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=300)
+TEXT = st.text(st.characters(codec="utf-8"), max_size=300)
 
 
 @settings_(max_examples=150, deadline=None)

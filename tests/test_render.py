@@ -9,8 +9,9 @@ from pathlib import Path
 import html5lib
 import pytest
 
+from digest import resource_dir
 from digest.emailtext import highlight, shorten, subject_for, wrap
-from digest.render import ConfirmView, GoodbyeView, Renderer, RenderError
+from digest.render import ConfirmView, GoodbyeView, Renderer, RenderError, card_css
 from tests.emailkit import HOSTILE, digest_view, email_settings, paper
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
@@ -134,6 +135,37 @@ def test_operator_templates_override_the_bundled_ones(tmp_path: Path) -> None:
     rendered = Renderer(email_settings(templates_dir=tmp_path)).digest(digest_view([paper(1)]))
     assert rendered.text == "Custom: 1\n"
     assert "<!DOCTYPE html>" in rendered.html  # not overridden: the bundled one
+
+
+def _layout_with(folder: Path, rule: str) -> Renderer:
+    """A renderer whose layout adds one CSS rule to the bundled one."""
+    layout = (resource_dir("templates") / "email" / "_layout.html").read_text()
+    (folder / "email").mkdir()
+    (folder / "email" / "_layout.html").write_text(layout.replace("</style>", rule + "\n</style>"))
+    return Renderer(email_settings(templates_dir=folder))
+
+
+def test_paper_cards_inlined_apart_read_as_the_whole_page_inlined(tmp_path: Path) -> None:
+    view = digest_view([*HOSTILE, paper(1), paper(2, interest="quantization")], more=2)
+    fast = Renderer(email_settings())
+    # A rule that depends on an element's place makes the renderer inline the whole page.
+    whole = _layout_with(tmp_path, ".nowhere p{color:red}")
+    without_style = re.compile(r"<style>.*?</style>", re.S)
+    first = fast.digest(view).html
+    assert first == fast.digest(view).html  # the second time from the card cache
+    assert "<!--paper" not in first
+    assert without_style.sub("", first) == without_style.sub("", whole.digest(view).html)
+
+
+def test_rules_that_depend_on_the_place_of_an_element_apply_inside_cards(tmp_path: Path) -> None:
+    renderer = _layout_with(tmp_path, ".paper h2{letter-spacing:2px}")
+    html = renderer.digest(digest_view([paper(1)])).html
+    assert re.search(r'<h2 dir="auto" style="[^"]*letter-spacing:2px', html)
+    assert card_css(".a{color:red}h2,.b.c,#d,*{margin:0}@media (x){.a p{color:blue}}") == (
+        ".a{color:red}h2,.b.c,#d,*{margin:0}"
+    )
+    for unsafe in (".a .b{x:y}", ".a>p{x:y}", "p:first-child{x:y}", "a+b{x:y}", "p[x]{x:y}"):
+        assert card_css(unsafe) is None, unsafe
 
 
 @pytest.mark.parametrize(
