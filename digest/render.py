@@ -259,6 +259,7 @@ class Renderer:
             trim_blocks=True,
             lstrip_blocks=True,
             keep_trailing_newline=True,
+            auto_reload=False,  # templates are read once per process
         )
         # The same paper appears in many digests of a run: its shortened, wrapped and
         # highlighted text is computed once. The filters are pure, so caching is safe.
