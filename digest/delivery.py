@@ -9,12 +9,14 @@ resend after a crash in that window carries the same ID.
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -32,8 +34,8 @@ from digest.models import (
     DigestStatus,
     SubscriberStatus,
 )
-from digest.planning import Choice, digest_view, interest_lines
-from digest.render import Renderer, RenderError, message_domain
+from digest.planning import Choice, ViewKey, digest_view, interest_lines
+from digest.render import PaperView, Renderer, RenderError, message_domain
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
@@ -81,6 +83,12 @@ class Job:
     paper_ids: list[int]
     message_id: str
     envelope: Envelope
+
+
+@lru_cache(maxsize=4096)
+def _terms(stored: str) -> tuple[str, ...]:
+    """A digest paper's matched terms from their JSON text (the same in many digests)."""
+    return tuple(json.loads(stored))
 
 
 def _claimable(now: datetime) -> Any:
@@ -149,6 +157,7 @@ class Outbox:
                     )
                 )
             }
+            views: dict[ViewKey, PaperView] = {}
             for row in digests:
                 subscriber = subscribers[row.subscriber_id]
                 chosen = choices.get(row.id, [])
@@ -170,6 +179,7 @@ class Outbox:
                         papers=papers,
                         digest_id=row.id,
                         subscribed=lines.get(subscriber.id, []),
+                        views=views,
                     )
                     try:
                         # No papers at all: the "nothing matched" note they opted in to.
@@ -208,7 +218,13 @@ class Outbox:
         """The papers of each digest that its subscriber has not received yet, by rank."""
         dp, sent = DIGEST_PAPERS, SENT_PAPERS
         query = (
-            sa.select(dp)
+            sa.select(
+                dp.c.digest_id,
+                dp.c.paper_id,
+                dp.c.score,
+                dp.c.interest,
+                sa.cast(dp.c.terms, sa.Text).label("terms"),
+            )
             .join(DIGESTS, DIGESTS.c.id == dp.c.digest_id)
             .outerjoin(
                 sent,
@@ -222,7 +238,7 @@ class Outbox:
         )
         found: dict[int, list[Choice]] = {}
         for row in conn.execute(query):
-            choice = Choice(row.paper_id, row.score, row.interest, tuple(row.terms))
+            choice = Choice(row.paper_id, row.score, row.interest, _terms(row.terms))
             found.setdefault(row.digest_id, []).append(choice)
         return found
 

@@ -164,14 +164,23 @@ def compose(
 
 def _part(subtype: str, body: str) -> bytes:
     """One text body part, quoted-printable UTF-8, CRLF line ends (ending with one)."""
-    lines = body.replace("\r\n", "\n").replace("\r", "\n").encode("utf-8")
-    if not lines.endswith(b"\n"):
-        lines += b"\n"
-    encoded = binascii.b2a_qp(lines, istext=True).replace(b"\n", b"\r\n")
+    if "\r" in body:
+        body = body.replace("\r\n", "\n").replace("\r", "\n")
+    lines = body.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    encoded = b"\r\n".join([_quoted_printable(line) for line in lines])
     return (
         b"Content-Type: text/" + subtype.encode() + b'; charset="utf-8"\r\n'
-        b"Content-Transfer-Encoding: quoted-printable\r\n\r\n" + encoded
+        b"Content-Transfer-Encoding: quoted-printable\r\n\r\n" + encoded + b"\r\n"
     )
+
+
+@lru_cache(maxsize=8192)
+def _quoted_printable(line: str) -> bytes:
+    """One line, quoted-printable (soft breaks as CRLF). Each line is encoded on its own,
+    so the lines of a paper's card, the same in many digests, are encoded once."""
+    return binascii.b2a_qp(line.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
 
 
 def _header(name: str, value: str) -> bytes:

@@ -36,7 +36,7 @@ from digest.models import (
 )
 from digest.render import DigestView, PaperView, Rendered, Renderer
 from digest.slots import Due
-from digest.tokens import PREFERENCES, UNSUBSCRIBE, make_token
+from digest.tokens import PREFERENCES, UNSUBSCRIBE, make_tokens
 
 # The web app serves a digest's full list at /digests/{token}/{digest_id}.
 DIGESTS_LINK = "digests"
@@ -51,6 +51,10 @@ def period_key(cadence: str, timezone: str, now: datetime) -> str | None:
     if cadence == Cadence.weekdays and local.weekday() >= 5:
         return None
     return local.date().isoformat()
+
+
+# A paper as shown for one interest and its matched terms.
+ViewKey = tuple[int, str, tuple[str, ...]]
 
 
 @dataclass(frozen=True)
@@ -268,36 +272,47 @@ def hf_url(row: Any) -> str | None:
 
 
 def paper_views(
-    conn: Connection, choices: Iterable[Choice], papers: Mapping[int, Any] | None = None
+    conn: Connection,
+    choices: Iterable[Choice],
+    papers: Mapping[int, Any] | None = None,
+    views: dict[ViewKey, PaperView] | None = None,
 ) -> list[PaperView]:
-    """The papers of `choices`, in order, as templates show them (loaded unless given)."""
+    """The papers of `choices`, in order, as templates show them (loaded unless given).
+
+    `views` keeps the views made, by paper and interest, to reuse in the next digests.
+    """
     chosen = list(choices)
     rows = papers
     if rows is None:
         query = sa.select(PAPERS).where(PAPERS.c.id.in_([c.paper_id for c in chosen]))
         rows = {row.id: row for row in conn.execute(query)}
-    views = []
+    made = {} if views is None else views
+    out = []
     for c in chosen:
-        row = rows[c.paper_id]
-        published = row.published_at or row.first_seen_at
-        views.append(
-            PaperView(
-                title=row.title,
-                abstract=row.abstract,
-                url=f"https://arxiv.org/abs/{row.arxiv_id}" if row.arxiv_id else row.url,
-                authors=tuple(row.authors),
-                categories=tuple(row.categories),
-                interest=c.interest,
-                terms=c.terms,
-                upvotes=row.upvotes,
-                pdf_url=row.pdf_url
-                or (f"https://arxiv.org/pdf/{row.arxiv_id}" if row.arxiv_id else None),
-                hf_url=hf_url(row),
-                code_url=row.github_repo,
-                published=published.date() if published else None,
-            )
-        )
-    return views
+        key = (c.paper_id, c.interest, c.terms)
+        view = made.get(key)
+        if view is None:
+            view = made[key] = _paper_view(rows[c.paper_id], c)
+        out.append(view)
+    return out
+
+
+def _paper_view(row: Any, c: Choice) -> PaperView:
+    published = row.published_at or row.first_seen_at
+    return PaperView(
+        title=row.title,
+        abstract=row.abstract,
+        url=f"https://arxiv.org/abs/{row.arxiv_id}" if row.arxiv_id else row.url,
+        authors=tuple(row.authors),
+        categories=tuple(row.categories),
+        interest=c.interest,
+        terms=c.terms,
+        upvotes=row.upvotes,
+        pdf_url=row.pdf_url or (f"https://arxiv.org/pdf/{row.arxiv_id}" if row.arxiv_id else None),
+        hf_url=hf_url(row),
+        code_url=row.github_repo,
+        published=published.date() if published else None,
+    )
 
 
 def digest_view(
@@ -311,26 +326,30 @@ def digest_view(
     papers: Mapping[int, Any] | None = None,
     digest_id: int | None = None,
     subscribed: list[str] | None = None,
+    views: dict[ViewKey, PaperView] | None = None,
 ) -> DigestView:
     """The template context of one subscriber's digest (`digest_id` links the full list).
 
-    `papers` and `subscribed` (the subscriber's interest lines) are loaded unless given.
+    `papers` and `subscribed` (the subscriber's interest lines) are loaded unless given;
+    `views` keeps the paper views made, for the next digests of a batch.
     """
     secret, base = settings.secret_key.get_secret_value(), settings.base_url.rstrip("/")
+    more_link = bool(digest_id and more_count)
+    purposes = [UNSUBSCRIBE, PREFERENCES, *([DIGESTS_LINK] if more_link else [])]
+    tokens = make_tokens(secret, purposes, subscriber.id, subscriber.token_version)
 
     def link(purpose: str) -> str:
-        token = make_token(secret, purpose, subscriber.id, subscriber.token_version)
-        return f"{base}/{purpose}/{token}"
+        return f"{base}/{purpose}/{tokens[purpose]}"
 
     return DigestView(
         email=subscriber.email,
         period=period,
-        papers=paper_views(conn, choices, papers),
+        papers=paper_views(conn, choices, papers, views),
         interests=list(dict.fromkeys(c.interest for c in choices)),
         more_count=more_count,
         unsubscribe_url=link(UNSUBSCRIBE),
         preferences_url=link(PREFERENCES),
-        more_url=f"{link(DIGESTS_LINK)}/{digest_id}" if digest_id and more_count else "",
+        more_url=f"{link(DIGESTS_LINK)}/{digest_id}" if more_link else "",
         subscribed=subscribed
         if subscribed is not None
         else interest_lines(conn, [subscriber.id]).get(subscriber.id, []),

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -142,7 +142,7 @@ class DigestView:
         """Every interest the subscriber has (for the footer), else those that matched."""
         return self.subscribed or self.interests
 
-    @property
+    @cached_property
     def groups(self) -> list[tuple[str, list[tuple[int, PaperView]]]]:
         """Papers grouped by the interest that matched, groups in order of their best paper."""
         grouped: dict[str, list[PaperView]] = {}
@@ -214,7 +214,7 @@ def _memo(function: Callable[..., Any]) -> Callable[..., Any]:
 
 # Where a paper's card goes in a rendered digest page, until the card is put in.
 _CARD = re.compile(r"<!--paper ([0-9a-f]{32}) ([0-9]+)-->")
-_STYLE = re.compile(r"<style\b[^>]*>(.*?)</style>", re.DOTALL | re.IGNORECASE)
+_STYLE = re.compile(r"<style\b[^>]*>([^<]*(?:<(?!/style)[^<]*)*)</style>", re.IGNORECASE)
 _AT_RULE = re.compile(r"@[^{};]*(?:;|\{(?:[^{}]*\{[^{}]*\})*[^{}]*\})")
 _RULE = re.compile(r"\s*([^{}@]+)\{[^{}]*\}\s*")
 # A selector that matches an element by its own name, class or id, whatever its place.
@@ -301,6 +301,8 @@ class Renderer:
             return self.env.get_template(name).render(context)
         except jinja2.TemplateNotFound as exc:
             raise RenderError(name, None, f"template not found: {exc.name}") from exc
+        except RenderError:  # from a paper's card, already located
+            raise
         except Exception as exc:
             template, line = _template_location(exc)
             raise RenderError(template, line, f"{type(exc).__name__}: {exc}") from exc

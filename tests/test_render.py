@@ -169,24 +169,31 @@ def test_rules_that_depend_on_the_place_of_an_element_apply_inside_cards(tmp_pat
 
 
 @pytest.mark.parametrize(
-    ("source", "line", "problem"),
+    ("name", "source", "line", "problem"),
     [
-        ("line one\n{% for p in digest.papers %}\n{{ p.title }\n", 3, "TemplateSyntaxError"),
-        ("ok\nok\n{{ digest.no_such_field }}\n", 3, "no_such_field"),
-        ("{{ 1 // 0 }}\n", 1, "ZeroDivisionError"),
+        (
+            "digest.txt",
+            "line one\n{% for p in digest.papers %}\n{{ p.title }\n",
+            3,
+            "TemplateSyntaxError",
+        ),
+        ("digest.txt", "ok\nok\n{{ digest.no_such_field }}\n", 3, "no_such_field"),
+        ("digest.txt", "{{ 1 // 0 }}\n", 1, "ZeroDivisionError"),
+        ("_paper.txt", "{{ number }}\n{{ paper.no_such_field }}\n", 2, "no_such_field"),
+        ("_paper.html", "<p>\n</p>{{ paper.title | no_such_filter }}\n", 2, "no_such_filter"),
     ],
 )
 def test_template_errors_name_file_and_line(
-    tmp_path: Path, source: str, line: int, problem: str
+    tmp_path: Path, name: str, source: str, line: int, problem: str
 ) -> None:
     (tmp_path / "email").mkdir()
-    path = tmp_path / "email" / "digest.txt"
+    path = tmp_path / "email" / name
     path.write_text(source)
     with pytest.raises(RenderError) as caught:
         Renderer(email_settings(templates_dir=tmp_path)).digest(digest_view([paper(1)]))
     assert caught.value.line == line
-    assert caught.value.template.endswith("email/digest.txt")
-    assert f"digest.txt:{line}" in str(caught.value) and problem in str(caught.value)
+    assert caught.value.template.endswith(f"email/{name}")
+    assert f"{name}:{line}" in str(caught.value) and problem in str(caught.value)
 
 
 def test_text_helpers() -> None:
