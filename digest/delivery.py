@@ -80,7 +80,8 @@ class Job:
     email: str
     attempts: int
     created_at: datetime
-    paper_ids: list[int]
+    papers: int  # how many papers it shows: the first unsent ones, up to `last_rank`
+    last_rank: int
     message_id: str
     envelope: Envelope
 
@@ -206,7 +207,8 @@ class Outbox:
                             subscriber.email,
                             row.attempts,
                             row.created_at,
-                            [c.paper_id for c in chosen],
+                            len(chosen),
+                            chosen[-1].rank if chosen else 0,
                             message_id,
                             envelope,
                         )
@@ -224,6 +226,7 @@ class Outbox:
                 dp.c.score,
                 dp.c.interest,
                 sa.cast(dp.c.terms, sa.Text).label("terms"),
+                dp.c.rank,
             )
             .join(DIGESTS, DIGESTS.c.id == dp.c.digest_id)
             .outerjoin(
@@ -238,7 +241,7 @@ class Outbox:
         )
         found: dict[int, list[Choice]] = {}
         for row in conn.execute(query):
-            choice = Choice(row.paper_id, row.score, row.interest, _terms(row.terms))
+            choice = Choice(row.paper_id, row.score, row.interest, _terms(row.terms), row.rank)
             found.setdefault(row.digest_id, []).append(choice)
         return found
 
@@ -324,27 +327,31 @@ class Outbox:
                         for job, reply in sent
                     ],
                 )
-                ledger = [
-                    {
-                        "subscriber_id": job.subscriber_id,
-                        "paper_id": paper_id,
-                        "digest_id": job.digest_id,
-                        "sent_at": now,
-                    }
-                    for job, _ in sent
-                    for paper_id in job.paper_ids
-                ]
-                if ledger:
-                    conn.execute(
-                        insert_ignore(conn, SENT_PAPERS, ["subscriber_id", "paper_id"]), ledger
-                    )
+                # The ledger: every paper of the digest up to the last one shown. Those
+                # not shown in that range were sent before, and stay as they were.
+                ledger = sa.select(
+                    DIGESTS.c.subscriber_id,
+                    DIGEST_PAPERS.c.paper_id,
+                    DIGEST_PAPERS.c.digest_id,
+                    sa.bindparam("now", now, type_=SENT_PAPERS.c.sent_at.type),
+                ).where(
+                    DIGESTS.c.id == DIGEST_PAPERS.c.digest_id,
+                    DIGEST_PAPERS.c.digest_id == sa.bindparam("digest"),
+                    DIGEST_PAPERS.c.rank <= sa.bindparam("last"),
+                )
+                columns = ["subscriber_id", "paper_id", "digest_id", "sent_at"]
+                insert = insert_ignore(conn, SENT_PAPERS, ["subscriber_id", "paper_id"])
+                conn.execute(
+                    insert.from_select(columns, ledger),
+                    [{"digest": job.digest_id, "last": job.last_rank} for job, _ in sent],
+                )
             for job, result in results:
                 if isinstance(result, str):
                     outcomes.append(
                         Outcome(
                             job.digest_id,
                             job.email,
-                            len(job.paper_ids),
+                            job.papers,
                             DigestStatus.sent,
                             job.message_id,
                             result,

@@ -65,6 +65,7 @@ class Choice:
     score: float
     interest: str
     terms: tuple[str, ...]
+    rank: int = 0  # its place in the planned digest, once planned
 
 
 @dataclass
