@@ -1,7 +1,8 @@
 """Sending throughput: the raw SMTP ceiling against digest's full path, 1 to 16 connections.
 
 Raw ceiling: one pre-built digest message sent over and over by aiosmtplib over N
-concurrent connections. Full path: `send_due` on a SQLite outbox of planned digests
+concurrent connections, measured before and after the full path; the ratios use the
+better of the two. Full path: `send_due` on a SQLite outbox of planned digests
 (claim, lease renewal, render, build, send, record with the ledger). Both talk to the
 same discarding SMTP server running in its own process on loopback, in the same run.
 
@@ -183,19 +184,22 @@ def main() -> None:
             pool = RenderPool(engine, settings)
             asyncio.run(pool.prepare([], NOW, ""))  # the render process starts before timing
             print(
-                "| connections | raw ceiling (msg/s) | full path, one process (msg/s) | "
-                "full / raw | full path, render process beside (msg/s) | full / raw |"
+                "| connections | raw ceiling (msg/s): before, after | full path, one process "
+                "(msg/s) | full / raw | full path, render process beside (msg/s) | full / raw |"
             )
             print("|---:|---:|---:|---:|---:|---:|")
             for n in counts:
-                ceiling = asyncio.run(raw(port, sample, min(total, 20000), n))
+                before = asyncio.run(raw(port, sample, min(total, 20000), n))
                 conf = settings.model_copy(update={"smtp_connections": n})
                 reset(engine)
                 alone = asyncio.run(full(engine, conf, total, None))
                 reset(engine)
                 beside = asyncio.run(full(engine, conf, total, pool))
+                after = asyncio.run(raw(port, sample, min(total, 20000), n))
+                # The better of the two raw runs: the ratios err on the low side.
+                ceiling = max(before, after)
                 print(
-                    f"| {n} | {ceiling:,.0f} | {alone:,.0f} | {alone / ceiling:.0%} "
+                    f"| {n} | {before:,.0f}, {after:,.0f} | {alone:,.0f} | {alone / ceiling:.0%} "
                     f"| {beside:,.0f} | {beside / ceiling:.0%} |",
                     flush=True,
                 )

@@ -92,13 +92,15 @@ def _terms(stored: str) -> tuple[str, ...]:
     return tuple(json.loads(stored))
 
 
-def _claimable(now: datetime) -> Any:
+def _claimable(now: datetime) -> list[Any]:
+    """What a claim may take, oldest first: digests whose lease expired, then planned ones
+    due now. Each is one status, so the (status, id) index yields them in id order."""
+    expired = sa.and_(DIGESTS.c.status == DigestStatus.sending, DIGESTS.c.lease_until < now)
     planned = sa.and_(
         DIGESTS.c.status == DigestStatus.planned,
         sa.or_(DIGESTS.c.next_attempt_at.is_(None), DIGESTS.c.next_attempt_at <= now),
     )
-    expired = sa.and_(DIGESTS.c.status == DigestStatus.sending, DIGESTS.c.lease_until < now)
-    return sa.or_(planned, expired)
+    return [expired, planned]
 
 
 class Outbox:
@@ -113,26 +115,31 @@ class Outbox:
     def claim(self, now: datetime, limit: int) -> list[int]:
         """Lease up to `limit` sendable digests to this outbox; returns their ids."""
         lease = now + timedelta(seconds=self.settings.send_lease_seconds)
-        # A materialized CTE: as an IN (subquery), PostgreSQL may run the LIMIT ... SKIP
-        # LOCKED subquery once per row and claim far more than `limit` rows.
-        pick = (
-            sa.select(DIGESTS.c.id)
-            .where(_claimable(now))
-            .order_by(DIGESTS.c.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-            .cte("picked")
-            .prefix_with("MATERIALIZED", dialect="postgresql")
-        )
+        claimed: list[int] = []
         with self.engine.begin() as conn:
-            rows = conn.execute(
-                sa.update(DIGESTS)
-                .where(DIGESTS.c.id == pick.c.id)
-                .values(status=DigestStatus.sending, lease_until=lease, claim_token=self.token)
-                .returning(DIGESTS.c.id)
-            )
-            claimed = sorted(rows.scalars())
-            return claimed
+            for claimable in _claimable(now):
+                room = limit - len(claimed)
+                if room <= 0:
+                    break
+                # A materialized CTE: as an IN (subquery), PostgreSQL may run the LIMIT ...
+                # SKIP LOCKED subquery once per row and claim far more than `limit` rows.
+                pick = (
+                    sa.select(DIGESTS.c.id)
+                    .where(claimable)
+                    .order_by(DIGESTS.c.id)
+                    .limit(room)
+                    .with_for_update(skip_locked=True)
+                    .cte("picked")
+                    .prefix_with("MATERIALIZED", dialect="postgresql")
+                )
+                rows = conn.execute(
+                    sa.update(DIGESTS)
+                    .where(DIGESTS.c.id == pick.c.id)
+                    .values(status=DigestStatus.sending, lease_until=lease, claim_token=self.token)
+                    .returning(DIGESTS.c.id)
+                )
+                claimed += rows.scalars()
+        return sorted(claimed)
 
     def prepare(self, ids: list[int], now: datetime) -> tuple[list[Job], list[Outcome]]:
         """Load and render claimed digests; those with nothing to send are closed at once."""

@@ -149,12 +149,16 @@ class Interest(SQLModel, table=True):
 class Digest(SQLModel, table=True):
     """The outbox: one row per subscriber and period, holding the papers chosen for it."""
 
-    __table_args__ = (sa.UniqueConstraint("subscriber_id", "period"),)
+    __table_args__ = (
+        sa.UniqueConstraint("subscriber_id", "period"),
+        # Claims take the lowest ids of one status: read in index order, nothing sorted.
+        sa.Index("ix_digest_status_id", "status", "id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     subscriber_id: int = Field(foreign_key="subscriber.id", ondelete="CASCADE")
     period: str = Field(max_length=20)
-    status: DigestStatus = Field(default=DigestStatus.planned, sa_type=sa.String(20), index=True)
+    status: DigestStatus = Field(default=DigestStatus.planned, sa_type=sa.String(20))
     window_start: datetime = _ts()
     window_end: datetime = _ts()
     created_at: datetime = _ts()
