@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 GROUP = 16
 # A result waits at most this long (seconds) to be recorded.
 RECORD_DELAY = 0.05
+# The render process yields the CPU to the sender (and anything else) when both want it.
+RENDER_NICENESS = 10
 
 
 async def send_due(
@@ -283,6 +285,8 @@ _renderer_outbox: Outbox | None = None
 
 def _start_renderer(url: str, settings: Settings) -> None:
     global _renderer_outbox
+    # Rendering ahead is background work: the sender's SMTP round trips come first.
+    os.nice(RENDER_NICENESS)
     _renderer_outbox = Outbox(make_engine(url), Renderer(settings))
     parent = os.getppid()
     threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
