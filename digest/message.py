@@ -185,8 +185,7 @@ def _quoted_printable(line: str) -> bytes:
 
 def _header(name: str, value: str) -> bytes:
     """One header field, CRLF-terminated; CR or LF in the value is refused."""
-    if "\r" in value or "\n" in value:
-        raise ValueError(f"the {name} header may not contain CR or LF: {value!r}")
+    _refuse_line_breaks(name, value)
     line = f"{name}: {value}"
     if len(line) <= 998 and line.isascii() and line.isprintable():
         return line.encode("ascii") + b"\r\n"
@@ -196,8 +195,14 @@ def _header(name: str, value: str) -> bytes:
 @lru_cache(maxsize=4096)
 def _fixed(name: str, value: str) -> bytes:
     """A header encoded and folded by the email package (cached: the same in many messages)."""
+    _refuse_line_breaks(name, value)
     folded: str = MESSAGE_POLICY.header_factory(name, value).fold(policy=WIRE_POLICY)
     return folded.encode("ascii")
+
+
+def _refuse_line_breaks(name: str, value: str) -> None:
+    if "\r" in value or "\n" in value:
+        raise ValueError(f"the {name} header may not contain CR or LF: {value!r}")
 
 
 def _recipient(to: str) -> str:
