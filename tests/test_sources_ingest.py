@@ -213,7 +213,7 @@ def test_cli_ingest_from_each_source_and_show_sources(
     )  # fmt: skip
     assert "arxiv-api:cs.LG: fetched 3, new 1, updated 2, unchanged 0, skipped 0" in out
     out = cli(env, "ingest", "--source", "feed", site.base + "/nothing.xml", code=1)
-    assert "HTTP 404" in out
+    assert out.count("HTTP 404") == 1 and f"feed:{site.base}/nothing.xml: fetched 0" in out
     out = cli(env, "sources")
     for name in ("idle", "never", "arxiv:cs.LG+cs.CL", "hf", "arxiv-api:cs.LG", "HTTP 404"):
         assert name in out

@@ -106,8 +106,8 @@ def ingest(
             f"{report.unchanged} unchanged, {len(report.errors)} skipped"
         )
     else:
-        console.print(result.line(), highlight=False)
-    if result.error:
+        console.print(result.line(with_error=False), highlight=False)
+    if result.error:  # said once, on standard error
         err.print(f"[red]error:[/] {result.error}", highlight=False)
         raise typer.Exit(1)
 

@@ -41,7 +41,7 @@ class SourceReport:
         """Entries rejected, each with a reason in report.errors."""
         return len(self.report.errors)
 
-    def line(self) -> str:
+    def line(self, with_error: bool = True) -> str:
         """One log line: the source and its counts, and the error if it failed."""
         r = self.report
         text = (
@@ -52,7 +52,7 @@ class SourceReport:
             text += f", warnings {len(r.warnings)}"
         if self.not_modified:
             text += " (not modified)"
-        return f"{text}; error: {self.error}" if self.error else text
+        return f"{text}; error: {self.error}" if self.error and with_error else text
 
 
 def load_validators(engine: Engine, url: str) -> Validators | None:
