@@ -35,7 +35,7 @@ from digest.models import (
     SubscriberStatus,
 )
 from digest.planning import Choice, ViewKey, digest_view, interest_lines
-from digest.render import PaperView, Renderer, RenderError, message_domain
+from digest.render import PaperView, Renderer, RenderError, compose, message_domain
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
@@ -199,7 +199,7 @@ class Outbox:
                     # Papers cut to keep the email under the size limit stay unsent.
                     chosen = chosen[: rendered.shown]
                     message_id = message_id_for(row.id, row.period, self.settings)
-                    envelope = Envelope.of(
+                    message = compose(
                         rendered,
                         to=subscriber.email,
                         settings=self.settings,
@@ -207,6 +207,7 @@ class Outbox:
                         date=now,
                         unsubscribe_url=view.unsubscribe_url,
                     )
+                    envelope = Envelope.of(message, to=subscriber.email, settings=self.settings)
                     jobs.append(
                         Job(
                             row.id,

@@ -10,14 +10,13 @@ import asyncio
 import re
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
 import aiosmtplib
 
 from digest.config import Settings, SmtpSecurity
-from digest.message import Rendered, compose, envelope_sender
+from digest.message import envelope_sender
 from digest.signing import sign
 
 _ENHANCED = re.compile(r"^\s*([245])\.(\d{1,3})\.(\d{1,3})\b")
@@ -32,26 +31,9 @@ class Envelope:
     data: bytes
 
     @classmethod
-    def of(
-        cls,
-        rendered: Rendered,
-        *,
-        to: str,
-        settings: Settings,
-        message_id: str,
-        date: datetime,
-        unsubscribe_url: str | None = None,
-    ) -> Envelope:
-        """The message to `to` (see `message.compose`), DKIM-signed if configured."""
-        data = compose(
-            rendered,
-            to=to,
-            settings=settings,
-            message_id=message_id,
-            date=date,
-            unsubscribe_url=unsubscribe_url,
-        )
-        return cls(envelope_sender(settings, to), to, sign(data, settings))
+    def of(cls, message: bytes, *, to: str, settings: Settings) -> Envelope:
+        """A composed message (`message.compose`) to `to`, DKIM-signed if configured."""
+        return cls(envelope_sender(settings, to), to, sign(message, settings))
 
 
 class Failure(StrEnum):

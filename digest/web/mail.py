@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from digest.mailer import Envelope, SendError, SmtpTransport
-from digest.message import new_message_id
+from digest.message import compose, new_message_id
 from digest.render import ConfirmView, GoodbyeView, ManageView, Rendered
 from digest.tokens import CONFIRM, PREFERENCES, RESUBSCRIBE, make_token
 from digest.web.accounts import SignUp
@@ -15,13 +15,14 @@ log = logging.getLogger(__name__)
 
 
 async def _send(state: WebState, kind: str, to: str, rendered: Rendered) -> bool:
-    envelope = Envelope.of(
+    message = compose(
         rendered,
         to=to,
         settings=state.settings,
         message_id=new_message_id(state.settings),
         date=state.clock(),
     )
+    envelope = Envelope.of(message, to=to, settings=state.settings)
     transport = SmtpTransport(state.settings.model_copy(update={"smtp_connections": 1}))
     try:
         await transport.send(envelope)
