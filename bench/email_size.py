@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from digest.config import Settings
-from digest.render import DigestView, PaperView, Renderer, compose
+from digest.mail.render import DigestView, PaperView, Renderer, compose
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "papers.jsonl"
 INTERESTS = ["language models", "diffusion", "reinforcement learning", "graph", "vision"]

@@ -24,8 +24,8 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from digest.db import make_engine, upgrade
+from digest.delivery.slots import Rule, due, last_slot
 from digest.models import DIGESTS, SUBSCRIBERS, Cadence, SubscriberStatus
-from digest.slots import Rule, due, last_slot
 
 NOW = datetime(2026, 11, 25, 9, 10, tzinfo=UTC)
 GRACE = timedelta(hours=12)

@@ -24,16 +24,16 @@ from pathlib import Path
 import aiosmtplib
 import sqlalchemy as sa
 
-from digest.capture import free_port
 from digest.config import Settings
 from digest.db import make_engine, upgrade
-from digest.ingest import PaperIn, store
-from digest.mailer import Envelope, SmtpTransport
+from digest.delivery.planning import plan
+from digest.delivery.sender import RenderPool, send_due
+from digest.delivery.transport import Envelope, SmtpTransport
+from digest.mail.capture import free_port
+from digest.mail.render import Renderer
 from digest.match import SimpleMatcher, parse
 from digest.models import DIGESTS, INTERESTS, SENT_PAPERS, SUBSCRIBERS, DigestStatus
-from digest.planning import plan
-from digest.render import Renderer
-from digest.worker import RenderPool, send_due
+from digest.sources.ingest import PaperIn, store
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data" / "papers.jsonl"
@@ -211,7 +211,7 @@ def main() -> None:
 
 
 async def _one_envelope(engine: sa.Engine, settings: Settings, digest_id: int) -> Envelope:
-    from digest.delivery import Outbox
+    from digest.delivery.outbox import Outbox
 
     outbox = Outbox(engine, Renderer(settings))
     ids = outbox.claim(NOW, 1)

@@ -22,8 +22,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from digest.db import make_engine, upgrade
-from digest.ingest import PaperIn, store
 from digest.match import SimpleMatcher, parse
+from digest.sources.ingest import PaperIn, store
 from digest.web.preview import PaperCache, preview
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "papers.jsonl"

@@ -24,7 +24,7 @@ SourceKind = Literal["arxiv", "arxiv-api", "hf", "feed"]
 
 
 def _check_cron(expression: str, timezone: str) -> None:
-    from digest.schedule import cron_trigger  # APScheduler is only needed to check it
+    from digest.serve.jobs import cron_trigger  # APScheduler is only needed to check it
 
     cron_trigger(expression, timezone)
 

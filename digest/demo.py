@@ -12,15 +12,15 @@ from rich.table import Table
 from sqlalchemy import Engine
 
 from digest import db
-from digest.capture import CaptureServer, find_message
 from digest.config import Settings, SmtpSecurity
-from digest.ingest import ingest_file
-from digest.mailer import SmtpTransport
+from digest.delivery.sender import run
+from digest.delivery.transport import SmtpTransport
+from digest.mail.capture import CaptureServer, find_message
+from digest.mail.render import Renderer
 from digest.match import InterestMatcher
 from digest.models import DigestStatus, utcnow
-from digest.render import Renderer
+from digest.sources.ingest import ingest_file
 from digest.subscribers import subscribe
-from digest.worker import run
 
 SAMPLE_PAPERS = Path(__file__).parent / "data" / "sample_papers.jsonl"
 

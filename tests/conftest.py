@@ -19,9 +19,9 @@ from pydantic import SecretStr
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
-from digest.capture import free_port
 from digest.config import Settings
 from digest.db import make_engine, upgrade
+from digest.mail.capture import free_port
 
 POSTGRES_URL = os.environ.get("DIGEST_TEST_POSTGRES_URL")
 SHARED = Path(os.environ.get("DIGEST_SHARED_DIR", Path(__file__).resolve().parents[2] / "shared"))

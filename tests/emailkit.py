@@ -10,8 +10,8 @@ from email.message import EmailMessage
 from pathlib import Path
 
 from digest.config import Settings
+from digest.mail.render import DigestView, PaperView, Rendered, compose
 from digest.models import utcnow
-from digest.render import DigestView, PaperView, Rendered, compose
 
 UNSUBSCRIBE = "https://digest.test/unsubscribe/tok-" + "x" * 80
 

@@ -23,7 +23,7 @@ from urllib.parse import quote
 
 import pytest
 
-from digest.capture import free_port
+from digest.mail.capture import free_port
 from tests.conftest import missing
 
 USER, PASSWORD = "bounces", "p@ss/w:rd?1"  # URL-special characters, quoted in URLs

@@ -13,7 +13,7 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
-from digest.capture import free_port
+from digest.mail.capture import free_port
 
 
 @dataclass

@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 
 from digest.cli import app
 from digest.config import Settings
+from digest.delivery.planning import plan
 from digest.match import SimpleMatcher
 from digest.models import DIGESTS, SUBSCRIBERS
-from digest.planning import plan
 from digest.subscribers import subscribe
 from tests.test_delivery import T0, seed
 

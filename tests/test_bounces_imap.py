@@ -10,12 +10,12 @@ import sqlalchemy as sa
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
-from digest.bounces import ImapUrlError, parse_imap_url
 from digest.cli import app
 from digest.config import Settings
+from digest.delivery.bounces import ImapUrlError, parse_imap_url
+from digest.delivery.planning import plan
 from digest.match import SimpleMatcher
 from digest.models import DIGESTS, SUBSCRIBERS
-from digest.planning import plan
 from digest.subscribers import subscribe
 from tests.imap_server import PASSWORD, Dovecot, start_dovecot
 from tests.test_bounces import dsn
@@ -146,7 +146,7 @@ def test_a_refused_login_and_a_missing_mailbox_are_named(
 
 
 def test_nothing_listening_is_a_clear_error(cli_env: dict[str, str], engine: Engine) -> None:
-    from digest.capture import free_port
+    from digest.mail.capture import free_port
 
     url = f"imap://u:p@127.0.0.1:{free_port()}/INBOX"
     result = runner.invoke(app, ["bounces", "--imap", url], env=cli_env)

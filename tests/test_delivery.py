@@ -9,15 +9,15 @@ import sqlalchemy as sa
 from sqlalchemy import Engine
 
 from digest.config import Settings
-from digest.delivery import Outbox, SendReport
-from digest.ingest import PaperIn, store
-from digest.mailer import SmtpTransport
+from digest.delivery.outbox import Outbox, SendReport
+from digest.delivery.planning import plan
+from digest.delivery.sender import run, send_due
+from digest.delivery.transport import SmtpTransport
+from digest.mail.render import Renderer
 from digest.match import SimpleMatcher
 from digest.models import SUBSCRIBERS, Digest, DigestStatus, SentPaper, table_of
-from digest.planning import plan
-from digest.render import Renderer
+from digest.sources.ingest import PaperIn, store
 from digest.subscribers import subscribe, unsubscribe
-from digest.worker import run, send_due
 from tests.conftest import SmtpSink
 
 DIGESTS = table_of(Digest)

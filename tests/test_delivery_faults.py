@@ -11,13 +11,13 @@ import sqlalchemy as sa
 from sqlalchemy import Engine
 
 from digest.config import Settings
-from digest.ingest import PaperIn, store
-from digest.mailer import SmtpTransport
+from digest.delivery.planning import plan
+from digest.delivery.sender import send_due
+from digest.delivery.transport import SmtpTransport
+from digest.mail.render import Renderer
 from digest.match import SimpleMatcher, parse
 from digest.models import DIGESTS, INTERESTS, SENT_PAPERS, SUBSCRIBERS, DigestStatus
-from digest.planning import plan
-from digest.render import Renderer
-from digest.worker import send_due
+from digest.sources.ingest import PaperIn, store
 from tests.smtp_faults import FaultySink, serving
 
 T0 = datetime(2026, 11, 26, 6, 0, tzinfo=UTC)

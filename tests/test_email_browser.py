@@ -16,7 +16,7 @@ import subprocess
 from datetime import datetime
 from pathlib import Path
 
-from digest.render import ConfirmView, GoodbyeView, PaperView, Renderer
+from digest.mail.render import ConfirmView, GoodbyeView, PaperView, Renderer
 from tests.conftest import CHROMIUM_FLAGS, PAPERS_JSONL, missing
 from tests.emailkit import HOSTILE, digest_view, email_settings, paper
 

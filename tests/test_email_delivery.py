@@ -14,13 +14,13 @@ from typer.testing import CliRunner
 
 from digest.cli import app
 from digest.config import Settings
-from digest.ingest import PaperIn, store
-from digest.mailer import SmtpTransport
+from digest.delivery.sender import run
+from digest.delivery.transport import SmtpTransport
+from digest.mail.render import Renderer
 from digest.match import SimpleMatcher
 from digest.models import DIGESTS, SENT_PAPERS, DigestStatus
-from digest.render import Renderer
+from digest.sources.ingest import PaperIn, store
 from digest.subscribers import subscribe
-from digest.worker import run
 from tests.conftest import SmtpSink
 from tests.emailkit import make_dkim_key, parts
 

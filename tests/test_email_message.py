@@ -14,17 +14,17 @@ from hypothesis import settings as settings_
 from hypothesis import strategies as st
 
 from digest.config import Settings
-from digest.emailtext import one_line
-from digest.message import (
+from digest.mail.dkim import SigningError, sign
+from digest.mail.message import (
     MESSAGE_POLICY,
     envelope_sender,
     list_unsubscribe,
     new_message_id,
     sender,
 )
+from digest.mail.render import ConfirmView, Rendered, Renderer, compose
+from digest.mail.text import one_line
 from digest.models import utcnow
-from digest.render import ConfirmView, Rendered, Renderer, compose
-from digest.signing import SigningError, sign
 from tests.emailkit import (
     HOSTILE,
     UNSUBSCRIBE,

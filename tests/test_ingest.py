@@ -8,8 +8,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
-from digest.ingest import PaperIn, clean_text, parse_arxiv_id, store
 from digest.models import Paper, table_of
+from digest.sources.ingest import PaperIn, clean_text, parse_arxiv_id, store
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from functools import cache
 import pytest
 
 from digest.match.index import Index
-from digest.match.search import file_papers, search
+from digest.search import file_papers, search
 from tests.conftest import shared_papers
 
 

@@ -10,8 +10,8 @@ import html5lib
 import pytest
 
 from digest import resource_dir
-from digest.emailtext import highlight, shorten, subject_for, wrap
-from digest.render import ConfirmView, GoodbyeView, Renderer, RenderError, card_css
+from digest.mail.render import ConfirmView, GoodbyeView, Renderer, RenderError, card_css
+from digest.mail.text import highlight, shorten, subject_for, wrap
 from tests.emailkit import HOSTILE, digest_view, email_settings, paper
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"

@@ -11,11 +11,11 @@ import sqlalchemy as sa
 from sqlalchemy import Engine
 
 from digest.config import Settings
-from digest.ingest import PaperIn, store
+from digest.delivery.planning import plan
+from digest.delivery.slots import Rule, forecast, last_slot
 from digest.match import SimpleMatcher
 from digest.models import DIGEST_PAPERS, DIGESTS, PAPERS, Cadence, DigestStatus
-from digest.planning import plan
-from digest.slots import Rule, forecast, last_slot
+from digest.sources.ingest import PaperIn, store
 from digest.subscribers import subscribe
 
 TICK = timedelta(minutes=15)

@@ -25,18 +25,18 @@ from pydantic import ValidationError
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
-from digest.capture import free_port
 from digest.cli import app
 from digest.config import Settings, SourceConfig
 from digest.db import make_engine
-from digest.ingest import PaperIn, store
-from digest.leader import Leadership
-from digest.mailer import SmtpTransport
+from digest.delivery.transport import SmtpTransport
+from digest.mail.capture import free_port
+from digest.mail.render import Renderer
 from digest.match import SimpleMatcher
 from digest.models import Cadence
-from digest.render import Renderer
-from digest.schedule import build_scheduler, cron_trigger, missed, upcoming
-from digest.service import serve
+from digest.serve.jobs import build_scheduler, cron_trigger, missed, upcoming
+from digest.serve.leader import Leadership
+from digest.serve.service import serve
+from digest.sources.ingest import PaperIn, store
 from digest.subscribers import subscribe
 from tests.conftest import SmtpSink
 

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from digest.ingest import clean_text
 from digest.sources.arxiv import parse_api, parse_listing
 from digest.sources.batch import SourceError
 from digest.sources.feeds import parse_feed
 from digest.sources.files import detect_format, parse_bytes
 from digest.sources.hf import parse_daily
+from digest.sources.ingest import clean_text
 from tests.conftest import SHARED
 from tests.sources_server import FIXTURES
 

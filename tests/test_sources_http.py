@@ -8,8 +8,8 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from digest.capture import free_port
 from digest.config import Settings
+from digest.mail.capture import free_port
 from digest.sources.arxiv import api_pages
 from digest.sources.http import FetchError, Http, Validators, retry_after
 from tests.sources_server import FIXTURES, FakeClock, Reply, Site, serve

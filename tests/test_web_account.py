@@ -12,14 +12,14 @@ import sqlalchemy as sa
 from sqlalchemy import Engine
 
 from digest.config import Settings
-from digest.ingest import PaperIn, store
-from digest.mailer import SmtpTransport
+from digest.delivery.sender import run
+from digest.delivery.transport import SmtpTransport
+from digest.mail.render import Renderer
 from digest.match import SimpleMatcher
 from digest.models import INTERESTS, SubscriberStatus
-from digest.render import Renderer
+from digest.sources.ingest import PaperIn, store
 from digest.subscribers import subscribe as add_subscriber
 from digest.tokens import PREFERENCES, make_token
-from digest.worker import run
 from tests.conftest import SmtpSink
 from tests.webkit import Clock, client, form, link_in, subscriber
 

@@ -9,8 +9,8 @@ import sqlalchemy as sa
 from sqlalchemy import Engine
 
 from digest.config import Settings
-from digest.ingest import IngestReport, PaperIn, store
 from digest.models import DIGESTS, SubscriberStatus
+from digest.sources.ingest import IngestReport, PaperIn, store
 from digest.sources.runner import SourceReport, record
 from digest.subscribers import subscribe as add_subscriber
 from digest.tokens import UNSUBSCRIBE, make_token

@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from digest.capture import free_port
 from digest.config import Settings
-from digest.ingest import store
+from digest.mail.capture import free_port
 from digest.models import SubscriberStatus
+from digest.sources.ingest import store
 from tests.conftest import CHROMIUM_FLAGS, SmtpSink, missing
 from tests.test_email_browser import chromium
 from tests.test_web_account import PAPERS, send_digest

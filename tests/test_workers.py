@@ -16,10 +16,10 @@ import sqlalchemy as sa
 from sqlalchemy import Engine
 
 from digest.config import Settings
+from digest.delivery.planning import plan
+from digest.delivery.sender import GROUP
 from digest.match import SimpleMatcher
 from digest.models import DIGESTS, DigestStatus
-from digest.planning import plan
-from digest.worker import GROUP
 from tests.smtp_faults import FaultySink, serving
 from tests.test_delivery_faults import T0, populate
 

@@ -18,8 +18,8 @@ import sqlalchemy as sa
 from pydantic import SecretStr
 from sqlalchemy import Engine
 
-from digest.capture import free_port
 from digest.config import Settings
+from digest.mail.capture import free_port
 from digest.models import SUBSCRIBERS, utcnow
 from digest.web import serve_web
 

@@ -149,7 +149,7 @@ def search(
     limit: Annotated[int, typer.Option(help="Show at most this many matches.")] = 20,
 ) -> None:
     """Evaluate one interest line against the stored papers (or a file) and print the matches."""
-    from digest.match.search import file_papers, search, stored_papers
+    from digest.search import file_papers, search, stored_papers
 
     if from_ is not None:
         papers, problems = file_papers(from_)
@@ -185,7 +185,7 @@ def explain(
     paper_id: Annotated[int, typer.Argument(help="The paper's id in the database.")],
 ) -> None:
     """Show which of a subscriber's interest lines match a paper, and why."""
-    from digest.match.search import explain as explain_paper
+    from digest.search import explain as explain_paper
 
     try:
         with _engine() as engine:

@@ -13,21 +13,21 @@ from typing import Annotated
 import typer
 from sqlalchemy import Engine
 
-from digest.bounces import (
+from digest.cli import _engine, _now, _settings, app, console, err
+from digest.delivery.bounces import (
     BounceReport,
     ImapError,
     ImapUrlError,
     process_imap,
     process_maildir,
 )
-from digest.cli import _engine, _now, _settings, app, console, err
-from digest.delivery import Outcome
-from digest.mailer import SmtpTransport
+from digest.delivery.outbox import Outcome
+from digest.delivery.sender import SendAborted, work
+from digest.delivery.sender import run as run_digests
+from digest.delivery.transport import SmtpTransport
+from digest.mail.render import Renderer
 from digest.match import InterestMatcher
 from digest.models import DigestStatus, utcnow
-from digest.render import Renderer
-from digest.worker import SendAborted, work
-from digest.worker import run as run_digests
 
 
 @app.command()
@@ -103,7 +103,7 @@ def serve(
     ] = False,
 ) -> None:
     """Run the web app, the scheduler (ingest, plan) and the sender until SIGTERM or Ctrl-C."""
-    from digest.service import serve as run_service
+    from digest.serve.service import serve as run_service
 
     settings = _settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -146,8 +146,8 @@ def schedule(
     hours: Annotated[int, typer.Option(help="How far ahead to count digests.")] = 24,
 ) -> None:
     """Show the jobs that run next and how many digests are due each hour ahead."""
-    from digest.schedule import upcoming
-    from digest.slots import due, forecast
+    from digest.delivery.slots import due, forecast
+    from digest.serve.jobs import upcoming
 
     settings = _settings()
     now = utcnow()
@@ -226,7 +226,7 @@ def smtp_capture(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8025,
 ) -> None:
     """Run a local SMTP server that stores every message in a Maildir (until Ctrl-C)."""
-    from digest.capture import CaptureServer
+    from digest.mail.capture import CaptureServer
 
     maildir = maildir or _settings().maildir
     with CaptureServer(maildir, host, port):

@@ -9,10 +9,10 @@ from functools import partial
 from typing import Any
 
 from digest.config import Settings
-from digest.ingest import parse_arxiv_id
 from digest.sources.batch import Batch, SourceError, from_struct
 from digest.sources.feeds import authors_of, cut_off, entries, load
 from digest.sources.http import Http
+from digest.sources.ingest import parse_arxiv_id
 
 ANNOUNCE_TYPES = {
     "new": "new",

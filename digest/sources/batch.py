@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from digest.ingest import PaperIn, describe
+from digest.sources.ingest import PaperIn, describe
 
 
 class SourceError(Exception):

@@ -8,10 +8,10 @@ from typing import Literal, get_args
 
 from sqlalchemy import Engine
 
-from digest.ingest import IngestReport, read_jsonl, store
 from digest.models import utcnow
 from digest.sources import arxiv, feeds, hf
 from digest.sources.batch import Batch, SourceError
+from digest.sources.ingest import IngestReport, read_jsonl, store
 from digest.sources.runner import SourceReport, record
 
 FileFormat = Literal["jsonl", "arxiv", "arxiv-api", "hf", "feed"]

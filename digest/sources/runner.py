@@ -14,11 +14,11 @@ from sqlalchemy import Engine
 
 from digest.config import Settings, SourceConfig
 from digest.db import insert_ignore
-from digest.ingest import IngestReport, store
 from digest.models import HTTP_VALIDATORS, INGEST_RUNS
 from digest.sources import arxiv, feeds, hf
 from digest.sources.batch import Batch, SourceError
 from digest.sources.http import Clock, FetchError, Http, Validators
+from digest.sources.ingest import IngestReport, store
 
 log = logging.getLogger("digest.sources")
 MAX_PROBLEMS = 50

@@ -22,9 +22,9 @@ from sqlalchemy import Engine
 from digest import resource_dir
 from digest.config import Settings
 from digest.db import make_engine
+from digest.mail.render import Renderer
 from digest.match import Matcher, SimpleMatcher
 from digest.models import Cadence, utcnow
-from digest.render import Renderer
 from digest.web.limits import Clock, Limiter, RateLimited
 from digest.web.preview import PaperCache
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 from xml.etree import ElementTree as ET
 
-from digest.emailtext import web_url
+from digest.mail.text import web_url
 
 ATOM = "http://www.w3.org/2005/Atom"
 

@@ -11,8 +11,8 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
+from digest.delivery.planning import DIGESTS_LINK
 from digest.models import SubscriberStatus
-from digest.planning import DIGESTS_LINK
 from digest.subscribers import SubscriberError, normalise_email
 from digest.tokens import (
     CONFIRM,
@@ -27,8 +27,8 @@ from digest.tokens import (
 from digest.web import accounts
 from digest.web.accounts import Action, FormError, Prefs, validate_prefs
 from digest.web.app import LinkProblem, WebState, web
+from digest.web.emails import send_goodbye, send_sign_up, token
 from digest.web.feed import atom
-from digest.web.mail import send_goodbye, send_sign_up, token
 from digest.web.preview import preview
 
 router = APIRouter(include_in_schema=False)

@@ -10,7 +10,7 @@ from datetime import date, datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
-from digest.emailtext import web_url
+from digest.mail.text import web_url
 from digest.match import Hit, Matcher, PaperDoc
 from digest.models import PAPERS
 

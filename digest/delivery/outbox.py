@@ -24,7 +24,9 @@ from sqlalchemy import Connection, Engine
 
 from digest.config import Settings
 from digest.db import insert_ignore
-from digest.mailer import Envelope, Failure, SendError
+from digest.delivery.planning import Choice, ViewKey, digest_view, interest_lines
+from digest.delivery.transport import Envelope, Failure, SendError
+from digest.mail.render import PaperView, Renderer, RenderError, compose, message_domain
 from digest.models import (
     DIGEST_PAPERS,
     DIGESTS,
@@ -34,8 +36,6 @@ from digest.models import (
     DigestStatus,
     SubscriberStatus,
 )
-from digest.planning import Choice, ViewKey, digest_view, interest_lines
-from digest.render import PaperView, Renderer, RenderError, compose, message_domain
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]

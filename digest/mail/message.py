@@ -14,7 +14,7 @@ from functools import lru_cache
 from urllib.parse import quote
 
 from digest.config import Settings
-from digest.emailtext import one_line
+from digest.mail.text import one_line
 
 
 class _HeaderClasses(HeaderRegistry):

@@ -8,7 +8,7 @@ from pathlib import Path
 import dkim
 
 from digest.config import Settings
-from digest.message import message_domain
+from digest.mail.message import message_domain
 
 SIGNED_HEADERS = (
     b"from",

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from digest.mailer import Envelope, SendError, SmtpTransport
-from digest.message import compose, new_message_id
-from digest.render import ConfirmView, GoodbyeView, ManageView, Rendered
+from digest.delivery.transport import Envelope, SendError, SmtpTransport
+from digest.mail.message import compose, new_message_id
+from digest.mail.render import ConfirmView, GoodbyeView, ManageView, Rendered
 from digest.tokens import CONFIRM, PREFERENCES, RESUBSCRIBE, make_token
 from digest.web.accounts import SignUp
 from digest.web.app import WebState

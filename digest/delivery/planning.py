@@ -18,11 +18,12 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 
-from digest import slots
 from digest.config import Settings
 from digest.db import insert_ignore
+from digest.delivery import slots
+from digest.delivery.slots import Due
+from digest.mail.render import DigestView, PaperView, Rendered, Renderer
 from digest.match import Matcher
-from digest.match.search import DOC_COLUMNS, paper_doc
 from digest.models import (
     DIGEST_PAPERS,
     DIGESTS,
@@ -34,8 +35,7 @@ from digest.models import (
     DigestStatus,
     SubscriberStatus,
 )
-from digest.render import DigestView, PaperView, Rendered, Renderer
-from digest.slots import Due
+from digest.search import DOC_COLUMNS, paper_doc
 from digest.tokens import PREFERENCES, UNSUBSCRIBE, make_tokens
 
 # The web app serves a digest's full list at /digests/{token}/{digest_id}.

@@ -14,15 +14,15 @@ from datetime import datetime
 from sqlalchemy import Engine
 
 from digest.config import Settings, SourceConfig
-from digest.leader import Leadership
-from digest.mailer import Transport
+from digest.delivery.planning import PlanReport, plan
+from digest.delivery.sender import work
+from digest.delivery.transport import Transport
+from digest.mail.render import Renderer
 from digest.match import Matcher
 from digest.models import utcnow
-from digest.planning import PlanReport, plan
-from digest.render import Renderer
-from digest.schedule import build_scheduler, missed
+from digest.serve.jobs import build_scheduler, missed
+from digest.serve.leader import Leadership
 from digest.sources.runner import SourceReport, ingest_source, last_runs
-from digest.worker import work
 
 log = logging.getLogger(__name__)
 

@@ -10,11 +10,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 
-from digest.ingest import IngestReport, read_jsonl
 from digest.match.engine import matched_terms, rank
 from digest.match.index import Index, PaperDoc
 from digest.match.query import parse
 from digest.models import INTERESTS, PAPERS, SUBSCRIBERS
+from digest.sources.ingest import IngestReport, read_jsonl
 from digest.subscribers import normalise_email
 
 

@@ -16,8 +16,8 @@ from typing import Protocol
 import aiosmtplib
 
 from digest.config import Settings, SmtpSecurity
-from digest.message import envelope_sender
-from digest.signing import sign
+from digest.mail.dkim import sign
+from digest.mail.message import envelope_sender
 
 _ENHANCED = re.compile(r"^\s*([245])\.(\d{1,3})\.(\d{1,3})\b")
 

@@ -22,13 +22,13 @@ from sqlalchemy import Engine
 
 from digest.config import Settings
 from digest.db import make_engine
-from digest.delivery import Clock, Job, Outbox, Outcome, SendReport
-from digest.mailer import Failure, SendError, Transport
+from digest.delivery.outbox import Clock, Job, Outbox, Outcome, SendReport
+from digest.delivery.planning import PlanReport, plan
+from digest.delivery.transport import Failure, SendError, Transport
+from digest.mail.dkim import SigningError
+from digest.mail.render import Renderer
 from digest.match import Matcher
 from digest.models import DigestStatus
-from digest.planning import PlanReport, plan
-from digest.render import Renderer
-from digest.signing import SigningError
 
 log = logging.getLogger(__name__)
 

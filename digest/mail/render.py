@@ -18,7 +18,14 @@ from markupsafe import Markup
 
 from digest import resource_dir
 from digest.config import Settings
-from digest.emailtext import (
+from digest.mail.message import (
+    MESSAGE_POLICY,
+    Rendered,
+    compose,
+    list_name,
+    message_domain,
+)
+from digest.mail.text import (
     authors_line,
     clip,
     highlight,
@@ -27,13 +34,6 @@ from digest.emailtext import (
     subject_for,
     web_url,
     wrap,
-)
-from digest.message import (
-    MESSAGE_POLICY,
-    Rendered,
-    compose,
-    list_name,
-    message_domain,
 )
 
 __all__ = [

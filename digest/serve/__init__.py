@@ -1,0 +1,1 @@
+"""`digest serve`: the scheduler wiring, leader election and the long-running service."""
