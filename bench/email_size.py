@@ -18,7 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from digest.config import Settings
-from digest.mail.render import DigestView, PaperView, Renderer, compose
+from digest.mail.message import compose
+from digest.mail.render import DigestView, PaperView, Renderer
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "papers.jsonl"
 INTERESTS = ["language models", "diffusion", "reinforcement learning", "graph", "vision"]

@@ -31,7 +31,7 @@ from digest.delivery.sender import RenderPool, send_due
 from digest.delivery.transport import Envelope, SmtpTransport
 from digest.mail.capture import free_port
 from digest.mail.render import Renderer
-from digest.match import SimpleMatcher, parse
+from digest.match import InterestMatcher, parse
 from digest.models import DIGESTS, INTERESTS, SENT_PAPERS, SUBSCRIBERS, DigestStatus
 from digest.sources.ingest import PaperIn, store
 
@@ -170,7 +170,7 @@ def main() -> None:
             )
             populate(engine, args.digests)
             start = time.perf_counter()
-            report = plan(engine, SimpleMatcher(), settings, NOW)
+            report = plan(engine, InterestMatcher(), settings, NOW)
             planning = time.perf_counter() - start
             print(
                 f"planned {report.planned} digests in {planning:.1f} s "

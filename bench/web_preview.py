@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from digest.db import make_engine, upgrade
-from digest.match import SimpleMatcher, parse
+from digest.match import InterestMatcher, parse
 from digest.sources.ingest import PaperIn, store
 from digest.web.preview import PaperCache, preview
 
@@ -61,7 +61,7 @@ def main(per_day: int) -> None:
                 ]
                 store(engine, batch, now=now - timedelta(days=day, hours=1))
             interests = [(line, parse(line).canonical) for line in LINES]
-            matcher = SimpleMatcher()
+            matcher = InterestMatcher()
             cache = PaperCache(engine)
             cache.docs(now)
 

@@ -12,13 +12,14 @@ from rich.table import Table
 from sqlalchemy import Engine
 
 from digest import db
+from digest.clock import utcnow
 from digest.config import Settings, SmtpSecurity
 from digest.delivery.sender import run
 from digest.delivery.transport import SmtpTransport
 from digest.mail.capture import CaptureServer, find_message
 from digest.mail.render import Renderer
 from digest.match import InterestMatcher
-from digest.models import DigestStatus, utcnow
+from digest.models import DigestStatus
 from digest.sources.ingest import ingest_file
 from digest.subscribers import subscribe
 

@@ -10,6 +10,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 from sqlmodel import JSON, Column, Field, SQLModel
 
+from digest.clock import utcnow
+
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
     """A timezone-aware UTC datetime on every backend (SQLite stores it naive)."""
@@ -29,11 +31,6 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def utcnow() -> datetime:
-    """The current time, aware, in UTC."""
-    return datetime.now(UTC)
 
 
 def _ts(*, nullable: bool = False, index: bool = False) -> Any:

@@ -11,9 +11,10 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+from digest.clock import utcnow
 from digest.db import session_scope
 from digest.match import parse
-from digest.models import Cadence, Interest, Subscriber, SubscriberStatus, table_of, utcnow
+from digest.models import Cadence, Interest, Subscriber, SubscriberStatus, table_of
 
 
 class SubscriberError(ValueError):

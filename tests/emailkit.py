@@ -9,9 +9,10 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
 
+from digest.clock import utcnow
 from digest.config import Settings
-from digest.mail.render import DigestView, PaperView, Rendered, compose
-from digest.models import utcnow
+from digest.mail.message import Rendered, compose
+from digest.mail.render import DigestView, PaperView
 
 UNSUBSCRIBE = "https://digest.test/unsubscribe/tok-" + "x" * 80
 

@@ -101,7 +101,7 @@ def serve() -> Iterator[Site]:
         thread.join()
 
 
-class FakeClock:
+class FakeTimer:
     """A monotonic clock that only moves when slept on; it records every sleep."""
 
     def __init__(self) -> None:

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from digest.cli import app
 from digest.config import Settings
 from digest.delivery.planning import plan
-from digest.match import SimpleMatcher
+from digest.match import InterestMatcher
 from digest.models import DIGESTS, SUBSCRIBERS
 from digest.subscribers import subscribe
 from tests.test_delivery import T0, seed
@@ -51,7 +51,7 @@ def test_hard_soft_verp_and_noise(
     seed(engine)
     for name in ("hard", "soft", "verp", "ok"):
         subscribe(engine, f"{name}@example.org", ["diffusion"])
-    plan(engine, SimpleMatcher(), settings, T0)
+    plan(engine, InterestMatcher(), settings, T0)
     with engine.connect() as conn:
         ids = dict(
             conn.execute(

@@ -14,7 +14,7 @@ from digest.cli import app
 from digest.config import Settings
 from digest.delivery.bounces import ImapUrlError, parse_imap_url
 from digest.delivery.planning import plan
-from digest.match import SimpleMatcher
+from digest.match import InterestMatcher
 from digest.models import DIGESTS, SUBSCRIBERS
 from digest.subscribers import subscribe
 from tests.imap_server import PASSWORD, Dovecot, start_dovecot
@@ -47,7 +47,7 @@ def test_unseen_notifications_are_applied_once_and_flagged_seen(
     seed(engine)
     for name in ("hard", "soft", "verp", "ok"):
         subscribe(engine, f"{name}@example.org", ["diffusion"])
-    plan(engine, SimpleMatcher(), settings, T0)
+    plan(engine, InterestMatcher(), settings, T0)
     with engine.connect() as conn:
         digest_id = conn.execute(
             sa.select(DIGESTS.c.id)

@@ -14,7 +14,7 @@ from digest.delivery.planning import plan
 from digest.delivery.sender import run, send_due
 from digest.delivery.transport import SmtpTransport
 from digest.mail.render import Renderer
-from digest.match import SimpleMatcher
+from digest.match import InterestMatcher
 from digest.models import SUBSCRIBERS, Digest, DigestStatus, SentPaper, table_of
 from digest.sources.ingest import PaperIn, store
 from digest.subscribers import subscribe, unsubscribe
@@ -56,7 +56,7 @@ def test_one_digest_per_period_and_never_a_paper_twice(
 ) -> None:
     seed(engine)
     subscribe(engine, "a@example.org", ["diffusion"], now=T0 - timedelta(days=1))
-    matcher = SimpleMatcher()
+    matcher = InterestMatcher()
     first = asyncio.run(run(engine, matcher, SmtpTransport(settings), Renderer(settings), T0))
     assert first[1].count(DigestStatus.sent) == 1
     again = asyncio.run(run(engine, matcher, SmtpTransport(settings), Renderer(settings), T0))
@@ -75,7 +75,7 @@ def test_cap_keeps_the_best_and_counts_the_rest(
 ) -> None:
     seed(engine, count=5)
     subscribe(engine, "a@example.org", ["diffusion"], max_papers=2)
-    plan(engine, SimpleMatcher(), settings, T0)
+    plan(engine, InterestMatcher(), settings, T0)
     send(engine, settings, T0)
     (message,) = smtp.to("a@example.org")
     assert message["Subject"] == "2 new papers on diffusion"
@@ -92,7 +92,7 @@ def test_unsubscribe_after_planning_stops_the_digest(
 ) -> None:
     seed(engine)
     subscribe(engine, "a@example.org", ["diffusion"])
-    assert plan(engine, SimpleMatcher(), settings, T0).planned == 1
+    assert plan(engine, InterestMatcher(), settings, T0).planned == 1
     unsubscribe(engine, "A@example.org")
     report = send(engine, settings, T0)
     assert report.outcomes[0].status is DigestStatus.failed
@@ -104,7 +104,7 @@ def test_temporary_refusal_is_retried_later_and_sent_once(
 ) -> None:
     seed(engine)
     subscribe(engine, "a@example.org", ["diffusion"])
-    plan(engine, SimpleMatcher(), settings, T0)
+    plan(engine, InterestMatcher(), settings, T0)
     smtp.refuse["a@example.org"] = "451 4.3.0 try again later"
     assert send(engine, settings, T0).count(DigestStatus.planned) == 1
     del smtp.refuse["a@example.org"]
@@ -120,7 +120,7 @@ def test_permanent_refusal_fails_without_retry(
     seed(engine)
     subscribe(engine, "a@example.org", ["diffusion"])
     subscribe(engine, "b@example.org", ["diffusion"])
-    plan(engine, SimpleMatcher(), settings, T0)
+    plan(engine, InterestMatcher(), settings, T0)
     smtp.refuse["a@example.org"] = "550 5.1.1 no such user"
     report = send(engine, settings, T0)
     assert sorted((o.email, o.status) for o in report.outcomes) == [
@@ -142,7 +142,7 @@ def test_permanent_refusal_fails_without_retry(
 def test_an_expired_lease_is_taken_over(engine: Engine, settings: Settings, smtp: SmtpSink) -> None:
     seed(engine)
     subscribe(engine, "a@example.org", ["diffusion"])
-    plan(engine, SimpleMatcher(), settings, T0)
+    plan(engine, InterestMatcher(), settings, T0)
     assert Outbox(engine, Renderer(settings)).claim(T0, 10) == [1]  # claimed; worker dies
     assert send(engine, settings, T0 + timedelta(minutes=1)).outcomes == []
     lease = timedelta(seconds=settings.send_lease_seconds)
@@ -155,7 +155,7 @@ def test_a_claim_takes_at_most_its_limit(engine: Engine, settings: Settings) -> 
     seed(engine)
     for i in range(30):
         subscribe(engine, f"r{i}@example.org", ["diffusion"])
-    plan(engine, SimpleMatcher(), settings, T0)
+    plan(engine, InterestMatcher(), settings, T0)
     first, second = Outbox(engine, Renderer(settings)), Outbox(engine, Renderer(settings))
     a, b = first.claim(T0, 10), second.claim(T0, 25)
     assert len(a) == 10 and len(b) == 20

@@ -15,7 +15,7 @@ from digest.delivery.planning import plan
 from digest.delivery.sender import send_due
 from digest.delivery.transport import SmtpTransport
 from digest.mail.render import Renderer
-from digest.match import SimpleMatcher, parse
+from digest.match import InterestMatcher, parse
 from digest.models import DIGESTS, INTERESTS, SENT_PAPERS, SUBSCRIBERS, DigestStatus
 from digest.sources.ingest import PaperIn, store
 from tests.smtp_faults import FaultySink, serving
@@ -86,7 +86,7 @@ def test_every_deliverable_digest_arrives_exactly_once(
             "send_batch": 200,
         }
     )
-    assert plan(engine, SimpleMatcher(), settings, T0).planned == count
+    assert plan(engine, InterestMatcher(), settings, T0).planned == count
 
     now = T0
     for _ in range(20):

@@ -17,7 +17,7 @@ from digest.config import Settings
 from digest.delivery.sender import run
 from digest.delivery.transport import SmtpTransport
 from digest.mail.render import Renderer
-from digest.match import SimpleMatcher
+from digest.match import InterestMatcher
 from digest.models import DIGESTS, SENT_PAPERS, DigestStatus
 from digest.sources.ingest import PaperIn, store
 from digest.subscribers import subscribe
@@ -47,7 +47,7 @@ def seed(engine: Engine, count: int) -> None:
 
 
 def deliver(engine: Engine, settings: Settings) -> None:
-    asyncio.run(run(engine, SimpleMatcher(), SmtpTransport(settings), Renderer(settings), T0))
+    asyncio.run(run(engine, InterestMatcher(), SmtpTransport(settings), Renderer(settings), T0))
 
 
 def ledger_size(engine: Engine) -> int:

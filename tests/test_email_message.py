@@ -13,18 +13,20 @@ from hypothesis import given
 from hypothesis import settings as settings_
 from hypothesis import strategies as st
 
+from digest.clock import utcnow
 from digest.config import Settings
 from digest.mail.dkim import SigningError, sign
 from digest.mail.message import (
     MESSAGE_POLICY,
+    Rendered,
+    compose,
     envelope_sender,
     list_unsubscribe,
     new_message_id,
     sender,
 )
-from digest.mail.render import ConfirmView, Rendered, Renderer, compose
+from digest.mail.render import ConfirmView, Renderer
 from digest.mail.text import one_line
-from digest.models import utcnow
 from tests.emailkit import (
     HOSTILE,
     UNSUBSCRIBE,

@@ -13,13 +13,13 @@ from sqlalchemy import Engine
 from digest.config import Settings
 from digest.delivery.planning import plan
 from digest.delivery.slots import Rule, forecast, last_slot
-from digest.match import SimpleMatcher
+from digest.match import InterestMatcher
 from digest.models import DIGEST_PAPERS, DIGESTS, PAPERS, Cadence, DigestStatus
 from digest.sources.ingest import PaperIn, store
 from digest.subscribers import subscribe
 
 TICK = timedelta(minutes=15)
-MATCHER = SimpleMatcher()
+MATCHER = InterestMatcher()
 
 # (time zone, local send hour, cadence, weekday): eight zones, offsets of :30 and :45,
 # both hemispheres, every cadence.

@@ -31,7 +31,7 @@ from digest.db import make_engine
 from digest.delivery.transport import SmtpTransport
 from digest.mail.capture import free_port
 from digest.mail.render import Renderer
-from digest.match import SimpleMatcher
+from digest.match import InterestMatcher
 from digest.models import Cadence
 from digest.serve.jobs import build_scheduler, cron_trigger, missed, upcoming
 from digest.serve.leader import Leadership
@@ -170,7 +170,7 @@ def test_serve_sends_each_digest_at_its_hour_and_the_opt_in_note(
             serve(
                 engine,
                 settings,
-                SimpleMatcher(),
+                InterestMatcher(),
                 SmtpTransport(settings),
                 Renderer(settings),
                 stop=stop,
@@ -334,7 +334,7 @@ def test_serve_runs_the_web_app_in_the_same_loop(engine: Engine, settings: Setti
             serve(
                 engine,
                 settings,
-                SimpleMatcher(),
+                InterestMatcher(),
                 SmtpTransport(settings),
                 Renderer(settings),
                 stop=stop,
@@ -368,7 +368,7 @@ def test_serve_reports_a_port_it_cannot_bind(engine: Engine, settings: Settings)
             await serve(
                 engine,
                 settings,
-                SimpleMatcher(),
+                InterestMatcher(),
                 SmtpTransport(settings),
                 Renderer(settings),
                 stop=asyncio.Event(),

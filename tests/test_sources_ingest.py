@@ -22,7 +22,7 @@ from digest.sources.files import ingest_path
 from digest.sources.http import Http
 from digest.sources.runner import ingest_configured, ingest_source
 from tests.conftest import SmtpSink
-from tests.sources_server import FIXTURES, FakeClock, Reply, Site, serve
+from tests.sources_server import FIXTURES, FakeTimer, Reply, Site, serve
 
 T1 = datetime(2026, 11, 20, 6, 0, tzinfo=UTC)
 T2 = T1 + timedelta(days=3)
@@ -73,8 +73,8 @@ def test_configured_sources_one_row_per_paper_and_a_dead_source_stops_nothing(
         {"kind": "feed", "url": site.base + "/cut.xml", "name": "cut"},
         {"kind": "feed", "url": site.base + "/lab.xml", "name": "lab"},
     )
-    clock = FakeClock()
-    reports = ingest_configured(engine, settings, T1, clock=clock, rng=random.Random(1))
+    timer = FakeTimer()
+    reports = ingest_configured(engine, settings, T1, timer=timer, rng=random.Random(1))
     lines = {r.source: r.line() for r in reports}
     assert lines["arxiv:cs.LG+cs.CL"] == (
         "arxiv:cs.LG+cs.CL: fetched 6, new 5, updated 0, unchanged 0, skipped 1"
@@ -110,7 +110,7 @@ def test_configured_sources_one_row_per_paper_and_a_dead_source_stops_nothing(
     assert runs[3].problems[1].endswith("entry cut off by the malformed document")
 
     # The same responses again change nothing; unchanged feeds are not even downloaded.
-    again = ingest_configured(engine, settings, T2, clock=clock, rng=random.Random(1))
+    again = ingest_configured(engine, settings, T2, timer=timer, rng=random.Random(1))
     assert paper_rows(engine) == rows
     by_source = {r.source: r for r in again}
     assert by_source["arxiv:cs.LG+cs.CL"].not_modified
@@ -128,7 +128,7 @@ def test_versions_cross_lists_and_replacements(engine: Engine, site: Site) -> No
     )
     settings = source_settings(site)
     config = SourceConfig(kind="arxiv", categories=["cs.LG", "cs.CL"])
-    with Http(settings, clock=FakeClock()) as http:
+    with Http(settings, timer=FakeTimer()) as http:
         first = ingest_source(engine, settings, config, T1, http=http)
         before = paper_rows(engine)
         second = ingest_source(engine, settings, config, T2, http=http)
@@ -290,8 +290,8 @@ def test_a_failing_page_or_day_keeps_what_came_before(engine: Engine, site: Site
     settings = source_settings(site).model_copy(
         update={"arxiv_api_url": site.base + "/api/query", "arxiv_page_size": 2}
     )
-    clock = FakeClock()
-    with Http(settings, clock=clock, rng=random.Random(3)) as http:
+    timer = FakeTimer()
+    with Http(settings, timer=timer, rng=random.Random(3)) as http:
         api = ingest_source(
             engine, settings, SourceConfig(kind="arxiv-api", categories=["cs.LG"]), T1, http=http
         )
@@ -305,7 +305,7 @@ def test_a_failing_page_or_day_keeps_what_came_before(engine: Engine, site: Site
     ]
     assert daily.report.new == 1  # 2611.10001 came from the API already
     assert daily.error and "HTTP 500" in daily.error
-    assert 3.0 in clock.sleeps  # the arXiv pace, on top of the retry delays
+    assert 3.0 in timer.sleeps  # the arXiv pace, on top of the retry delays
     assert set(paper_rows(engine)) == {
         "arxiv:2611.10001",
         "arxiv:cond-mat/0412498",

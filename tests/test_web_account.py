@@ -15,7 +15,7 @@ from digest.config import Settings
 from digest.delivery.sender import run
 from digest.delivery.transport import SmtpTransport
 from digest.mail.render import Renderer
-from digest.match import SimpleMatcher
+from digest.match import InterestMatcher
 from digest.models import INTERESTS, SubscriberStatus
 from digest.sources.ingest import PaperIn, store
 from digest.subscribers import subscribe as add_subscriber
@@ -45,7 +45,7 @@ PAPERS = [
 def send_digest(engine: Engine, settings: Settings, now: datetime) -> None:
     """Plan and send the due digests to the test SMTP server, as the scheduler would."""
     renderer = Renderer(settings)
-    asyncio.run(run(engine, SimpleMatcher(), SmtpTransport(settings), renderer, now))
+    asyncio.run(run(engine, InterestMatcher(), SmtpTransport(settings), renderer, now))
 
 
 def test_preferences_edit_pause_and_resume(settings: Settings, engine: Engine) -> None:

@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 from digest.config import Settings
 from digest.delivery.planning import plan
 from digest.delivery.sender import GROUP
-from digest.match import SimpleMatcher
+from digest.match import InterestMatcher
 from digest.models import DIGESTS, DigestStatus
 from tests.smtp_faults import FaultySink, serving
 from tests.test_delivery_faults import T0, populate
@@ -72,7 +72,7 @@ def test_killed_workers_lose_nothing(
     engine: Engine, settings: Settings, sink: FaultySink, tmp_path: Path
 ) -> None:
     populate(engine, 250)
-    plan(engine, SimpleMatcher(), settings, T0)
+    plan(engine, InterestMatcher(), settings, T0)
     rng = random.Random(11)
     kills = 0
     for _ in range(3):
@@ -104,7 +104,7 @@ def test_sigterm_finishes_in_flight_and_releases_the_rest(
     engine: Engine, settings: Settings, sink: FaultySink, tmp_path: Path
 ) -> None:
     populate(engine, 300)
-    plan(engine, SimpleMatcher(), settings, T0)
+    plan(engine, InterestMatcher(), settings, T0)
     process = worker(settings, sink, tmp_path)
     wait_until(lambda: sum(sink.delivered.values()) >= 30)
     process.send_signal(signal.SIGTERM)
@@ -121,7 +121,7 @@ def test_three_workers_share_one_outbox(
     engine: Engine, settings: Settings, sink: FaultySink, tmp_path: Path
 ) -> None:
     populate(engine, 600)
-    plan(engine, SimpleMatcher(), settings, T0)
+    plan(engine, InterestMatcher(), settings, T0)
     # A lease far longer than any wait here: only the claims keep the workers apart.
     processes = [worker(settings, sink, tmp_path, "--once", lease=300) for _ in range(3)]
     for process in processes:

@@ -18,9 +18,10 @@ import sqlalchemy as sa
 from pydantic import SecretStr
 from sqlalchemy import Engine
 
+from digest.clock import utcnow
 from digest.config import Settings
 from digest.mail.capture import free_port
-from digest.models import SUBSCRIBERS, utcnow
+from digest.models import SUBSCRIBERS
 from digest.web import serve_web
 
 ADMIN = "admin-secret"

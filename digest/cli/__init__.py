@@ -12,8 +12,8 @@ from rich.console import Console
 from sqlalchemy import Engine
 
 from digest import db
+from digest.clock import utcnow
 from digest.config import Settings
-from digest.models import utcnow
 
 app = typer.Typer(
     help="digest: email researchers the new papers that match their interests.",

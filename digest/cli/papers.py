@@ -13,9 +13,9 @@ from pydantic import ValidationError
 from rich.markup import escape
 
 from digest.cli import _engine, _settings, app, console, err
+from digest.clock import utcnow
 from digest.config import SourceConfig
 from digest.match import InterestError
-from digest.models import utcnow
 from digest.sources.files import ingest_path
 from digest.sources.runner import ingest_source
 from digest.sources.runner import status as source_status

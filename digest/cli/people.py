@@ -8,10 +8,11 @@ import typer
 
 from digest import db
 from digest.cli import _engine, _settings, app, console, err
+from digest.clock import utcnow
 from digest.delivery.planning import preview as preview_digest
 from digest.mail.render import Renderer, RenderError
 from digest.match import InterestError, InterestMatcher
-from digest.models import Cadence, utcnow
+from digest.models import Cadence
 from digest.subscribers import SubscriberError, find
 from digest.subscribers import subscribe as add_subscriber
 from digest.subscribers import unsubscribe as remove_subscriber

@@ -14,6 +14,7 @@ import typer
 from sqlalchemy import Engine
 
 from digest.cli import _engine, _now, _settings, app, console, err
+from digest.clock import utcnow
 from digest.delivery.bounces import (
     BounceReport,
     ImapError,
@@ -27,7 +28,7 @@ from digest.delivery.sender import run as run_digests
 from digest.delivery.transport import SmtpTransport
 from digest.mail.render import Renderer
 from digest.match import InterestMatcher
-from digest.models import DigestStatus, utcnow
+from digest.models import DigestStatus
 
 
 @app.command()

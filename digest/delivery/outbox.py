@@ -13,7 +13,6 @@ import json
 import logging
 import random
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -26,7 +25,8 @@ from digest.config import Settings
 from digest.db import insert_ignore
 from digest.delivery.planning import Choice, ViewKey, digest_view, interest_lines
 from digest.delivery.transport import Envelope, Failure, SendError
-from digest.mail.render import PaperView, Renderer, RenderError, compose, message_domain
+from digest.mail.message import compose, message_domain
+from digest.mail.render import PaperView, Renderer, RenderError
 from digest.models import (
     DIGEST_PAPERS,
     DIGESTS,
@@ -38,7 +38,6 @@ from digest.models import (
 )
 
 log = logging.getLogger(__name__)
-Clock = Callable[[], datetime]
 
 
 def message_id_for(digest_id: int, period: str, settings: Settings) -> str:

@@ -22,7 +22,8 @@ from digest.config import Settings
 from digest.db import insert_ignore
 from digest.delivery import slots
 from digest.delivery.slots import Due
-from digest.mail.render import DigestView, PaperView, Rendered, Renderer
+from digest.mail.message import Rendered
+from digest.mail.render import DigestView, PaperView, Renderer
 from digest.match import Matcher
 from digest.models import (
     DIGEST_PAPERS,

@@ -20,9 +20,10 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from digest.clock import Clock
 from digest.config import Settings
 from digest.db import make_engine
-from digest.delivery.outbox import Clock, Job, Outbox, Outcome, SendReport
+from digest.delivery.outbox import Job, Outbox, Outcome, SendReport
 from digest.delivery.planning import PlanReport, plan
 from digest.delivery.transport import Failure, SendError, Transport
 from digest.mail.dkim import SigningError

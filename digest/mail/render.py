@@ -19,11 +19,8 @@ from markupsafe import Markup
 from digest import resource_dir
 from digest.config import Settings
 from digest.mail.message import (
-    MESSAGE_POLICY,
     Rendered,
-    compose,
     list_name,
-    message_domain,
 )
 from digest.mail.text import (
     authors_line,
@@ -35,22 +32,6 @@ from digest.mail.text import (
     web_url,
     wrap,
 )
-
-__all__ = [
-    "MESSAGE_POLICY",
-    "ConfirmView",
-    "DigestView",
-    "GoodbyeView",
-    "ManageView",
-    "PaperView",
-    "RenderError",
-    "Rendered",
-    "Renderer",
-    "compose",
-    "message_domain",
-    "shorten",
-    "subject_for",
-]
 
 TEMPLATE_SUFFIXES = (".html", ".txt")
 

@@ -21,7 +21,6 @@ __all__ = [
     "Matcher",
     "PaperDoc",
     "Query",
-    "SimpleMatcher",
     "Term",
     "parse",
 ]
@@ -33,7 +32,3 @@ class Matcher(Protocol):
     def match(self, papers: Sequence[PaperDoc], interests: Iterable[str]) -> dict[str, list[Hit]]:
         """Map each interest's canonical form to the papers it matches, best first."""
         ...
-
-
-# The former name, kept so code written against the simple matcher still runs.
-SimpleMatcher = InterestMatcher

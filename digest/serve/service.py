@@ -13,13 +13,13 @@ from datetime import datetime
 
 from sqlalchemy import Engine
 
+from digest.clock import utcnow
 from digest.config import Settings, SourceConfig
 from digest.delivery.planning import PlanReport, plan
 from digest.delivery.sender import work
 from digest.delivery.transport import Transport
 from digest.mail.render import Renderer
 from digest.match import Matcher
-from digest.models import utcnow
 from digest.serve.jobs import build_scheduler, missed
 from digest.serve.leader import Leadership
 from digest.sources.runner import SourceReport, ingest_source, last_runs

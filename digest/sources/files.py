@@ -8,7 +8,7 @@ from typing import Literal, get_args
 
 from sqlalchemy import Engine
 
-from digest.models import utcnow
+from digest.clock import utcnow
 from digest.sources import arxiv, feeds, hf
 from digest.sources.batch import Batch, SourceError
 from digest.sources.ingest import IngestReport, read_jsonl, store

@@ -19,7 +19,7 @@ from digest.config import Settings
 log = logging.getLogger("digest.sources")
 
 
-class Clock(Protocol):
+class Timer(Protocol):
     """Monotonic time and sleeping; tests pass one that records sleeps instead of sleeping."""
 
     def monotonic(self) -> float:
@@ -31,7 +31,7 @@ class Clock(Protocol):
         ...
 
 
-class SystemClock:
+class SystemTimer:
     """The real clock."""
 
     def monotonic(self) -> float:
@@ -88,11 +88,11 @@ class Http:
         self,
         settings: Settings,
         *,
-        clock: Clock | None = None,
+        timer: Timer | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.settings = settings
-        self.clock: Clock = clock or SystemClock()
+        self.timer: Timer = timer or SystemTimer()
         self.rng = rng or random.Random()
         self.client = httpx.Client(
             timeout=settings.http_timeout,
@@ -125,9 +125,9 @@ class Http:
         interval = self.intervals.get(host)
         last = self._last.get(host)
         if interval and last is not None:
-            wait = last + interval - self.clock.monotonic()
+            wait = last + interval - self.timer.monotonic()
             if wait > 0:
-                self.clock.sleep(wait)
+                self.timer.sleep(wait)
 
     def backoff(self, attempt: int) -> float:
         """The delay before retry number `attempt` (0-based): doubling, capped, jittered."""
@@ -173,9 +173,9 @@ class Http:
                         raise FetchError(f"{url}: {problem}, server asks to wait {wanted:.0f}s")
                     delay = max(delay, wanted)
             finally:
-                self._last[host] = self.clock.monotonic()
+                self._last[host] = self.timer.monotonic()
             if attempt + 1 == attempts:
                 raise FetchError(f"{url}: {problem} (gave up after {attempts} attempts)")
             log.warning("%s: %s; retrying in %.1fs", url, problem, delay)
-            self.clock.sleep(delay)
+            self.timer.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover

@@ -16,8 +16,9 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from sqlalchemy import Engine
 
+from digest.clock import utcnow
 from digest.match.text import normalise_title
-from digest.models import Paper, table_of, utcnow
+from digest.models import Paper, table_of
 from digest.sources.text import readable_latex
 
 _ARXIV_NEW = re.compile(r"(?<![\d.])(\d{4}\.\d{4,5})(?:v(\d+))?(?![\d.])")

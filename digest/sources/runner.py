@@ -17,7 +17,7 @@ from digest.db import insert_ignore
 from digest.models import HTTP_VALIDATORS, INGEST_RUNS
 from digest.sources import arxiv, feeds, hf
 from digest.sources.batch import Batch, SourceError
-from digest.sources.http import Clock, FetchError, Http, Validators
+from digest.sources.http import FetchError, Http, Timer, Validators
 from digest.sources.ingest import IngestReport, store
 
 log = logging.getLogger("digest.sources")
@@ -208,11 +208,11 @@ def ingest_configured(
     settings: Settings,
     now: datetime,
     *,
-    clock: Clock | None = None,
+    timer: Timer | None = None,
     rng: random.Random | None = None,
 ) -> list[SourceReport]:
     """Ingest every source in settings.sources, each isolated, each recorded."""
-    with Http(settings, clock=clock, rng=rng) as http:
+    with Http(settings, timer=timer, rng=rng) as http:
         return [ingest_source(engine, settings, c, now, http=http) for c in settings.sources]
 
 

@@ -20,12 +20,13 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from sqlalchemy import Engine
 
 from digest import resource_dir
+from digest.clock import Clock, utcnow
 from digest.config import Settings
 from digest.db import make_engine
 from digest.mail.render import Renderer
-from digest.match import Matcher, SimpleMatcher
-from digest.models import Cadence, utcnow
-from digest.web.limits import Clock, Limiter, RateLimited
+from digest.match import InterestMatcher, Matcher
+from digest.models import Cadence
+from digest.web.limits import Limiter, RateLimited
 from digest.web.preview import PaperCache
 
 # Capability URLs must not leak through Referer; pages load nothing from elsewhere.
@@ -145,7 +146,7 @@ def create_app(
         settings=settings,
         engine=engine,
         clock=clock,
-        matcher=matcher or SimpleMatcher(),
+        matcher=matcher or InterestMatcher(),
         renderer=Renderer(settings),
         pages=page_env(settings),
         cache=PaperCache(engine),

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 
 from digest.delivery.transport import Envelope, SendError, SmtpTransport
-from digest.mail.message import compose, new_message_id
-from digest.mail.render import ConfirmView, GoodbyeView, ManageView, Rendered
+from digest.mail.message import Rendered, compose, new_message_id
+from digest.mail.render import ConfirmView, GoodbyeView, ManageView
 from digest.tokens import CONFIRM, PREFERENCES, RESUBSCRIBE, make_token
 from digest.web.accounts import SignUp
 from digest.web.app import WebState

@@ -7,7 +7,6 @@ so the effective limit is multiplied by the number of processes (see docs/web.md
 from __future__ import annotations
 
 from collections import defaultdict, deque
-from collections.abc import Callable
 from datetime import datetime, timedelta
 
 
@@ -43,6 +42,3 @@ class Limiter:
     def _prune(self, now: datetime) -> None:
         for key in [k for k, v in self._hits.items() if not v or v[-1] <= now - self.window]:
             del self._hits[key]
-
-
-Clock = Callable[[], datetime]
