@@ -1,11 +1,10 @@
-"""One interest line against stored papers or a JSONL file, and why a paper reached someone."""
+"""Search and explain over stored papers (or a JSONL file): what a line matches, and why."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
@@ -14,6 +13,7 @@ from digest.match.engine import matched_terms, rank
 from digest.match.index import Index, PaperDoc
 from digest.match.query import parse
 from digest.models import INTERESTS, PAPERS, SUBSCRIBERS
+from digest.papers import DOC_COLUMNS, paper_doc
 from digest.sources.ingest import IngestReport, read_jsonl
 from digest.subscribers import normalise_email
 
@@ -27,28 +27,6 @@ class Found:
     matched: tuple[str, ...]
 
 
-def paper_doc(row: Any) -> PaperDoc:
-    """A stored paper row (with DOC_COLUMNS) as matching reads it."""
-    return PaperDoc(
-        id=row.id,
-        title=row.title,
-        abstract=row.abstract or "",
-        upvotes=row.upvotes,
-        authors=tuple(row.authors or ()),
-        categories=tuple(row.categories or ()),
-    )
-
-
-DOC_COLUMNS = (
-    PAPERS.c.id,
-    PAPERS.c.title,
-    PAPERS.c.abstract,
-    PAPERS.c.upvotes,
-    PAPERS.c.authors,
-    PAPERS.c.categories,
-)
-
-
 def stored_papers(conn: Connection) -> list[PaperDoc]:
     """Every stored paper, as matching reads it."""
     return [paper_doc(row) for row in conn.execute(sa.select(*DOC_COLUMNS).order_by(PAPERS.c.id))]
@@ -58,15 +36,7 @@ def file_papers(path: Path) -> tuple[list[PaperDoc], list[str]]:
     """The papers of a JSONL file (ids are line numbers among valid lines) and its bad lines."""
     report = IngestReport()
     docs = [
-        PaperDoc(
-            number,
-            paper.title,
-            paper.abstract,
-            paper.upvotes,
-            tuple(paper.authors),
-            tuple(paper.categories),
-        )
-        for number, paper in enumerate(read_jsonl(path, report), start=1)
+        paper_doc(paper, number) for number, paper in enumerate(read_jsonl(path, report), start=1)
     ]
     return docs, report.errors
 

@@ -1,4 +1,4 @@
-"""Signed, revocable tokens for the links in emails (unsubscribe, preferences)."""
+"""Signed, revocable tokens for the links in emails (unsubscribe, preferences, feed, ...)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ PREFERENCES = "preferences"
 CONFIRM = "confirm"
 RESUBSCRIBE = "resubscribe"
 FEED = "feed"
+DIGESTS = "digests"  # a digest's full list, /digests/{token}/{digest id}
 
 
 # A link signed by a machine whose clock is a little ahead is not "expired".

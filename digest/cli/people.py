@@ -9,7 +9,7 @@ import typer
 from digest import db
 from digest.cli import _engine, _settings, app, console, err
 from digest.clock import utcnow
-from digest.delivery.planning import preview as preview_digest
+from digest.delivery.views import preview as preview_digest
 from digest.mail.render import Renderer, RenderError
 from digest.match import InterestError, InterestMatcher
 from digest.models import Cadence

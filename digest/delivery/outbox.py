@@ -23,14 +23,14 @@ from sqlalchemy import Connection, Engine
 
 from digest.config import Settings
 from digest.db import insert_ignore
-from digest.delivery.planning import Choice, ViewKey, digest_view, interest_lines
+from digest.delivery.planning import Choice
 from digest.delivery.transport import Envelope, Failure, SendError
+from digest.delivery.views import ViewKey, digest_view, interest_lines, load_papers
 from digest.mail.message import compose, message_domain
 from digest.mail.render import PaperView, Renderer, RenderError
 from digest.models import (
     DIGEST_PAPERS,
     DIGESTS,
-    PAPERS,
     SENT_PAPERS,
     SUBSCRIBERS,
     DigestStatus,
@@ -102,6 +102,26 @@ def _claimable(now: datetime) -> list[Any]:
     return [expired, planned]
 
 
+@dataclass
+class Claimed:
+    """What rendering a batch of claimed digests needs, loaded in one read."""
+
+    digests: list[Any]
+    subscribers: dict[int, Any]
+    choices: dict[int, list[Choice]]  # each digest's papers not yet sent, by rank
+    lines: dict[int, list[str]]  # each subscriber's interest lines
+    papers: dict[int, Any]
+
+
+def _refusal(subscriber: Any, row: Any, chosen: list[Choice]) -> tuple[DigestStatus, str] | None:
+    """Why a claimed digest is closed unsent (its status and reply), or None to send it."""
+    if subscriber.status != SubscriberStatus.active:
+        return DigestStatus.failed, f"not sent: subscriber is {subscriber.status}"
+    if not chosen and not (subscriber.empty_note and row.matched_count == 0):
+        return DigestStatus.empty, "not sent: every paper was already sent"
+    return None
+
+
 class Outbox:
     """The database side of sending: claim, load, record, release."""
 
@@ -141,86 +161,93 @@ class Outbox:
         return sorted(claimed)
 
     def prepare(self, ids: list[int], now: datetime) -> tuple[list[Job], list[Outcome]]:
-        """Load and render claimed digests; those with nothing to send are closed at once."""
+        """Load and render claimed digests; those with nothing to send are closed at once.
+
+        The steps: load (one read), decide and render each digest (no transaction open),
+        then record the digests closed unsent (one write).
+        """
+        with self.engine.connect() as conn:
+            claimed = self._load(conn, ids)
         jobs: list[Job] = []
-        closed: list[Outcome] = []
+        closing: list[tuple[Any, DigestStatus, str]] = []
+        views: dict[ViewKey, PaperView] = {}
+        for row in claimed.digests:
+            chosen = claimed.choices.get(row.id, [])
+            refusal = _refusal(claimed.subscribers[row.subscriber_id], row, chosen)
+            if refusal is not None:
+                closing.append((row, *refusal))
+                continue
+            try:
+                jobs.append(self._job(row, claimed, chosen, now, views))
+            except RenderError as exc:  # never send a broken email
+                closing.append((row, DigestStatus.failed, str(exc)))
+        return jobs, self._close(closing)
+
+    def _load(self, conn: Connection, ids: list[int]) -> Claimed:
+        digests = list(conn.execute(sa.select(DIGESTS).where(DIGESTS.c.id.in_(ids))))
+        wanted = {d.subscriber_id for d in digests}
+        subscribers = {
+            row.id: row
+            for row in conn.execute(sa.select(SUBSCRIBERS).where(SUBSCRIBERS.c.id.in_(wanted)))
+        }
+        choices = self._unsent_choices(conn, ids)
+        papers = load_papers(conn, (c.paper_id for cs in choices.values() for c in cs))
+        return Claimed(digests, subscribers, choices, interest_lines(conn, subscribers), papers)
+
+    def _job(
+        self,
+        row: Any,
+        claimed: Claimed,
+        chosen: list[Choice],
+        now: datetime,
+        views: dict[ViewKey, PaperView],
+    ) -> Job:
+        """Render one digest into a message ready to send (RenderError if a template fails)."""
+        subscriber = claimed.subscribers[row.subscriber_id]
+        view = digest_view(
+            self.settings,
+            subscriber,
+            row.period,
+            chosen,
+            max(row.matched_count - len(chosen), 0),
+            papers=claimed.papers,
+            subscribed=claimed.lines.get(subscriber.id, []),
+            digest_id=row.id,
+            views=views,
+        )
+        # No papers at all: the "nothing matched" note they opted in to.
+        rendered = (self.renderer.digest if chosen else self.renderer.nothing)(view)
+        # Papers cut to keep the email under the size limit stay unsent.
+        shown = chosen[: rendered.shown]
+        message_id = message_id_for(row.id, row.period, self.settings)
+        message = compose(
+            rendered,
+            to=subscriber.email,
+            settings=self.settings,
+            message_id=message_id,
+            date=now,
+            unsubscribe_url=view.unsubscribe_url,
+        )
+        return Job(
+            row.id,
+            subscriber.id,
+            subscriber.email,
+            row.attempts,
+            row.created_at,
+            len(shown),
+            shown[-1].rank if shown else 0,
+            message_id,
+            Envelope.of(message, to=subscriber.email, settings=self.settings),
+        )
+
+    def _close(self, closing: list[tuple[Any, DigestStatus, str]]) -> list[Outcome]:
+        """Close digests that will not be sent, in one transaction."""
+        if not closing:
+            return []
         with self.engine.begin() as conn:
-            digests = conn.execute(sa.select(DIGESTS).where(DIGESTS.c.id.in_(ids))).all()
-            subscribers = {
-                row.id: row
-                for row in conn.execute(
-                    sa.select(SUBSCRIBERS).where(
-                        SUBSCRIBERS.c.id.in_({d.subscriber_id for d in digests})
-                    )
-                )
-            }
-            choices = self._unsent_choices(conn, ids)
-            lines = interest_lines(conn, subscribers)
-            papers = {
-                row.id: row
-                for row in conn.execute(
-                    sa.select(PAPERS).where(
-                        PAPERS.c.id.in_({c.paper_id for cs in choices.values() for c in cs})
-                    )
-                )
-            }
-            views: dict[ViewKey, PaperView] = {}
-            for row in digests:
-                subscriber = subscribers[row.subscriber_id]
-                chosen = choices.get(row.id, [])
-                if subscriber.status != SubscriberStatus.active:
-                    reply = f"not sent: subscriber is {subscriber.status}"
-                    closed.append(self._close(conn, row, DigestStatus.failed, reply))
-                elif not chosen and not (subscriber.empty_note and row.matched_count == 0):
-                    reply = "not sent: every paper was already sent"
-                    closed.append(self._close(conn, row, DigestStatus.empty, reply))
-                else:
-                    more = max(row.matched_count - len(chosen), 0)
-                    view = digest_view(
-                        conn,
-                        self.settings,
-                        subscriber,
-                        row.period,
-                        chosen,
-                        more,
-                        papers=papers,
-                        digest_id=row.id,
-                        subscribed=lines.get(subscriber.id, []),
-                        views=views,
-                    )
-                    try:
-                        # No papers at all: the "nothing matched" note they opted in to.
-                        render = self.renderer.digest if chosen else self.renderer.nothing
-                        rendered = render(view)
-                    except RenderError as exc:  # never send a broken email
-                        closed.append(self._close(conn, row, DigestStatus.failed, str(exc)))
-                        continue
-                    # Papers cut to keep the email under the size limit stay unsent.
-                    chosen = chosen[: rendered.shown]
-                    message_id = message_id_for(row.id, row.period, self.settings)
-                    message = compose(
-                        rendered,
-                        to=subscriber.email,
-                        settings=self.settings,
-                        message_id=message_id,
-                        date=now,
-                        unsubscribe_url=view.unsubscribe_url,
-                    )
-                    envelope = Envelope.of(message, to=subscriber.email, settings=self.settings)
-                    jobs.append(
-                        Job(
-                            row.id,
-                            subscriber.id,
-                            subscriber.email,
-                            row.attempts,
-                            row.created_at,
-                            len(chosen),
-                            chosen[-1].rank if chosen else 0,
-                            message_id,
-                            envelope,
-                        )
-                    )
-        return jobs, closed
+            for row, status, reply in closing:
+                self._finish(conn, row.id, status, last_reply=reply)
+        return [Outcome(row.id, "", 0, status, None, reply) for row, status, reply in closing]
 
     @staticmethod
     def _unsent_choices(conn: Connection, ids: list[int]) -> dict[int, list[Choice]]:
@@ -251,10 +278,6 @@ class Outbox:
             choice = Choice(row.paper_id, row.score, row.interest, _terms(row.terms), row.rank)
             found.setdefault(row.digest_id, []).append(choice)
         return found
-
-    def _close(self, conn: Connection, row: Any, status: DigestStatus, reply: str) -> Outcome:
-        self._finish(conn, row.id, status, last_reply=reply)
-        return Outcome(row.id, "", 0, status, None, reply)
 
     def _finish(
         self, conn: Connection, digest_id: int, status: DigestStatus, **values: Any

@@ -1,4 +1,4 @@
-"""Send slots: when each subscriber's digest is due, from their time zone, hour and cadence.
+"""Who is due: each subscriber's send slots, from their time zone, hour and cadence.
 
 A slot is the UTC instant of a subscriber's local send hour on a day their cadence sends;
 its period key is that local date (daily, weekdays) or its ISO week (weekly). Subscribers
@@ -60,6 +60,13 @@ class Rule:
     def today(self, now: datetime) -> date:
         """The subscriber's local date at `now`."""
         return now.astimezone(ZoneInfo(self.timezone)).date()
+
+    def current_period(self, now: datetime) -> str | None:
+        """The period `now` falls in, whatever the hour; None on a day that gets nothing."""
+        day = self.today(now)
+        if self.cadence == Cadence.weekdays and day.weekday() >= 5:
+            return None
+        return self.period(day)
 
 
 class Slot(NamedTuple):
@@ -183,6 +190,47 @@ def due(conn: Connection, now: datetime, grace: timedelta) -> list[Due]:
         return [Due(*row) for row in conn.execute(query)]
     finally:
         _OPEN.drop(conn)
+
+
+def unplanned(conn: Connection, now: datetime) -> list[Due]:
+    """Active subscribers with no digest for the period of `now`, whatever their send hour.
+
+    What `digest run` plans: everyone whose current period (today, this week) has no
+    digest yet, as opposed to `due`, which waits for each subscriber's own send hour.
+    """
+    s = SUBSCRIBERS.c
+    query = sa.select(
+        s.id, s.timezone, s.send_hour, s.cadence, s.weekday, s.max_papers, s.empty_note
+    ).where(s.status == SubscriberStatus.active)
+    wanted: list[Due] = []
+    for sub_id, tz, hour, cadence, weekday, max_papers, note in conn.execute(query):
+        rule = Rule(tz, hour, cadence, weekday)
+        if _valid(rule) and (period := rule.current_period(now)) is not None:
+            wanted.append(Due(sub_id, period, max_papers, note))
+    periods = {row.period for row in wanted}
+    existing = set()
+    if periods:
+        rows = conn.execute(
+            sa.select(DIGESTS.c.subscriber_id, DIGESTS.c.period).where(
+                DIGESTS.c.period.in_(periods)
+            )
+        )
+        existing = {(sub_id, period) for sub_id, period in rows}
+    return [row for row in wanted if (row.subscriber_id, row.period) not in existing]
+
+
+def one(conn: Connection, subscriber_id: int, now: datetime) -> list[Due]:
+    """Subscriber `subscriber_id` as if due now, whatever their state (for previews)."""
+    s = SUBSCRIBERS.c
+    row = conn.execute(
+        sa.select(s.timezone, s.send_hour, s.cadence, s.weekday, s.max_papers, s.empty_note).where(
+            s.id == subscriber_id
+        )
+    ).first()
+    if row is None:
+        return []
+    period = Rule(row.timezone, row.send_hour, row.cadence, row.weekday).current_period(now)
+    return [Due(subscriber_id, period or "preview", row.max_papers, row.empty_note)]
 
 
 def forecast(conn: Connection, now: datetime, hours: int = 24) -> list[tuple[datetime, int]]:

@@ -29,9 +29,9 @@ from digest.mail.text import (
     one_line,
     shorten,
     subject_for,
-    web_url,
     wrap,
 )
+from digest.papers import web_url
 
 TEMPLATE_SUFFIXES = (".html", ".txt")
 

@@ -19,16 +19,6 @@ def one_line(text: str) -> str:
     return _SPACE.sub(" ", _CONTROL.sub(" ", text)).strip()
 
 
-def web_url(url: str | None) -> str | None:
-    """`url` if it is an http(s) URL safe to put in a link, else None."""
-    if not url:
-        return None
-    url = url.strip()
-    if not url.lower().startswith(("https://", "http://")) or _CONTROL.search(url) or " " in url:
-        return None
-    return url
-
-
 def clip(text: str, limit: int) -> str:
     """`text` on one line, cut at a word near `limit` characters with an ellipsis."""
     text = one_line(text)

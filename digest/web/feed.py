@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 from xml.etree import ElementTree as ET
 
-from digest.mail.text import web_url
+from digest.papers import paper_url, web_url
 
 ATOM = "http://www.w3.org/2005/Atom"
 
@@ -41,7 +41,7 @@ def atom(self_url: str, subscriber: Any, papers: Sequence[Any], now: datetime) -
         _text(entry, "updated", _stamp(paper.sent_at))
         if paper.published_at:
             _text(entry, "published", _stamp(paper.published_at))
-        link = web_url(paper.url)
+        link = web_url(paper_url(paper))
         if link:
             ET.SubElement(entry, f"{{{ATOM}}}link", rel="alternate", href=link)
         for name in paper.authors[:20]:

@@ -11,11 +11,11 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
-from digest.delivery.planning import DIGESTS_LINK
 from digest.models import SubscriberStatus
 from digest.subscribers import SubscriberError, normalise_email
 from digest.tokens import (
     CONFIRM,
+    DIGESTS,
     FEED,
     PREFERENCES,
     RESUBSCRIBE,
@@ -227,14 +227,14 @@ def _prefs_page(
     error = extra.pop("error", None)
     with state.engine.connect() as conn:
         digests = accounts.recent_digests(conn, row.id)
-    digest_token = token(state, DIGESTS_LINK, row.id, row.token_version)
+    digest_token = token(state, DIGESTS, row.id, row.token_version)
     return state.page(
         "preferences.html",
         status,
         **_form_context(values, error),
         row=row,
         action=f"/preferences/{value}",
-        digests=[(d, f"/{DIGESTS_LINK}/{digest_token}/{d.id}") for d in digests],
+        digests=[(d, f"/{DIGESTS}/{digest_token}/{d.id}") for d in digests],
         feed_url=state.link(FEED, token(state, FEED, row.id, row.token_version)),
         unsubscribe_url="/unsubscribe/" + token(state, UNSUBSCRIBE, row.id, row.token_version),
         **extra,
@@ -318,7 +318,7 @@ def resubscribe(value: str, state: State) -> HTMLResponse:
 @router.get("/digests/{value}/{digest_id}", response_class=HTMLResponse)
 def digest_page(value: str, digest_id: int, state: State) -> HTMLResponse:
     """Every paper of one of the subscriber's digests."""
-    row = subscriber_for(state, DIGESTS_LINK, value)
+    row = subscriber_for(state, DIGESTS, value)
     with state.engine.connect() as conn:
         found = accounts.recent_digests(conn, row.id, only=digest_id)
         if not found:

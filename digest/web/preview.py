@@ -10,9 +10,9 @@ from datetime import date, datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
-from digest.mail.text import web_url
 from digest.match import Hit, Matcher, PaperDoc
 from digest.models import PAPERS
+from digest.papers import DOC_COLUMNS, paper_doc, paper_url, web_url
 
 PREVIEW_DAYS = 7
 SHOWN = 10
@@ -70,20 +70,11 @@ class PaperCache:
     def _reload(self, now: datetime) -> None:
         since = now - timedelta(days=PREVIEW_DAYS)
         query = sa.select(
-            PAPERS.c.id,
-            PAPERS.c.title,
-            PAPERS.c.abstract,
-            PAPERS.c.upvotes,
-            PAPERS.c.url,
-            PAPERS.c.first_seen_at,
+            *DOC_COLUMNS, PAPERS.c.arxiv_id, PAPERS.c.url, PAPERS.c.first_seen_at
         ).where(PAPERS.c.first_seen_at > since, PAPERS.c.first_seen_at <= now)
         with self.engine.connect() as conn:
             docs = [
-                (
-                    PaperDoc(r.id, r.title, r.abstract, r.upvotes),
-                    r.first_seen_at.date(),
-                    web_url(r.url),
-                )
+                (paper_doc(r), r.first_seen_at.date(), web_url(paper_url(r)))
                 for r in conn.execute(query)
             ]
         self._docs, self._hits, self._loaded = docs, {}, now

@@ -1,0 +1,63 @@
+"""A stored paper row as the rest of digest reads it: the matcher's document and its links.
+
+Planning, search, explain and the sign-up preview all read papers through `paper_doc`
+(with `DOC_COLUMNS` selected), so an interest line matches the same papers wherever it
+is evaluated; the email, the full list and the feed link a paper through `paper_url`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from digest.match import PaperDoc
+from digest.models import PAPERS
+
+# What `paper_doc` reads from a paper row.
+DOC_COLUMNS = (
+    PAPERS.c.id,
+    PAPERS.c.title,
+    PAPERS.c.abstract,
+    PAPERS.c.upvotes,
+    PAPERS.c.authors,
+    PAPERS.c.categories,
+)
+_UNSAFE = re.compile(r"[\x00-\x20\x7f\u2028\u2029]")
+
+
+def paper_doc(row: Any, paper_id: int | None = None) -> PaperDoc:
+    """A paper (a row with DOC_COLUMNS, or a PaperIn given its `paper_id`) as matching reads it."""
+    return PaperDoc(
+        id=row.id if paper_id is None else paper_id,
+        title=row.title,
+        abstract=row.abstract or "",
+        upvotes=row.upvotes,
+        authors=tuple(row.authors or ()),
+        categories=tuple(row.categories or ()),
+    )
+
+
+def web_url(url: str | None) -> str | None:
+    """`url` if it is an http(s) URL safe to put in a link, else None."""
+    if not url:
+        return None
+    url = url.strip()
+    if not url.lower().startswith(("https://", "http://")) or _UNSAFE.search(url):
+        return None
+    return url
+
+
+def paper_url(row: Any) -> str | None:
+    """The paper's page: its arXiv abstract page when it has an arXiv id, else its own URL."""
+    return f"https://arxiv.org/abs/{row.arxiv_id}" if row.arxiv_id else row.url
+
+
+def pdf_url(row: Any) -> str | None:
+    """The paper's PDF: the one the source gave, else arXiv's."""
+    return row.pdf_url or (f"https://arxiv.org/pdf/{row.arxiv_id}" if row.arxiv_id else None)
+
+
+def hf_url(row: Any) -> str | None:
+    """The paper's Hugging Face page, when it came from HF Daily Papers (or has upvotes)."""
+    from_hf = row.upvotes is not None or any("hf" in s or "hugging" in s for s in row.sources)
+    return f"https://huggingface.co/papers/{row.arxiv_id}" if row.arxiv_id and from_hf else None
