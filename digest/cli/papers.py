@@ -12,7 +12,8 @@ import typer
 from pydantic import ValidationError
 from rich.markup import escape
 
-from digest.cli import _engine, _settings, app, console, err
+from digest.cli import common
+from digest.cli.common import USAGE, console, err, fail
 from digest.clock import utcnow
 from digest.config import SourceConfig
 from digest.match import InterestError
@@ -20,6 +21,8 @@ from digest.sources.files import ingest_path
 from digest.sources.runner import ingest_source
 from digest.sources.runner import status as source_status
 from digest.subscribers import SubscriberError
+
+app = typer.Typer()
 
 
 class SourceChoice(StrEnum):
@@ -71,22 +74,20 @@ def ingest(
     ] = None,
 ) -> None:
     """Store papers from a file (format detected) or from a source; bad entries are reported."""
-    settings = _settings()
+    settings = common.settings()
     if source is None:
         if target is None or not Path(target).is_file():
-            err.print(f"[red]error:[/] no such file: {target}", highlight=False)
-            raise typer.Exit(2)
-        with _engine(settings) as engine:
+            fail(f"no such file: {target}", USAGE)
+        with common.engine(settings) as engine:
             result = ingest_path(engine, Path(target), FormatChoice(fmt).value if fmt else None)
     else:
         try:
             config = SourceConfig(kind=source.value, categories=category or [], url=target)
         except ValidationError as exc:
             problems = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
-            err.print(f"[red]error:[/] {problems}", highlight=False)
-            raise typer.Exit(2) from exc
+            fail(problems, USAGE)
         since = day.date() if day else None
-        with _engine(settings) as engine:
+        with common.engine(settings) as engine:
             result = ingest_source(
                 engine,
                 settings,
@@ -108,15 +109,14 @@ def ingest(
     else:
         console.print(result.line(with_error=False), highlight=False)
     if result.error:  # said once, on standard error
-        err.print(f"[red]error:[/] {result.error}", highlight=False)
-        raise typer.Exit(1)
+        fail(result.error)
 
 
 @app.command()
 def sources() -> None:
     """Show each source with the result of its last ingest."""
-    settings = _settings()
-    with _engine(settings) as engine:
+    settings = common.settings()
+    with common.engine(settings) as engine:
         rows = source_status(engine, settings)
     if not rows:
         console.print("no sources configured (DIGEST_SOURCES) and no ingest recorded")
@@ -156,13 +156,12 @@ def search(
         for problem in problems:
             err.print(f"[yellow]skipped[/] {problem}", highlight=False)
     else:
-        with _engine() as engine, engine.connect() as conn:
+        with common.engine() as engine, engine.connect() as conn:
             papers = stored_papers(conn)
     try:
         found = search(papers, query)
     except InterestError as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(2) from exc
+        fail(str(exc), USAGE)
     for item in found[:limit]:
         if as_json:
             record = {"id": item.paper.id, "title": item.paper.title}
@@ -188,11 +187,10 @@ def explain(
     from digest.search import explain as explain_paper
 
     try:
-        with _engine() as engine:
+        with common.engine() as engine:
             paper, verdicts = explain_paper(engine, email, paper_id)
     except (LookupError, SubscriberError) as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(1) from exc
+        fail(str(exc))
     console.print(f"[{paper.id}] {paper.title}", highlight=False, markup=False)
     for verdict in verdicts:
         if verdict.matches:

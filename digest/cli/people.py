@@ -7,7 +7,8 @@ from typing import Annotated
 import typer
 
 from digest import db
-from digest.cli import _engine, _settings, app, console, err
+from digest.cli import common
+from digest.cli.common import USAGE, console, err, fail
 from digest.clock import utcnow
 from digest.delivery.views import preview as preview_digest
 from digest.mail.render import Renderer, RenderError
@@ -16,6 +17,8 @@ from digest.models import Cadence
 from digest.subscribers import SubscriberError, find
 from digest.subscribers import subscribe as add_subscriber
 from digest.subscribers import unsubscribe as remove_subscriber
+
+app = typer.Typer()
 
 
 @app.command()
@@ -37,7 +40,7 @@ def subscribe(
 ) -> None:
     """Add (or update) an active subscriber with their interests; no confirmation email."""
     try:
-        with _engine() as engine:
+        with common.engine() as engine:
             subscriber, created = add_subscriber(
                 engine,
                 email,
@@ -50,8 +53,7 @@ def subscribe(
                 empty_note=empty_note,
             )
     except (SubscriberError, InterestError) as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(2) from exc
+        fail(str(exc), USAGE)
     verb = "subscribed" if created else "updated"
     console.print(f"{verb} {subscriber.email} with {len(interest)} interest(s)")
 
@@ -59,11 +61,10 @@ def subscribe(
 @app.command()
 def unsubscribe(email: Annotated[str, typer.Argument(help="The subscriber's address.")]) -> None:
     """Stop sending to a subscriber at once."""
-    with _engine() as engine:
+    with common.engine() as engine:
         found = remove_subscriber(engine, email)
     if not found:
-        err.print(f"[red]error:[/] no subscriber {email}", highlight=False)
-        raise typer.Exit(1)
+        fail(f"no subscriber {email}")
     console.print(f"unsubscribed {email}")
 
 
@@ -73,20 +74,18 @@ def preview(
     html: Annotated[bool, typer.Option("--html", help="Print the HTML part.")] = False,
 ) -> None:
     """Print the digest a subscriber would get now (text, or HTML with --html)."""
-    settings = _settings()
-    with _engine(settings) as engine:
+    settings = common.settings()
+    with common.engine(settings) as engine:
         with db.session_scope(engine) as session:
             subscriber = find(session, email)
         if subscriber is None or subscriber.id is None:
-            err.print(f"[red]error:[/] no subscriber {email}", highlight=False)
-            raise typer.Exit(1)
+            fail(f"no subscriber {email}")
         try:
             result = preview_digest(
                 engine, InterestMatcher(), Renderer(settings), subscriber.id, utcnow()
             )
         except RenderError as exc:
-            err.print(f"[red]error:[/] {exc}", highlight=False)
-            raise typer.Exit(1) from exc
+            fail(str(exc))
     if result is None:
         err.print(f"nothing new matches the interests of {subscriber.email}")
         return

@@ -5,15 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from sqlalchemy import Engine
 
-from digest.cli import _engine, _now, _settings, app, console, err
+from digest.cli import common
+from digest.cli.common import USAGE, console, err, exit_if_refused, fail
 from digest.clock import utcnow
 from digest.delivery.bounces import (
     BounceReport,
@@ -22,13 +21,14 @@ from digest.delivery.bounces import (
     process_imap,
     process_maildir,
 )
-from digest.delivery.outbox import Outcome
-from digest.delivery.sender import SendAborted, work
 from digest.delivery.sender import run as run_digests
+from digest.delivery.sender import work
 from digest.delivery.transport import SmtpTransport
 from digest.mail.render import Renderer
 from digest.match import InterestMatcher
 from digest.models import DigestStatus
+
+app = typer.Typer()
 
 
 @app.command()
@@ -38,15 +38,17 @@ def run(
     ] = None,
 ) -> None:
     """Plan and send every due digest now, over the SMTP server in Settings."""
-    settings = _settings()
-    with _engine(settings) as engine:
+    settings = common.settings()
+    with common.engine(settings) as engine:
         planned, sent = asyncio.run(
             run_digests(
-                engine, InterestMatcher(), SmtpTransport(settings), Renderer(settings), _now(now)
+                engine,
+                InterestMatcher(),
+                SmtpTransport(settings),
+                Renderer(settings),
+                common.as_of(now),
             )
         )
-    if sent.aborted:
-        err.print(f"[bold red]sending stopped:[/] the SMTP server refused us: {sent.aborted}")
     for outcome in sent.outcomes:
         if outcome.status is not DigestStatus.sent:
             err.print(
@@ -57,8 +59,12 @@ def run(
         f"sent {sent.count(DigestStatus.sent)}, retrying {sent.count(DigestStatus.planned)}, "
         f"failed {sent.count(DigestStatus.failed)}"
     )
-    if sent.aborted:
-        raise typer.Exit(3)
+    exit_if_refused(sent)
+
+
+def _log_to_stderr() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # not every tick at INFO
 
 
 @app.command()
@@ -66,33 +72,25 @@ def worker(
     once: Annotated[bool, typer.Option("--once", help="Send what is due, then exit.")] = False,
 ) -> None:
     """Send planned digests until stopped (SIGTERM finishes the message in flight)."""
-    settings = _settings()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-
-    async def main(engine: Engine) -> list[Outcome]:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        return await work(
-            engine,
-            SmtpTransport(settings),
-            Renderer(settings),
-            clock=utcnow,
-            stop=stop,
-            poll=settings.worker_poll_seconds,
-            once=once,
+    settings = common.settings()
+    _log_to_stderr()
+    with common.engine(settings) as engine:
+        report = common.run_until_stopped(
+            lambda stop: work(
+                engine,
+                SmtpTransport(settings),
+                Renderer(settings),
+                clock=utcnow,
+                stop=stop,
+                poll=settings.worker_poll_seconds,
+                once=once,
+            )
         )
-
-    with _engine(settings) as engine:
-        try:
-            outcomes = asyncio.run(main(engine))
-        except SendAborted as exc:
-            err.print(f"[bold red]sending stopped:[/] the SMTP server refused us: {exc}")
-            raise typer.Exit(3) from exc
-    sent = sum(1 for o in outcomes if o.status is DigestStatus.sent)
-    retrying = sum(1 for o in outcomes if o.status is DigestStatus.planned)
-    console.print(f"sent {sent} digest(s), {retrying} to retry later, {len(outcomes)} handled")
+    exit_if_refused(report)
+    console.print(
+        f"sent {report.count(DigestStatus.sent)} digest(s), "
+        f"{report.count(DigestStatus.planned)} to retry later, {len(report.outcomes)} handled"
+    )
 
 
 @app.command()
@@ -106,40 +104,30 @@ def serve(
     """Run the web app, the scheduler (ingest, plan) and the sender until SIGTERM or Ctrl-C."""
     from digest.serve.service import serve as run_service
 
-    settings = _settings()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # not every tick at INFO
-
-    async def main(engine: Engine) -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await run_service(
-            engine,
-            settings,
-            InterestMatcher(),
-            SmtpTransport(settings),
-            Renderer(settings),
-            stop=stop,
-            web=None if no_web else (host, port),
-        )
-
+    settings = common.settings()
+    _log_to_stderr()
     if not no_web:
         console.print(
             f"web app on http://{host}:{port}/ (links in emails use DIGEST_BASE_URL="
             f"{settings.base_url})",
             highlight=False,
         )
-    with _engine(settings) as engine:
+    with common.engine(settings) as engine:
         try:
-            asyncio.run(main(engine))
+            report = common.run_until_stopped(
+                lambda stop: run_service(
+                    engine,
+                    settings,
+                    InterestMatcher(),
+                    SmtpTransport(settings),
+                    Renderer(settings),
+                    stop=stop,
+                    web=None if no_web else (host, port),
+                )
+            )
         except OSError as exc:
-            err.print(f"[red]error:[/] the web app cannot listen on {host}:{port}: {exc}")
-            raise typer.Exit(1) from exc
-        except SendAborted as exc:
-            err.print(f"[bold red]sending stopped:[/] the SMTP server refused us: {exc}")
-            raise typer.Exit(3) from exc
+            fail(exc.strerror or str(exc))
+    exit_if_refused(report)
 
 
 @app.command()
@@ -150,9 +138,9 @@ def schedule(
     from digest.delivery.slots import due, forecast
     from digest.serve.jobs import upcoming
 
-    settings = _settings()
+    settings = common.settings()
     now = utcnow()
-    with _engine(settings) as engine, engine.connect() as conn:
+    with common.engine(settings) as engine, engine.connect() as conn:
         waiting = due(conn, now, timedelta(hours=settings.catch_up_hours))
         ahead = forecast(conn, now, hours)
     console.print("[bold]Next jobs[/] (UTC)")
@@ -178,17 +166,12 @@ def bounces(
     ] = None,
 ) -> None:
     """Read bounce notifications: hard bounces stop mail at once, soft ones are counted."""
-    settings = _settings()
+    settings = common.settings()
     if maildir is not None and imap is not None:
-        err.print("[red]error:[/] give --maildir or --imap, not both", highlight=False)
-        raise typer.Exit(2)
+        fail("give --maildir or --imap, not both", USAGE)
     if maildir is None and imap is None and not settings.bounce_imap_url.get_secret_value():
-        err.print(
-            "[red]error:[/] give --maildir DIR or --imap URL (or set DIGEST_BOUNCE_IMAP_URL)",
-            highlight=False,
-        )
-        raise typer.Exit(2)
-    with _engine(settings) as engine:
+        fail("give --maildir DIR or --imap URL (or set DIGEST_BOUNCE_IMAP_URL)", USAGE)
+    with common.engine(settings) as engine:
         report: BounceReport
         try:
             if maildir is not None:
@@ -196,11 +179,9 @@ def bounces(
             else:
                 report = process_imap(engine, settings, imap)
         except (FileNotFoundError, ImapUrlError) as exc:
-            err.print(f"[red]error:[/] {exc}", highlight=False)
-            raise typer.Exit(2) from exc
+            fail(str(exc), USAGE)
         except ImapError as exc:
-            err.print(f"[red]error:[/] {exc}", highlight=False)
-            raise typer.Exit(1) from exc
+            fail(str(exc))
     for address in report.bounced:
         console.print(f"bounced: {address}", highlight=False)
     for what in report.unmatched:
@@ -229,7 +210,7 @@ def smtp_capture(
     """Run a local SMTP server that stores every message in a Maildir (until Ctrl-C)."""
     from digest.mail.capture import CaptureServer
 
-    maildir = maildir or _settings().maildir
+    maildir = maildir or common.settings().maildir
     with CaptureServer(maildir, host, port):
         console.print(f"capturing mail on {host}:{port} into {maildir}/ (Ctrl-C stops)")
         with contextlib.suppress(KeyboardInterrupt):
@@ -241,4 +222,4 @@ def demo() -> None:
     """Migrate a SQLite database, load sample papers and subscribers, and send their digests."""
     from digest.demo import run_demo
 
-    run_demo(_settings(), console)
+    run_demo(common.settings(), console)

@@ -42,6 +42,159 @@ RECORD_DELAY = 0.05
 RENDER_NICENESS = 10
 
 
+class SendPass:
+    """One pass over the outbox: a producer claims and renders, `senders` tasks send.
+
+    The producer is pipelined: the next batch is claimed and rendered while this one is
+    sent. Results wait in `pending` and are recorded in groups (`flush`). A refusal of
+    us by the SMTP server (`Failure.sender`) or `stop` halts the pass; every digest
+    claimed and not yet handed to SMTP is then released.
+    """
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        transport: Transport,
+        *,
+        clock: Clock,
+        stop: asyncio.Event,
+        limit: int | None,
+        senders: int,
+        pool: RenderPool | None,
+    ) -> None:
+        self.outbox = outbox
+        self.transport = transport
+        self.clock = clock
+        self.stop = stop
+        self.limit = limit
+        self.senders = senders
+        self.pool = pool
+        self.batch = outbox.settings.send_batch
+        self.group = max(senders, GROUP)
+        self.queue: asyncio.Queue[Job | None] = asyncio.Queue(maxsize=senders)
+        self.report = SendReport()
+        self.pending: list[tuple[Job, str | SendError]] = []  # accepted or refused, unrecorded
+        self.timer: asyncio.TimerHandle | None = None  # records `pending` a little later
+
+    async def run(self) -> SendReport:
+        """Send until the outbox is empty, `limit` is reached, or the pass is halted."""
+        try:
+            await asyncio.gather(self.produce(), *(self.send() for _ in range(self.senders)))
+        finally:
+            self.flush()
+        return self.report
+
+    def halted(self) -> bool:
+        """Whether to stop: told to, or the SMTP server refused us."""
+        return self.stop.is_set() or self.report.aborted is not None
+
+    def abort(self, reason: str, ids: list[int]) -> None:
+        """Halt the pass for `reason` and hand `ids` back with it."""
+        if self.report.aborted is None:
+            self.report.aborted = reason
+            log.error("sending stopped: %s", reason)
+        self.release(ids, reason)
+
+    def release(self, ids: list[int], reply: str | None = None) -> None:
+        """Hand claimed digests back to the outbox, unsent."""
+        self.report.released += self.outbox.release(ids, reply)
+
+    async def produce(self) -> None:
+        """Claim and render batch after batch; each is queued once the next is rendering."""
+        claimed = 0
+        ahead: tuple[list[int], asyncio.Task[Any]] | None = None
+        try:
+            while True:
+                ids = self.claim(claimed)
+                claimed += len(ids)
+                rendering = asyncio.create_task(self.prepare(ids)) if ids else None
+                if ahead is not None and not await self.feed(*ahead):
+                    if rendering is not None:  # halted: hand the next batch back
+                        with contextlib.suppress(SigningError):
+                            await rendering
+                        self.release(ids)
+                    return
+                if rendering is None:
+                    return
+                ahead = (ids, rendering)
+        finally:
+            for _ in range(self.senders):
+                await self.queue.put(None)
+
+    def claim(self, claimed: int) -> list[int]:
+        """The next batch of digests, within the pass's limit; none once halted."""
+        if self.halted():
+            return []
+        size = self.batch if self.limit is None else min(self.batch, self.limit - claimed)
+        return self.outbox.claim(self.clock(), size) if size > 0 else []
+
+    async def prepare(self, ids: list[int]) -> tuple[list[Job], list[Outcome]]:
+        """Render claimed digests, in the render process when there is one."""
+        if self.pool is None:
+            return self.outbox.prepare(ids, self.clock())
+        return await self.pool.prepare(ids, self.clock(), self.outbox.token)
+
+    async def feed(self, ids: list[int], rendering: asyncio.Task[Any]) -> bool:
+        """Queue a rendered batch, renewing leases in small groups; False once halted."""
+        try:
+            jobs, closed = await rendering
+        except SigningError as exc:  # the operator's DKIM key: our problem, stop
+            self.abort(str(exc), ids)
+            return False
+        self.report.outcomes.extend(closed)
+        for start in range(0, len(jobs), self.group):
+            if self.halted():
+                self.release([job.digest_id for job in jobs[start:]])
+                return False
+            # Renewed just before they can be handed to SMTP.
+            ready, dropped = self.outbox.touch(jobs[start : start + self.group], self.clock())
+            self.report.outcomes.extend(dropped)
+            for job in ready:
+                await self.queue.put(job)
+        return True
+
+    async def send(self) -> None:
+        """One sender: hand queued messages to SMTP until the producer says it is done."""
+        while (job := await self.queue.get()) is not None:
+            if self.halted():
+                self.release([job.digest_id])
+                continue
+            result: str | SendError
+            try:
+                result = await self.transport.send(job.envelope)
+            except SendError as exc:
+                if exc.failure is Failure.sender:
+                    self.abort(f"the SMTP server refused us: {exc.reply}", [job.digest_id])
+                    continue
+                result = exc
+            self.pending.append((job, result))
+            if len(self.pending) >= self.group:
+                self.flush()
+            elif self.timer is None:
+                loop = asyncio.get_running_loop()
+                self.timer = loop.call_later(RECORD_DELAY, self.flush_later)
+
+    def flush(self) -> None:
+        """Record every pending result now."""
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        batch, self.pending = self.pending, []
+        if batch:
+            try:
+                self.report.outcomes.extend(self.outbox.record(batch, self.clock()))
+            except BaseException:
+                self.pending[:0] = batch  # recorded by the next flush, or reported by the last
+                raise
+
+    def flush_later(self) -> None:
+        """The timer's flush: a failure is logged and retried by the next flush."""
+        try:
+            self.flush()
+        except Exception:
+            log.exception("recording sent digests failed; will try again")
+
+
 async def send_due(
     engine: Engine,
     transport: Transport,
@@ -55,120 +208,19 @@ async def send_due(
 ) -> SendReport:
     """Send every claimable digest (at most `limit`); the caller closes the transport.
 
-    With a `pool`, digests are rendered in another process while this one sends.
+    With a `pool`, digests are rendered in another process while this one sends. If the
+    SMTP server refuses us, the pass stops and `SendReport.aborted` says why.
     """
     settings = renderer.settings
-    outbox = Outbox(engine, renderer)
-    report = SendReport()
-    stop = stop or asyncio.Event()
-    cap = limit or settings.max_per_run
-    workers = senders or settings.smtp_connections
-    group = max(workers, GROUP)
-    queue: asyncio.Queue[Job | None] = asyncio.Queue(maxsize=workers)
-    abort: list[SendError] = []
-    pending: list[tuple[Job, str | SendError]] = []  # accepted or refused, not yet recorded
-    timer: list[asyncio.TimerHandle] = []  # records `pending` RECORD_DELAY after the first
-
-    def halted() -> bool:
-        return stop.is_set() or bool(abort)
-
-    async def prepare(ids: list[int]) -> tuple[list[Job], list[Outcome]]:
-        if pool is None:
-            return outbox.prepare(ids, clock())
-        return await pool.prepare(ids, clock(), outbox.token)
-
-    async def feed(ids: list[int], rendering: asyncio.Task[Any]) -> bool:
-        """Queue a rendered batch, renewing leases in small groups; False once halted."""
-        try:
-            jobs, closed = await rendering
-        except SigningError as exc:  # the operator's DKIM key: our problem, stop
-            abort.append(SendError(str(exc), Failure.sender))
-            report.released += outbox.release(ids, str(exc))
-            return False
-        report.outcomes.extend(closed)
-        for start in range(0, len(jobs), group):
-            if halted():
-                report.released += outbox.release([j.digest_id for j in jobs[start:]])
-                return False
-            # Renewed just before they can be handed to SMTP.
-            ready, dropped = outbox.touch(jobs[start : start + group], clock())
-            report.outcomes.extend(dropped)
-            for job in ready:
-                await queue.put(job)
-        return True
-
-    async def produce() -> None:
-        # Pipelined: the next batch is claimed and rendered while this one is sent.
-        claimed = 0
-        ahead: tuple[list[int], asyncio.Task[Any]] | None = None
-        try:
-            while True:
-                ids: list[int] = []
-                if not halted():
-                    room = settings.send_batch if cap is None else cap - claimed
-                    size = min(settings.send_batch, room)
-                    ids = outbox.claim(clock(), size) if size > 0 else []
-                    claimed += len(ids)
-                rendering = asyncio.create_task(prepare(ids)) if ids else None
-                if ahead is not None and not await feed(*ahead):
-                    if rendering is not None:  # halted: hand the next batch back
-                        with contextlib.suppress(SigningError):
-                            await rendering
-                        report.released += outbox.release(ids)
-                    return
-                if rendering is None:
-                    return
-                ahead = (ids, rendering)
-        finally:
-            for _ in range(workers):
-                await queue.put(None)
-
-    async def send() -> None:
-        while (job := await queue.get()) is not None:
-            if halted():
-                report.released += outbox.release([job.digest_id])
-                continue
-            result: str | SendError
-            try:
-                result = await transport.send(job.envelope)
-            except SendError as exc:
-                if exc.failure is Failure.sender:
-                    abort.append(exc)
-                    report.released += outbox.release([job.digest_id], exc.reply)
-                    continue
-                result = exc
-            pending.append((job, result))
-            if len(pending) >= group:
-                flush()
-            elif not timer:
-                timer.append(asyncio.get_running_loop().call_later(RECORD_DELAY, flush_later))
-
-    def flush() -> None:
-        while timer:
-            timer.pop().cancel()
-        batch = pending.copy()
-        pending.clear()
-        if batch:
-            try:
-                report.outcomes.extend(outbox.record(batch, clock()))
-            except BaseException:
-                pending[:0] = batch  # recorded by the next flush, or reported by the last
-                raise
-
-    def flush_later() -> None:
-        try:
-            flush()
-        except Exception:
-            log.exception("recording sent digests failed; will try again")
-
-    try:
-        await asyncio.gather(produce(), *(send() for _ in range(workers)))
-    finally:
-        flush()
-    if abort:
-        report.aborted = abort[0].reply
-        log.error("sending stopped: the SMTP server refused us: %s", abort[0].reply)
-    return report
+    return await SendPass(
+        Outbox(engine, renderer),
+        transport,
+        clock=clock,
+        stop=stop or asyncio.Event(),
+        limit=limit or settings.max_per_run,
+        senders=senders or settings.smtp_connections,
+        pool=pool,
+    ).run()
 
 
 async def run(
@@ -202,19 +254,25 @@ async def work(
     poll: float,
     once: bool = False,
     wake: asyncio.Event | None = None,
-) -> list[Outcome]:
-    """Send due digests until `stop` is set (or once); `wake` cuts an idle wait short."""
-    outcomes: list[Outcome] = []
+) -> SendReport:
+    """Send due digests until `stop` is set (or once); `wake` cuts an idle wait short.
+
+    Returns every pass's outcomes; stops early, with `aborted` set, if the SMTP server
+    refuses us (another pass would only be refused again).
+    """
+    total = SendReport()
     pool = RenderPool.start(engine, renderer.settings)
     try:
         while not stop.is_set():
             report = await send_due(engine, transport, renderer, clock=clock, stop=stop, pool=pool)
-            outcomes.extend(report.outcomes)
-            sent = report.count(DigestStatus.sent)
+            total.outcomes.extend(report.outcomes)
+            total.released += report.released
             if report.outcomes:
+                sent = report.count(DigestStatus.sent)
                 log.info("sent %d of %d digests", sent, len(report.outcomes))
             if report.aborted:
-                raise SendAborted(report.aborted)
+                total.aborted = report.aborted
+                break
             if once:
                 break
             if not report.outcomes:
@@ -223,7 +281,7 @@ async def work(
         await transport.close()
         if pool is not None:
             pool.close()
-    return outcomes
+    return total
 
 
 async def _idle(stop: asyncio.Event, wake: asyncio.Event | None, poll: float) -> None:
@@ -304,7 +362,3 @@ def _prepare(ids: list[int], now: datetime, token: str) -> tuple[list[Job], list
     assert _renderer_outbox is not None, "render process not initialised"
     _renderer_outbox.token = token
     return _renderer_outbox.prepare(ids, now)
-
-
-class SendAborted(RuntimeError):
-    """The SMTP server refused us (authentication, policy): sending stopped."""

@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 
 from digest.clock import utcnow
 from digest.config import Settings, SourceConfig
+from digest.delivery.outbox import SendReport
 from digest.delivery.planning import PlanReport, plan
 from digest.delivery.sender import work
 from digest.delivery.transport import Transport
@@ -115,8 +116,11 @@ async def serve(
     stop: asyncio.Event,
     clock: Callable[[], datetime] = utcnow,
     web: tuple[str, int] | None = None,
-) -> None:
-    """Run the scheduler, the send worker and (given `web`: host, port) the web app."""
+) -> SendReport:
+    """Run the scheduler, the send worker and (given `web`: host, port) the web app.
+
+    Returns what was sent; stops early, with `aborted` set, if the SMTP server refuses us.
+    """
     service = Service(engine, settings, matcher, clock=clock)
     # APScheduler runs on the real clock; `clock` is the time planning and sending use.
     scheduler = build_scheduler(settings, service, utcnow())
@@ -131,7 +135,7 @@ async def serve(
         )
         site.add_done_callback(lambda _: stop.set())  # the web app failing stops the rest
     try:
-        await work(
+        return await work(
             engine,
             transport,
             renderer,
