@@ -91,8 +91,7 @@ class SendPass:
     def abort(self, reason: str, ids: list[int]) -> None:
         """Halt the pass for `reason` and hand `ids` back with it."""
         if self.report.aborted is None:
-            self.report.aborted = reason
-            log.error("sending stopped: %s", reason)
+            self.report.aborted = reason  # reported by whoever started the pass
         self.release(ids, reason)
 
     def release(self, ids: list[int], reply: str | None = None) -> None:
