@@ -10,6 +10,8 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from digest.models import MAX_PAPERS
+
 
 class SmtpSecurity(StrEnum):
     """How the SMTP connection is secured."""
@@ -168,7 +170,7 @@ class Settings(BaseSettings):
     first_digest_days: int = Field(
         default=7, ge=0, description="A new subscriber's first digest covers this many days."
     )
-    default_max_papers: int = Field(default=20, ge=1, le=200)
+    default_max_papers: int = Field(default=20, ge=1, le=MAX_PAPERS)
     default_timezone: str = "UTC"
     default_send_hour: int = Field(default=7, ge=0, le=23)
 

@@ -104,6 +104,10 @@ class Paper(SQLModel, table=True):
     project_page: str | None = Field(default=None, max_length=500)
 
 
+# The most papers a subscriber may ask for in one digest.
+MAX_PAPERS = 100
+
+
 class Subscriber(SQLModel, table=True):
     """A person who receives digests; the email is stored normalised (lower case)."""
 

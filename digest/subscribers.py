@@ -1,24 +1,79 @@
-"""Subscribers and their interest lines: create, update and unsubscribe."""
+"""The subscriber lifecycle, for every door: the CLI, the public pages and the admin API.
+
+Input is checked here once (`validate_prefs`, `normalise_email`), so every door accepts and
+refuses the same values with the same messages. Then: sign up (pending until confirmed),
+confirm, change preferences, unsubscribe (at once, revoking every earlier link),
+subscribe again, or create and update directly (CLI, admin API).
+
+A sign-up never reveals whether an address is known: the caller answers the same way
+whatever `request_subscription` decides, and at most one email per address per hour is
+sent (recorded in Subscriber.confirm_sent_at, so it holds across processes).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import Engine
-from sqlmodel import Session, select
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import IntegrityError
 
 from digest.clock import utcnow
-from digest.db import session_scope
-from digest.match import parse
-from digest.models import Cadence, Interest, Subscriber, SubscriberStatus, table_of
+from digest.match import InterestError, parse
+from digest.models import INTERESTS, MAX_PAPERS, SUBSCRIBERS, Cadence, SubscriberStatus
+
+EMAIL_INTERVAL = timedelta(hours=1)
+MAX_INTERESTS = 20
+RUNNING = (SubscriberStatus.active, SubscriberStatus.paused)
 
 
 class SubscriberError(ValueError):
-    """Input that cannot make a valid subscriber; the message says which field and why."""
+    """Input that cannot make a valid subscriber: messages by field, and by interest line.
+
+    `lines` is keyed by 1-based line number (the admin API shows it as `interests[n-1]`).
+    """
+
+    def __init__(self, fields: dict[str, str], lines: dict[int, str] | None = None) -> None:
+        self.fields = fields
+        self.lines = lines or {}
+        numbered = [f"interest line {n}: {m}" for n, m in sorted(self.lines.items())]
+        super().__init__("; ".join([*fields.values(), *numbered]))
+
+
+class SubscriberExists(ValueError):
+    """A subscriber to create has an address that is already subscribed."""
+
+
+@dataclass
+class Prefs:
+    """A subscriber's choices, validated."""
+
+    interests: list[tuple[str, str]]  # (line as typed, canonical form)
+    timezone: str = "UTC"
+    send_hour: int = 7
+    cadence: Cadence = Cadence.daily
+    weekday: int = 0
+    max_papers: int = 20
+    empty_note: bool | None = None  # None: as it was (the pages do not offer it)
+
+    def values(self) -> dict[str, Any]:
+        """The subscriber columns these choices set."""
+        values: dict[str, Any] = {
+            "timezone": self.timezone,
+            "send_hour": self.send_hour,
+            "cadence": self.cadence,
+            "weekday": self.weekday,
+            "max_papers": self.max_papers,
+        }
+        if self.empty_note is not None:
+            values["empty_note"] = self.empty_note
+        return values
 
 
 def normalise_email(address: str) -> str:
@@ -26,7 +81,7 @@ def normalise_email(address: str) -> str:
     try:
         return validate_email(address.strip(), check_deliverability=False).normalized.lower()
     except EmailNotValidError as exc:
-        raise SubscriberError(f"email {address!r}: {exc}") from exc
+        raise SubscriberError({"email": f"email {address!r}: {exc}"}) from exc
 
 
 def check_timezone(name: str) -> str:
@@ -34,15 +89,148 @@ def check_timezone(name: str) -> str:
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise SubscriberError(f"timezone {name!r} is not an IANA time zone name") from exc
+        message = f"timezone {name!r} is not an IANA time zone name"
+        raise SubscriberError({"timezone": message}) from exc
     return name
 
 
-def find(session: Session, email: str) -> Subscriber | None:
-    """The subscriber with this address, if any."""
-    return session.exec(
-        select(Subscriber).where(Subscriber.email == normalise_email(email))
-    ).first()
+def parse_interests(
+    lines: str | Sequence[str],
+) -> tuple[list[tuple[str, str]], dict[int, str]]:
+    """Parse interest lines (a text, one per line, or a list); blank ones are skipped.
+
+    Returns (valid (line, canonical) pairs, errors by 1-based line number).
+    """
+    items = lines.splitlines() if isinstance(lines, str) else list(lines)
+    valid: list[tuple[str, str]] = []
+    errors: dict[int, str] = {}
+    for number, line in enumerate(items, start=1):
+        if not line.strip():
+            continue
+        try:
+            valid.append((line.strip(), parse(line).canonical))
+        except InterestError as exc:
+            errors[number] = str(exc).removesuffix(f": {exc.line!r}")
+    return valid, errors
+
+
+def _int(raw: Any, name: str, low: int, high: int, fields: dict[str, str]) -> int:
+    try:
+        value = int(str(raw).strip())
+    except ValueError:
+        fields[name] = f"{name.replace('_', ' ')} must be a whole number, not {raw!r}"
+        return low
+    if not low <= value <= high:
+        fields[name] = f"{name.replace('_', ' ')} must be between {low} and {high}, not {value}"
+    return value
+
+
+def _flag(raw: Any) -> bool:
+    if isinstance(raw, str):
+        return raw.strip().lower() in ("1", "true", "yes", "on")
+    return bool(raw)
+
+
+def validate_prefs(data: Mapping[str, Any], *, default_max: int = 20) -> Prefs:
+    """Check a subscriber's choices (strings or values); raise SubscriberError naming every
+    problem at once."""
+    fields: dict[str, str] = {}
+    interests, lines = parse_interests(data.get("interests") or "")
+    if not interests and not lines:
+        fields["interests"] = "enter at least one interest, one per line"
+    elif len(interests) + len(lines) > MAX_INTERESTS:
+        fields["interests"] = f"at most {MAX_INTERESTS} interests"
+    timezone = str(data.get("timezone") or "UTC").strip()
+    try:
+        check_timezone(timezone)
+    except SubscriberError as exc:
+        fields.update(exc.fields)
+    send_hour = _int(data.get("send_hour", 7), "send_hour", 0, 23, fields)
+    try:
+        cadence = Cadence(str(data.get("cadence") or "daily"))
+    except ValueError:
+        fields["cadence"] = f"cadence must be one of {', '.join(Cadence)}"
+        cadence = Cadence.daily
+    weekday = _int(data.get("weekday", 0), "weekday", 0, 6, fields)
+    max_papers = _int(data.get("max_papers", default_max), "max_papers", 1, MAX_PAPERS, fields)
+    if fields or lines:
+        raise SubscriberError(fields, lines)
+    empty_note = _flag(data["empty_note"]) if "empty_note" in data else None
+    return Prefs(interests, timezone, send_hour, cadence, weekday, max_papers, empty_note)
+
+
+def find(conn: Connection, email: str) -> Any | None:
+    """The subscriber row with this address, if any."""
+    address = normalise_email(email)
+    return conn.execute(sa.select(SUBSCRIBERS).where(SUBSCRIBERS.c.email == address)).first()
+
+
+def load(conn: Connection, subscriber_id: int) -> Any | None:
+    """The subscriber row with this id, if any."""
+    return conn.execute(sa.select(SUBSCRIBERS).where(SUBSCRIBERS.c.id == subscriber_id)).first()
+
+
+def interests_of(conn: Connection, subscriber_id: int) -> list[str]:
+    """The subscriber's interest lines, in order."""
+    return list(
+        conn.execute(
+            sa.select(INTERESTS.c.query)
+            .where(INTERESTS.c.subscriber_id == subscriber_id)
+            .order_by(INTERESTS.c.position)
+        ).scalars()
+    )
+
+
+def replace_interests(conn: Connection, subscriber_id: int, prefs: Prefs) -> None:
+    """Make `prefs.interests` the subscriber's interest lines, in that order."""
+    conn.execute(sa.delete(INTERESTS).where(INTERESTS.c.subscriber_id == subscriber_id))
+    conn.execute(
+        sa.insert(INTERESTS),
+        [
+            {"subscriber_id": subscriber_id, "query": q, "canonical": c, "position": i}
+            for i, (q, c) in enumerate(prefs.interests)
+        ],
+    )
+
+
+def _insert(conn: Connection, address: str, status: SubscriberStatus, **values: Any) -> int:
+    new_id: int = conn.execute(
+        sa.insert(SUBSCRIBERS)
+        .values(email=address, status=status, token_version=1, soft_bounces=0, **values)
+        .returning(SUBSCRIBERS.c.id)
+    ).scalar_one()
+    return new_id
+
+
+def save(
+    engine: Engine,
+    email: str,
+    prefs: Prefs,
+    *,
+    status: SubscriberStatus = SubscriberStatus.active,
+    now: datetime,
+    create: bool = False,
+) -> tuple[int, bool]:
+    """Create or update a subscriber (by address) directly, with no confirmation email.
+
+    Returns (id, created). With `create`, an existing address raises SubscriberExists.
+    """
+    address = normalise_email(email)
+    values = {**prefs.values(), "status": status, "status_changed_at": now}
+    with engine.begin() as conn:
+        found = find(conn, address)
+        if found is not None and create:
+            raise SubscriberExists(f"{address} is already subscriber {found.id}")
+        confirmed = now if status in RUNNING else None
+        if found is None:
+            sub_id = _insert(conn, address, created_at=now, confirmed_at=confirmed, **values)
+        else:
+            sub_id = found.id
+            if found.confirmed_at is None and confirmed is not None:
+                values["confirmed_at"] = confirmed
+            conn.execute(SUBSCRIBERS.update().where(SUBSCRIBERS.c.id == sub_id).values(**values))
+        replace_interests(conn, sub_id, prefs)
+    return sub_id, found is None
 
 
 def subscribe(
@@ -51,67 +239,180 @@ def subscribe(
     interests: Sequence[str],
     *,
     status: SubscriberStatus = SubscriberStatus.active,
-    timezone: str = "UTC",
-    send_hour: int = 7,
-    cadence: Cadence = Cadence.daily,
-    max_papers: int = 20,
     now: datetime | None = None,
-    weekday: int = 0,
-    empty_note: bool = False,
-) -> tuple[Subscriber, bool]:
-    """Create or update a subscriber and replace their interests; returns (row, created).
+    **choices: Any,
+) -> tuple[Any, bool]:
+    """Add (or update) a subscriber (active by default) with these interest lines and
+    choices (timezone, send_hour, cadence, weekday, max_papers, empty_note).
 
-    Every interest line is parsed first, so an invalid one changes nothing.
+    Returns (row, created). Every value is checked as on the pages and the admin API; a
+    bad one changes nothing.
     """
-    if not interests:
-        raise SubscriberError("at least one interest is needed")
-    queries = [(line.strip(), parse(line).canonical) for line in interests]
+    unknown = choices.keys() - {*Prefs.__dataclass_fields__, "interests"}
+    if unknown:
+        raise TypeError(f"subscribe() got unexpected choices: {', '.join(sorted(unknown))}")
+    prefs = validate_prefs({**choices, "interests": list(interests)})
+    sub_id, created = save(engine, email, prefs, status=status, now=now or utcnow())
+    with engine.connect() as conn:
+        return load(conn, sub_id), created
+
+
+class Action(StrEnum):
+    """What a sign-up leads to (never shown to the person signing up)."""
+
+    confirm = "confirm"  # new, pending or unsubscribed: send a confirmation link
+    manage = "manage"  # already subscribed: send a link to the preferences page
+    throttled = "throttled"  # an email went to this address less than an hour ago
+    ignored = "ignored"  # bounced or complained: never email again from a web form
+
+
+@dataclass
+class SignUp:
+    """The outcome of a sign-up: what to send, to whom."""
+
+    action: Action
+    subscriber_id: int | None = None
+    email: str = ""
+    token_version: int = 1
+    interests: list[str] = field(default_factory=list)
+
+
+def request_subscription(engine: Engine, email: str, prefs: Prefs, now: datetime) -> SignUp:
+    """Record a sign-up as pending (or leave a known subscriber alone); say what to send."""
     address = normalise_email(email)
-    check_timezone(timezone)
-    if not 0 <= send_hour <= 23:
-        raise SubscriberError(f"send hour {send_hour} is not between 0 and 23")
-    if not 0 <= weekday <= 6:
-        raise SubscriberError(f"weekday {weekday} is not between 0 (Monday) and 6 (Sunday)")
-    now = now or utcnow()
-    with session_scope(engine) as session:
-        subscriber = find(session, address)
-        created = subscriber is None
-        if subscriber is None:
-            subscriber = Subscriber(email=address, created_at=now)
-        subscriber.status = status
-        subscriber.timezone = timezone
-        subscriber.send_hour = send_hour
-        subscriber.cadence = cadence
-        subscriber.max_papers = max_papers
-        subscriber.weekday = weekday
-        subscriber.empty_note = empty_note
-        if status is SubscriberStatus.active and subscriber.confirmed_at is None:
-            subscriber.confirmed_at = now
-        session.add(subscriber)
-        session.flush()
-        assert subscriber.id is not None
-        lines = table_of(Interest)
-        session.execute(sa.delete(lines).where(lines.c.subscriber_id == subscriber.id))
-        for position, (query, canonical) in enumerate(queries):
-            session.add(
-                Interest(
-                    subscriber_id=subscriber.id,
-                    query=query,
-                    canonical=canonical,
-                    position=position,
-                )
+    lines = [q for q, _ in prefs.interests]
+    try:
+        with engine.begin() as conn:
+            row = conn.execute(
+                sa.select(SUBSCRIBERS).where(SUBSCRIBERS.c.email == address).with_for_update()
+            ).first()
+            if row is None:
+                pending = {"confirm_sent_at": now, "status_changed_at": now, **prefs.values()}
+                new_id = _insert(conn, address, SubscriberStatus.pending, created_at=now, **pending)
+                replace_interests(conn, new_id, prefs)
+                return SignUp(Action.confirm, new_id, address, 1, lines)
+            return _known_sign_up(conn, row, prefs, now, lines)
+    except IntegrityError:
+        # A concurrent sign-up for the same new address won; it sends the one email.
+        return SignUp(Action.throttled)
+
+
+def _known_sign_up(
+    conn: Connection, row: Any, prefs: Prefs, now: datetime, lines: list[str]
+) -> SignUp:
+    """A sign-up for an address we have: what it leads to, by its state."""
+    if row.status in (SubscriberStatus.bounced, SubscriberStatus.complained):
+        return SignUp(Action.ignored)
+    if row.confirm_sent_at is not None and now - row.confirm_sent_at < EMAIL_INTERVAL:
+        return SignUp(Action.throttled)
+    stamp = SUBSCRIBERS.update().where(SUBSCRIBERS.c.id == row.id)
+    if row.status in RUNNING:
+        conn.execute(stamp.values(confirm_sent_at=now))
+        return SignUp(Action.manage, row.id, row.email, row.token_version)
+    conn.execute(
+        stamp.values(
+            status=SubscriberStatus.pending,
+            confirm_sent_at=now,
+            status_changed_at=now,
+            **prefs.values(),
+        )
+    )
+    replace_interests(conn, row.id, prefs)
+    return SignUp(Action.confirm, row.id, row.email, row.token_version, lines)
+
+
+def email_failed(engine: Engine, subscriber_id: int) -> None:
+    """Forget that an email was sent (it was not), so the person can try again at once."""
+    with engine.begin() as conn:
+        conn.execute(
+            SUBSCRIBERS.update()
+            .where(SUBSCRIBERS.c.id == subscriber_id)
+            .values(confirm_sent_at=None)
+        )
+
+
+def confirm(engine: Engine, subscriber_id: int, now: datetime) -> bool:
+    """Activate a pending subscriber; False if they were not pending (already confirmed)."""
+    with engine.begin() as conn:
+        done = conn.execute(
+            SUBSCRIBERS.update()
+            .where(
+                SUBSCRIBERS.c.id == subscriber_id,
+                SUBSCRIBERS.c.status == SubscriberStatus.pending,
             )
-    return subscriber, created
+            .values(
+                status=SubscriberStatus.active,
+                confirmed_at=now,
+                status_changed_at=now,
+                confirm_sent_at=None,
+            )
+        )
+    return done.rowcount == 1
 
 
-def unsubscribe(engine: Engine, email: str) -> bool:
-    """Mark a subscriber unsubscribed and revoke their links; False if unknown."""
-    with session_scope(engine) as session:
-        subscriber = find(session, email)
-        if subscriber is None:
-            return False
-        subscriber.status = SubscriberStatus.unsubscribed
-        subscriber.status_changed_at = utcnow()
-        subscriber.token_version += 1
-        session.add(subscriber)
+def update_preferences(
+    engine: Engine, subscriber_id: int, prefs: Prefs, *, paused: bool, now: datetime
+) -> None:
+    """Save edited preferences; pause or resume an active subscriber."""
+    with engine.begin() as conn:
+        row = load(conn, subscriber_id)
+        if row is None:
+            return
+        values = prefs.values()
+        wanted = SubscriberStatus.paused if paused else SubscriberStatus.active
+        if row.status in RUNNING and row.status != wanted:
+            values.update(status=wanted, status_changed_at=now)
+        conn.execute(SUBSCRIBERS.update().where(SUBSCRIBERS.c.id == row.id).values(**values))
+        replace_interests(conn, row.id, prefs)
+
+
+def unsubscribe(
+    engine: Engine, subscriber_id: int, now: datetime, *, version: int | None = None
+) -> int | None:
+    """Unsubscribe at once and revoke every earlier link, in one statement.
+
+    With `version` (a link's), only while that link is current. Returns the new token
+    version, or None if nothing changed: already unsubscribed, a revoked link, no such id.
+    """
+    current = [] if version is None else [SUBSCRIBERS.c.token_version == version]
+    with engine.begin() as conn:
+        changed: int | None = conn.execute(
+            SUBSCRIBERS.update()
+            .where(
+                SUBSCRIBERS.c.id == subscriber_id,
+                SUBSCRIBERS.c.status != SubscriberStatus.unsubscribed,
+                *current,
+            )
+            .values(
+                status=SubscriberStatus.unsubscribed,
+                status_changed_at=now,
+                token_version=SUBSCRIBERS.c.token_version + 1,
+            )
+            .returning(SUBSCRIBERS.c.token_version)
+        ).scalar()
+    return changed
+
+
+def unsubscribe_address(engine: Engine, email: str, now: datetime | None = None) -> bool:
+    """`unsubscribe` by address (a no-op if already unsubscribed); False if it is unknown."""
+    with engine.connect() as conn:
+        row = find(conn, email)
+    if row is None:
+        return False
+    unsubscribe(engine, row.id, now or utcnow())
     return True
+
+
+def resubscribe(engine: Engine, subscriber_id: int, now: datetime) -> bool:
+    """Make an unsubscribed (once confirmed) subscriber active again; False otherwise."""
+    with engine.begin() as conn:
+        done = conn.execute(
+            SUBSCRIBERS.update()
+            .where(
+                SUBSCRIBERS.c.id == subscriber_id,
+                SUBSCRIBERS.c.status == SubscriberStatus.unsubscribed,
+                SUBSCRIBERS.c.confirmed_at.is_not(None),
+            )
+            .values(status=SubscriberStatus.active, status_changed_at=now)
+        )
+    return done.rowcount == 1

@@ -17,7 +17,7 @@ from digest.mail.render import Renderer
 from digest.match import InterestMatcher
 from digest.models import SUBSCRIBERS, Digest, DigestStatus, SentPaper, table_of
 from digest.sources.ingest import PaperIn, store
-from digest.subscribers import subscribe, unsubscribe
+from digest.subscribers import subscribe, unsubscribe_address
 from tests.conftest import SmtpSink
 
 DIGESTS = table_of(Digest)
@@ -93,7 +93,7 @@ def test_unsubscribe_after_planning_stops_the_digest(
     seed(engine)
     subscribe(engine, "a@example.org", ["diffusion"])
     assert plan(engine, InterestMatcher(), settings, T0).planned == 1
-    unsubscribe(engine, "A@example.org")
+    unsubscribe_address(engine, "A@example.org")
     report = send(engine, settings, T0)
     assert report.outcomes[0].status is DigestStatus.failed
     assert smtp.received == []

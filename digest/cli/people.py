@@ -6,17 +6,15 @@ from typing import Annotated
 
 import typer
 
-from digest import db
+from digest import subscribers
 from digest.cli import common
 from digest.cli.common import USAGE, console, err, fail
 from digest.clock import utcnow
 from digest.delivery.views import preview as preview_digest
 from digest.mail.render import Renderer, RenderError
-from digest.match import InterestError, InterestMatcher
+from digest.match import InterestMatcher
 from digest.models import Cadence
-from digest.subscribers import SubscriberError, find
-from digest.subscribers import subscribe as add_subscriber
-from digest.subscribers import unsubscribe as remove_subscriber
+from digest.subscribers import SubscriberError
 
 app = typer.Typer()
 
@@ -38,10 +36,13 @@ def subscribe(
         bool, typer.Option("--empty-note", help="Send a short note when nothing matched.")
     ] = False,
 ) -> None:
-    """Add (or update) an active subscriber with their interests; no confirmation email."""
+    """Add (or update) an active subscriber with their interests; no confirmation email.
+
+    The values are checked as the sign-up page and the admin API check them.
+    """
     try:
         with common.engine() as engine:
-            subscriber, created = add_subscriber(
+            subscriber, created = subscribers.subscribe(
                 engine,
                 email,
                 interest,
@@ -52,7 +53,7 @@ def subscribe(
                 weekday=weekday,
                 empty_note=empty_note,
             )
-    except (SubscriberError, InterestError) as exc:
+    except SubscriberError as exc:
         fail(str(exc), USAGE)
     verb = "subscribed" if created else "updated"
     console.print(f"{verb} {subscriber.email} with {len(interest)} interest(s)")
@@ -62,7 +63,10 @@ def subscribe(
 def unsubscribe(email: Annotated[str, typer.Argument(help="The subscriber's address.")]) -> None:
     """Stop sending to a subscriber at once."""
     with common.engine() as engine:
-        found = remove_subscriber(engine, email)
+        try:
+            found = subscribers.unsubscribe_address(engine, email)
+        except SubscriberError as exc:
+            fail(str(exc), USAGE)
     if not found:
         fail(f"no subscriber {email}")
     console.print(f"unsubscribed {email}")
@@ -76,9 +80,12 @@ def preview(
     """Print the digest a subscriber would get now (text, or HTML with --html)."""
     settings = common.settings()
     with common.engine(settings) as engine:
-        with db.session_scope(engine) as session:
-            subscriber = find(session, email)
-        if subscriber is None or subscriber.id is None:
+        with engine.connect() as conn:
+            try:
+                subscriber = subscribers.find(conn, email)
+            except SubscriberError as exc:
+                fail(str(exc), USAGE)
+        if subscriber is None:
             fail(f"no subscriber {email}")
         try:
             result = preview_digest(

@@ -14,11 +14,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 from sqlalchemy import Connection
 
+from digest import subscribers
 from digest.models import DIGESTS, PAPERS, SUBSCRIBERS, Cadence, SubscriberStatus
 from digest.sources.runner import status as source_status
-from digest.subscribers import SubscriberError, normalise_email
-from digest.web import accounts
-from digest.web.accounts import FormError, validate_prefs
+from digest.subscribers import SubscriberError, SubscriberExists, normalise_email, validate_prefs
 from digest.web.app import WebState, web
 
 bearer = HTTPBearer(auto_error=False)
@@ -99,48 +98,34 @@ class ImportReport(BaseModel):
 def _out(conn: Connection, row: Any) -> SubscriberOut:
     return SubscriberOut(
         **{k: getattr(row, k) for k in SubscriberOut.model_fields if k != "interests"},
-        interests=accounts.interests_of(conn, row.id),
+        interests=subscribers.interests_of(conn, row.id),
     )
 
 
 def _save(state: WebState, data: dict[str, Any], *, create: bool) -> tuple[int, bool]:
     """Validate and store one subscriber (by email); returns (id, created)."""
+    problems: dict[str, str] = {}
+    email = str(data.get("email", ""))
     try:
-        email = normalise_email(str(data.get("email", "")))
+        normalise_email(email)
     except SubscriberError as exc:
-        raise FormError({"email": str(exc)}) from exc
-    prefs = validate_prefs({**data, "interests": "\n".join(data.get("interests") or [])})
+        problems.update(exc.fields)
+    try:
+        prefs = validate_prefs(data, default_max=state.settings.default_max_papers)
+    except SubscriberError as exc:
+        raise SubscriberError({**problems, **exc.fields}, exc.lines) from exc
+    if problems:
+        raise SubscriberError(problems)
     status = SubscriberStatus(data.get("status") or SubscriberStatus.active)
-    now = state.clock()
-    with state.engine.begin() as conn:
-        found = conn.execute(sa.select(SUBSCRIBERS).where(SUBSCRIBERS.c.email == email)).first()
-        if found is not None and create:
-            raise HTTPException(409, f"{email} is already subscriber {found.id}")
-        values = {
-            "status": status,
-            "timezone": prefs.timezone,
-            "send_hour": prefs.send_hour,
-            "cadence": prefs.cadence,
-            "weekday": prefs.weekday,
-            "max_papers": prefs.max_papers,
-            "status_changed_at": now,
-        }
-        if found is None:
-            confirmed = now if status != SubscriberStatus.pending else None
-            sub_id = conn.execute(
-                sa.insert(SUBSCRIBERS)
-                .values(email=email, created_at=now, confirmed_at=confirmed, **values)
-                .values(token_version=1, soft_bounces=0)
-                .returning(SUBSCRIBERS.c.id)
-            ).scalar_one()
-        else:
-            sub_id = found.id
-            conn.execute(SUBSCRIBERS.update().where(SUBSCRIBERS.c.id == sub_id).values(**values))
-        accounts.replace_interests(conn, sub_id, prefs)
-    return sub_id, found is None
+    try:
+        return subscribers.save(
+            state.engine, email, prefs, status=status, now=state.clock(), create=create
+        )
+    except SubscriberExists as exc:
+        raise HTTPException(409, str(exc)) from exc
 
 
-def _invalid(exc: FormError) -> HTTPException:
+def _invalid(exc: SubscriberError) -> HTTPException:
     detail = [{"field": k, "error": v} for k, v in exc.fields.items()]
     detail += [{"field": f"interests[{n - 1}]", "error": v} for n, v in exc.lines.items()]
     return HTTPException(422, detail)
@@ -167,7 +152,7 @@ def list_subscribers(
 def create_subscriber(state: Admin, body: SubscriberIn) -> SubscriberOut:
     try:
         sub_id, _ = _save(state, body.model_dump(), create=True)
-    except FormError as exc:
+    except SubscriberError as exc:
         raise _invalid(exc) from exc
     return get_subscriber(state, sub_id)
 
@@ -179,7 +164,7 @@ def export_csv(state: Admin) -> Response:
     writer.writerow([*CSV_FIELDS, "interests"])
     with state.engine.connect() as conn:
         for row in conn.execute(sa.select(SUBSCRIBERS).order_by(SUBSCRIBERS.c.id)):
-            interests = " | ".join(accounts.interests_of(conn, row.id))
+            interests = " | ".join(subscribers.interests_of(conn, row.id))
             writer.writerow([*(getattr(row, f) for f in CSV_FIELDS), interests])
     return Response(out.getvalue(), media_type="text/csv; charset=utf-8")
 
@@ -193,7 +178,7 @@ async def import_csv(state: Admin, request: Request) -> ImportReport:
         data["interests"] = [s for s in str(record.get("interests") or "").split("|") if s.strip()]
         try:
             _, created = _save(state, data, create=False)
-        except FormError as exc:
+        except SubscriberError as exc:
             report.errors.append({"line": number, "email": record.get("email"), "error": str(exc)})
         except ValueError as exc:
             report.errors.append({"line": number, "email": record.get("email"), "error": str(exc)})
@@ -206,7 +191,7 @@ async def import_csv(state: Admin, request: Request) -> ImportReport:
 @router.get("/subscribers/{sub_id}", summary="One subscriber")
 def get_subscriber(state: Admin, sub_id: int) -> SubscriberOut:
     with state.engine.connect() as conn:
-        row = accounts.load(conn, sub_id)
+        row = subscribers.load(conn, sub_id)
         if row is None:
             raise HTTPException(404, f"no subscriber {sub_id}")
         return _out(conn, row)
@@ -218,7 +203,7 @@ def update_subscriber(state: Admin, sub_id: int, body: SubscriberPatch) -> Subsc
     current.update(body.model_dump(exclude_none=True))
     try:
         _save(state, current, create=False)
-    except FormError as exc:
+    except SubscriberError as exc:
         raise _invalid(exc) from exc
     return get_subscriber(state, sub_id)
 

@@ -7,8 +7,8 @@ import logging
 from digest.delivery.transport import Envelope, SendError, SmtpTransport
 from digest.mail.message import Rendered, compose, new_message_id
 from digest.mail.render import ConfirmView, GoodbyeView, ManageView
+from digest.subscribers import SignUp
 from digest.tokens import CONFIRM, PREFERENCES, RESUBSCRIBE, make_token
-from digest.web.accounts import SignUp
 from digest.web.app import WebState
 
 log = logging.getLogger(__name__)

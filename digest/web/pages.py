@@ -11,8 +11,9 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
+from digest import subscribers
 from digest.models import SubscriberStatus
-from digest.subscribers import SubscriberError, normalise_email
+from digest.subscribers import Action, Prefs, SubscriberError, normalise_email, validate_prefs
 from digest.tokens import (
     CONFIRM,
     DIGESTS,
@@ -25,7 +26,6 @@ from digest.tokens import (
     read_token,
 )
 from digest.web import accounts
-from digest.web.accounts import Action, FormError, Prefs, validate_prefs
 from digest.web.app import LinkProblem, WebState, web
 from digest.web.emails import send_goodbye, send_sign_up, token
 from digest.web.feed import atom
@@ -48,13 +48,17 @@ def _max_age(state: WebState, purpose: str) -> int | None:
     return int(settings.link_days * 86400)
 
 
-def subscriber_for(state: WebState, purpose: str, value: str, *, revoked: bool = False) -> Any:
-    """The subscriber a link names, or LinkProblem (tampered, expired or revoked).
+REPLACED = LinkProblem(
+    410,
+    "This link is no longer valid",
+    "It was replaced by a newer one: use the link in the most recent email we sent you.",
+)
 
-    With `revoked`, a link revoked since is accepted too (the caller checks the version).
-    """
+
+def read_link(state: WebState, purpose: str, value: str) -> tuple[int, int]:
+    """(subscriber id, token version) of a genuine, unexpired link, or LinkProblem."""
     try:
-        sub_id, version = read_token(
+        return read_token(
             state.secret, purpose, value, max_age=_max_age(state, purpose), now=state.clock()
         )
     except TokenExpired as exc:
@@ -71,18 +75,19 @@ def subscriber_for(state: WebState, purpose: str, value: str, *, revoked: bool =
             "The link is incomplete or has been changed. Copy the whole link from the email, "
             "or open it by clicking it.",
         ) from exc
+
+
+def subscriber_for(state: WebState, purpose: str, value: str) -> Any:
+    """The subscriber a link names, or LinkProblem (tampered, expired or revoked)."""
+    sub_id, version = read_link(state, purpose, value)
     with state.engine.connect() as conn:
-        row = accounts.load(conn, sub_id)
-    if row is None or (row.token_version != version and not revoked):
-        raise LinkProblem(
-            410,
-            "This link is no longer valid",
-            "It was replaced by a newer one: use the link in the most recent email we sent you.",
-        )
+        row = subscribers.load(conn, sub_id)
+    if row is None or row.token_version != version:
+        raise REPLACED
     return row
 
 
-def _form_context(values: dict[str, Any], error: FormError | None = None) -> dict[str, Any]:
+def _form_context(values: dict[str, Any], error: SubscriberError | None = None) -> dict[str, Any]:
     lines = str(values.get("interests", "")).splitlines()
     return {
         "values": values,
@@ -133,8 +138,8 @@ async def subscribe(request: Request, state: State) -> HTMLResponse:
     values = {**_defaults(state), **{k: str(v) for k, v in form.items() if k != HONEYPOT}}
     if form.get("action") == "preview":
         state.check_limit(state.previews, _client(request))
-        found, errors = accounts.parse_interests(values["interests"])
-        problem = FormError({}, errors) if errors else None
+        found, errors = subscribers.parse_interests(values["interests"])
+        problem = SubscriberError({}, errors) if errors else None
         result = await run_in_threadpool(preview, state.cache, state.matcher, found, state.clock())
         return _subscribe_page(state, values, error=problem, preview=result)
     sent = state.page("sent.html", email=values["email"].strip())
@@ -148,17 +153,17 @@ async def subscribe(request: Request, state: State) -> HTMLResponse:
         fields["email"] = "enter a valid email address, such as name@example.org"
     try:
         prefs = validate_prefs(values, default_max=state.settings.default_max_papers)
-    except FormError as exc:
+    except SubscriberError as exc:
         exc.fields.update(fields)
         return _subscribe_page(state, values, 422, error=exc)
     if fields:
-        return _subscribe_page(state, values, 422, error=FormError(fields))
+        return _subscribe_page(state, values, 422, error=SubscriberError(fields))
     state.check_limit(state.per_ip, _client(request))
     state.check_limit(state.per_address, address)
-    signup = accounts.request_subscription(state.engine, address, prefs, state.clock())
+    signup = subscribers.request_subscription(state.engine, address, prefs, state.clock())
     if signup.action in (Action.confirm, Action.manage) and not await send_sign_up(state, signup):
         assert signup.subscriber_id is not None
-        accounts.email_failed(state.engine, signup.subscriber_id)
+        subscribers.email_failed(state.engine, signup.subscriber_id)
         return state.page(
             "message.html",
             503,
@@ -174,7 +179,7 @@ async def preview_fragment(request: Request, state: State) -> HTMLResponse:
     state.check_limit(state.previews, _client(request))
     form = await request.form()
     text = str(form.get("interests", ""))
-    found, errors = accounts.parse_interests(text)
+    found, errors = subscribers.parse_interests(text)
     lines = text.splitlines()
     result = await run_in_threadpool(preview, state.cache, state.matcher, found, state.clock())
     line_errors = [(n, lines[n - 1], m) for n, m in sorted(errors.items())]
@@ -204,14 +209,14 @@ def _already(state: WebState, row: Any) -> HTMLResponse:
 def confirm(value: str, state: State) -> HTMLResponse:
     """Activate the pending subscriber the link names."""
     row = subscriber_for(state, CONFIRM, value)
-    accounts.confirm(state.engine, row.id, state.clock())
+    subscribers.confirm(state.engine, row.id, state.clock())
     return _already(state, row)
 
 
 def _prefs_values(conn: Any, row: Any) -> dict[str, Any]:
     return {
         "email": row.email,
-        "interests": "\n".join(accounts.interests_of(conn, row.id)),
+        "interests": "\n".join(subscribers.interests_of(conn, row.id)),
         "timezone": row.timezone,
         "send_hour": row.send_hour,
         "cadence": row.cadence,
@@ -259,9 +264,9 @@ async def preferences(value: str, request: Request, state: State) -> HTMLRespons
     values.update(email=row.email, paused=bool(form.get("paused")))
     try:
         prefs: Prefs = validate_prefs(values, default_max=state.settings.default_max_papers)
-    except FormError as exc:
+    except SubscriberError as exc:
         return _prefs_page(state, value, row, values, 422, error=exc)
-    accounts.update_preferences(
+    subscribers.update_preferences(
         state.engine, row.id, prefs, paused=values["paused"], now=state.clock()
     )
     row = subscriber_for(state, PREFERENCES, value)
@@ -278,15 +283,19 @@ def unsubscribe_page(value: str, state: State) -> HTMLResponse:
 @router.post("/unsubscribe/{value}", response_class=HTMLResponse)
 async def unsubscribe(value: str, request: Request, state: State) -> HTMLResponse:
     """RFC 8058 one-click target (no cookie, login or redirect) and the page's button."""
-    row = subscriber_for(state, UNSUBSCRIBE, value, revoked=True)
+    sub_id, link_version = read_link(state, UNSUBSCRIBE, value)
     form = await request.form()
-    if row.status == SubscriberStatus.unsubscribed:
+    version = subscribers.unsubscribe(state.engine, sub_id, state.clock(), version=link_version)
+    with state.engine.connect() as conn:
+        row = subscribers.load(conn, sub_id)
+    if row is None:
+        raise REPLACED
+    if version is None:  # not unsubscribed by this request
+        if row.status != SubscriberStatus.unsubscribed:
+            raise REPLACED  # a link revoked since, of someone subscribed again
         version = row.token_version  # Clients may POST twice: the answer stays the same.
-    else:
-        subscriber_for(state, UNSUBSCRIBE, value)  # A link revoked since is refused here.
-        version = accounts.unsubscribe(state.engine, row.id, state.clock())
-        if form.get("source") == "page":
-            await send_goodbye(state, row.email, row.id, version)
+    elif form.get("source") == "page":
+        await send_goodbye(state, row.email, row.id, version)
     again = "/resubscribe/" + token(state, RESUBSCRIBE, row.id, version)
     return state.page("unsubscribed.html", email=row.email, action=again)
 
@@ -309,7 +318,7 @@ def resubscribe_page(value: str, state: State) -> HTMLResponse:
 def resubscribe(value: str, state: State) -> HTMLResponse:
     """Make the unsubscribed subscriber active again."""
     row = subscriber_for(state, RESUBSCRIBE, value)
-    done = accounts.resubscribe(state.engine, row.id, state.clock())
+    done = subscribers.resubscribe(state.engine, row.id, state.clock())
     if not done and row.status == SubscriberStatus.unsubscribed:
         raise LinkProblem(409, "Please sign up again", "This address was never confirmed.")
     return _already(state, row)
