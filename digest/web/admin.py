@@ -18,7 +18,7 @@ from digest import subscribers
 from digest.models import DIGESTS, PAPERS, SUBSCRIBERS, Cadence, SubscriberStatus
 from digest.sources.runner import status as source_status
 from digest.subscribers import SubscriberError, SubscriberExists, normalise_email, validate_prefs
-from digest.web.app import WebState, web
+from digest.web.state import WebState, web
 
 bearer = HTTPBearer(auto_error=False)
 

@@ -1,116 +1,30 @@
-"""The FastAPI application: state shared by the routes, page rendering, health and metrics."""
+"""The FastAPI application: assembles the state, the routers and the error pages; serves it."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import socket
-from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
-from typing import Any
 
-import jinja2
-import sqlalchemy as sa
 import uvicorn
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from sqlalchemy import Engine
 
-from digest import resource_dir
 from digest.clock import Clock, utcnow
 from digest.config import Settings
 from digest.db import make_engine
 from digest.mail.render import Renderer
 from digest.match import InterestMatcher, Matcher
-from digest.models import Cadence
+from digest.web.admin import router as admin_router
 from digest.web.limits import Limiter, RateLimited
+from digest.web.ops import router as ops_router
+from digest.web.pages import router as pages_router
 from digest.web.preview import PaperCache
+from digest.web.state import LinkProblem, WebState, page_env, web
 
-# Capability URLs must not leak through Referer; pages load nothing from elsewhere.
-PAGE_HEADERS = {
-    "Referrer-Policy": "no-referrer",
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Content-Security-Policy": (
-        "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
-        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-    ),
-    "Cache-Control": "no-store",
-}
-WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
-
-
-class LinkProblem(Exception):
-    """A link that cannot be used: shown as a page that says why, with this HTTP status."""
-
-    def __init__(self, status: int, title: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.title = title
-        self.message = message
-
-
-@dataclass
-class WebState:
-    """What every route needs: settings, database, templates, clock, limits, counters."""
-
-    settings: Settings
-    engine: Engine
-    clock: Clock
-    matcher: Matcher
-    renderer: Renderer
-    pages: jinja2.Environment
-    cache: PaperCache
-    per_ip: Limiter
-    per_address: Limiter
-    previews: Limiter
-    requests: Counter[tuple[str, str, int]] = field(default_factory=Counter)
-    emails: Counter[str] = field(default_factory=Counter)
-    limited: Counter[str] = field(default_factory=Counter)
-    secret: str = ""
-
-    def page(self, name: str, status: int = 200, **context: Any) -> HTMLResponse:
-        """Render templates/web/`name` as an HTML response."""
-        context.setdefault("settings", self.settings)
-        html = self.pages.get_template(f"web/{name}").render(context)
-        return HTMLResponse(html, status_code=status, headers=PAGE_HEADERS)
-
-    def link(self, purpose: str, token: str) -> str:
-        """An absolute URL of one of our pages."""
-        return f"{self.settings.base_url.rstrip('/')}/{purpose}/{token}"
-
-    def check_limit(self, limiter: Limiter, key: str) -> None:
-        """Count a hit; count refusals for /metrics and re-raise them."""
-        try:
-            limiter.hit(key, self.clock())
-        except RateLimited:
-            self.limited[limiter.what] += 1
-            raise
-
-
-def web(request: Request) -> WebState:
-    """The state of the app serving `request` (a FastAPI dependency)."""
-    state: WebState = request.app.state.web
-    return state
-
-
-def page_env(settings: Settings) -> jinja2.Environment:
-    """Jinja2 for the pages: the operator's templates first, then the bundled ones."""
-    paths = [resource_dir("templates")]
-    if settings.templates_dir:
-        paths.insert(0, Path(settings.templates_dir))
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader([str(p) for p in paths]),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.globals.update(cadences=list(Cadence), weekdays=WEEKDAYS)
-    return env
+HOUR = timedelta(hours=1)
 
 
 def create_app(
@@ -121,10 +35,6 @@ def create_app(
     matcher: Matcher | None = None,
 ) -> FastAPI:
     """The web app; it disposes of the engine at shutdown only if it created it."""
-    from digest.web.admin import router as admin_router
-    from digest.web.metrics import metrics_text
-    from digest.web.pages import router as pages_router
-
     owned = engine is None
     engine = engine or make_engine(settings.sqlalchemy_url)
 
@@ -142,11 +52,22 @@ def create_app(
         lifespan=lifespan,
         redoc_url=None,
     )
-    app.state.web = WebState(
+    app.state.web = web_state(settings, engine, clock, matcher or InterestMatcher())
+    app.middleware("http")(count_requests)
+    app.add_exception_handler(LinkProblem, link_problem)  # type: ignore[arg-type]
+    app.add_exception_handler(RateLimited, rate_limited)  # type: ignore[arg-type]
+    for router in (ops_router, pages_router, admin_router):
+        app.include_router(router)
+    return app
+
+
+def web_state(settings: Settings, engine: Engine, clock: Clock, matcher: Matcher) -> WebState:
+    """The state every route shares, limits set from `settings`."""
+    return WebState(
         settings=settings,
         engine=engine,
         clock=clock,
-        matcher=matcher or InterestMatcher(),
+        matcher=matcher,
         renderer=Renderer(settings),
         pages=page_env(settings),
         cache=PaperCache(engine),
@@ -156,49 +77,30 @@ def create_app(
         secret=settings.secret_key.get_secret_value(),
     )
 
-    @app.middleware("http")
-    async def count_requests(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        app.state.web.requests[(request.method, path, response.status_code)] += 1
-        return response
 
-    @app.exception_handler(LinkProblem)
-    async def link_problem(request: Request, exc: LinkProblem) -> Response:
-        return web(request).page("message.html", exc.status, title=exc.title, text=exc.message)
-
-    @app.exception_handler(RateLimited)
-    async def rate_limited(request: Request, exc: RateLimited) -> Response:
-        response = web(request).page(
-            "message.html", 429, title="Please wait a little", text=str(exc).capitalize() + "."
-        )
-        response.headers["Retry-After"] = str(int(exc.retry_after.total_seconds()) + 1)
-        return response
-
-    @app.get("/healthz", tags=["operations"], summary="Liveness and database check")
-    def healthz(request: Request) -> Response:
-        try:
-            with web(request).engine.connect() as conn:
-                conn.execute(sa.text("SELECT 1"))
-        except sa.exc.SQLAlchemyError as exc:
-            return JSONResponse({"status": "error", "database": str(exc)[:200]}, 503)
-        return JSONResponse({"status": "ok", "database": "ok"})
-
-    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
-    def metrics(request: Request) -> PlainTextResponse:
-        return PlainTextResponse(
-            metrics_text(web(request)), media_type="text/plain; version=0.0.4; charset=utf-8"
-        )
-
-    app.include_router(pages_router)
-    app.include_router(admin_router)
-    return app
+async def count_requests(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
+    """Count each request by method, route and status, for /metrics."""
+    response = await call_next(request)
+    route = request.scope.get("route")
+    path = getattr(route, "path", "unmatched")
+    web(request).requests[(request.method, path, response.status_code)] += 1
+    return response
 
 
-HOUR = timedelta(hours=1)
+async def link_problem(request: Request, exc: LinkProblem) -> Response:
+    """A link that cannot be used: a page that says why."""
+    return web(request).page("message.html", exc.status, title=exc.title, text=exc.message)
+
+
+async def rate_limited(request: Request, exc: RateLimited) -> Response:
+    """A request over a rate limit: a page that says so, and when to try again."""
+    response = web(request).page(
+        "message.html", 429, title="Please wait a little", text=str(exc).capitalize() + "."
+    )
+    response.headers["Retry-After"] = str(int(exc.retry_after.total_seconds()) + 1)
+    return response
 
 
 class _Server(uvicorn.Server):

@@ -9,7 +9,7 @@ from digest.mail.message import Rendered, compose, new_message_id
 from digest.mail.render import ConfirmView, GoodbyeView, ManageView
 from digest.subscribers import SignUp
 from digest.tokens import CONFIRM, PREFERENCES, RESUBSCRIBE, make_token
-from digest.web.app import WebState
+from digest.web.state import WebState
 
 log = logging.getLogger(__name__)
 

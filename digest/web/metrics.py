@@ -7,7 +7,7 @@ from collections.abc import Iterable
 import sqlalchemy as sa
 
 from digest.models import DIGESTS, INGEST_RUNS, PAPERS, SUBSCRIBERS
-from digest.web.app import WebState
+from digest.web.state import WebState
 
 
 def _escape(value: str) -> str:

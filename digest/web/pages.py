@@ -26,10 +26,10 @@ from digest.tokens import (
     read_token,
 )
 from digest.web import accounts
-from digest.web.app import LinkProblem, WebState, web
 from digest.web.emails import send_goodbye, send_sign_up, token
 from digest.web.feed import atom
 from digest.web.preview import preview
+from digest.web.state import LinkProblem, WebState, web
 
 router = APIRouter(include_in_schema=False)
 State = Annotated[WebState, Depends(web)]
