@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from digest.cron import cron_trigger
 from digest.models import MAX_PAPERS
 
 
@@ -26,8 +27,6 @@ SourceKind = Literal["arxiv", "arxiv-api", "hf", "feed"]
 
 
 def _check_cron(expression: str, timezone: str) -> None:
-    from digest.serve.jobs import cron_trigger  # APScheduler is only needed to check it
-
     cron_trigger(expression, timezone)
 
 

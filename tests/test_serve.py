@@ -27,13 +27,14 @@ from typer.testing import CliRunner
 
 from digest.cli import app
 from digest.config import Settings, SourceConfig
+from digest.cron import cron_trigger
 from digest.db import make_engine
 from digest.delivery.transport import SmtpTransport
 from digest.mail.capture import free_port
 from digest.mail.render import Renderer
 from digest.match import InterestMatcher
 from digest.models import Cadence
-from digest.serve.jobs import build_scheduler, cron_trigger, missed, upcoming
+from digest.serve.jobs import build_scheduler, missed, upcoming
 from digest.serve.leader import Leadership
 from digest.serve.service import serve
 from digest.sources.ingest import PaperIn, store

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -15,10 +15,10 @@ from rich.markup import escape
 from digest.cli import common
 from digest.cli.common import USAGE, console, err, fail
 from digest.clock import utcnow
-from digest.config import SourceConfig
+from digest.config import Settings, SourceConfig
 from digest.match import InterestError
 from digest.sources.files import ingest_path
-from digest.sources.runner import ingest_source
+from digest.sources.runner import SourceReport, ingest_source
 from digest.sources.runner import status as source_status
 from digest.subscribers import SubscriberError
 
@@ -81,21 +81,8 @@ def ingest(
         with common.engine(settings) as engine:
             result = ingest_path(engine, Path(target), FormatChoice(fmt).value if fmt else None)
     else:
-        try:
-            config = SourceConfig(kind=source.value, categories=category or [], url=target)
-        except ValidationError as exc:
-            problems = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
-            fail(problems, USAGE)
         since = day.date() if day else None
-        with common.engine(settings) as engine:
-            result = ingest_source(
-                engine,
-                settings,
-                config,
-                utcnow(),
-                since=since,
-                until=until.date() if until else since,
-            )
+        result = _fetch(settings, source, target, category or [], since, until)
     report = result.report
     for problem in report.warnings:
         err.print(f"[yellow]warning[/] {problem}", highlight=False)
@@ -110,6 +97,24 @@ def ingest(
         console.print(result.line(with_error=False), highlight=False)
     if result.error:  # said once, on standard error
         fail(result.error)
+
+
+def _fetch(
+    settings: Settings,
+    source: SourceChoice,
+    url: str | None,
+    categories: list[str],
+    since: date | None,
+    until: datetime | None,
+) -> SourceReport:
+    """Fetch and store one source given on the command line."""
+    try:
+        config = SourceConfig(kind=source.value, categories=categories, url=url)
+    except ValidationError as exc:
+        fail("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors()), USAGE)
+    with common.engine(settings) as engine:
+        last = until.date() if until else since
+        return ingest_source(engine, settings, config, utcnow(), since=since, until=last)
 
 
 @app.command()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -213,8 +212,7 @@ def smtp_capture(
     maildir = maildir or common.settings().maildir
     with CaptureServer(maildir, host, port):
         console.print(f"capturing mail on {host}:{port} into {maildir}/ (Ctrl-C stops)")
-        with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(asyncio.Event().wait())
+        common.run_until_stopped(lambda stop: stop.wait())
 
 
 @app.command()

@@ -122,6 +122,54 @@ def _refusal(subscriber: Any, row: Any, chosen: list[Choice]) -> tuple[DigestSta
     return None
 
 
+def _record_sent(conn: Connection, sent: list[tuple[Job, str]], now: datetime) -> None:
+    """Mark digests the server accepted as sent, and add their papers to the ledger.
+
+    Recorded even if our claim was taken over meanwhile, so the other worker's lease
+    renewal fails and it does not send the digest a second time.
+    """
+    conn.execute(
+        sa.update(DIGESTS)
+        .where(DIGESTS.c.id == sa.bindparam("digest"))
+        .values(
+            status=DigestStatus.sent,
+            lease_until=None,
+            claim_token=None,
+            sent_at=now,
+            message_id=sa.bindparam("mid"),
+            last_reply=sa.bindparam("reply"),
+            attempts=sa.bindparam("tries"),
+        ),
+        [
+            {
+                "digest": job.digest_id,
+                "mid": job.message_id,
+                "reply": reply[:1000],
+                "tries": job.attempts + 1,
+            }
+            for job, reply in sent
+        ],
+    )
+    # The ledger: every paper of the digest up to the last one shown. Those not shown in
+    # that range were sent before, and stay as they were.
+    ledger = sa.select(
+        DIGESTS.c.subscriber_id,
+        DIGEST_PAPERS.c.paper_id,
+        DIGEST_PAPERS.c.digest_id,
+        sa.bindparam("now", now, type_=SENT_PAPERS.c.sent_at.type),
+    ).where(
+        DIGESTS.c.id == DIGEST_PAPERS.c.digest_id,
+        DIGEST_PAPERS.c.digest_id == sa.bindparam("digest"),
+        DIGEST_PAPERS.c.rank <= sa.bindparam("last"),
+    )
+    columns = ["subscriber_id", "paper_id", "digest_id", "sent_at"]
+    insert = insert_ignore(conn, SENT_PAPERS, ["subscriber_id", "paper_id"])
+    conn.execute(
+        insert.from_select(columns, ledger),
+        [{"digest": job.digest_id, "last": job.last_rank} for job, _ in sent],
+    )
+
+
 class Outbox:
     """The database side of sending: claim, load, record, release."""
 
@@ -332,59 +380,13 @@ class Outbox:
         sent = [(job, reply) for job, reply in results if isinstance(reply, str)]
         with self.engine.begin() as conn:
             if sent:
-                # Accepted by the server: recorded even if our claim was taken over
-                # meanwhile, so the other worker's lease renewal fails and it does not
-                # send the digest a second time.
-                conn.execute(
-                    sa.update(DIGESTS)
-                    .where(DIGESTS.c.id == sa.bindparam("digest"))
-                    .values(
-                        status=DigestStatus.sent,
-                        lease_until=None,
-                        claim_token=None,
-                        sent_at=now,
-                        message_id=sa.bindparam("mid"),
-                        last_reply=sa.bindparam("reply"),
-                        attempts=sa.bindparam("tries"),
-                    ),
-                    [
-                        {
-                            "digest": job.digest_id,
-                            "mid": job.message_id,
-                            "reply": reply[:1000],
-                            "tries": job.attempts + 1,
-                        }
-                        for job, reply in sent
-                    ],
-                )
-                # The ledger: every paper of the digest up to the last one shown. Those
-                # not shown in that range were sent before, and stay as they were.
-                ledger = sa.select(
-                    DIGESTS.c.subscriber_id,
-                    DIGEST_PAPERS.c.paper_id,
-                    DIGEST_PAPERS.c.digest_id,
-                    sa.bindparam("now", now, type_=SENT_PAPERS.c.sent_at.type),
-                ).where(
-                    DIGESTS.c.id == DIGEST_PAPERS.c.digest_id,
-                    DIGEST_PAPERS.c.digest_id == sa.bindparam("digest"),
-                    DIGEST_PAPERS.c.rank <= sa.bindparam("last"),
-                )
-                columns = ["subscriber_id", "paper_id", "digest_id", "sent_at"]
-                insert = insert_ignore(conn, SENT_PAPERS, ["subscriber_id", "paper_id"])
-                conn.execute(
-                    insert.from_select(columns, ledger),
-                    [{"digest": job.digest_id, "last": job.last_rank} for job, _ in sent],
-                )
+                _record_sent(conn, sent, now)
             for job, result in results:
                 if isinstance(result, str):
+                    status = DigestStatus.sent
                     outcomes.append(
                         Outcome(
-                            job.digest_id,
-                            job.email,
-                            job.papers,
-                            DigestStatus.sent,
-                            job.message_id,
-                            result,
+                            job.digest_id, job.email, job.papers, status, job.message_id, result
                         )
                     )
                 else:

@@ -1,5 +1,6 @@
-"""Acronyms and their long forms: a curated table, plus "long form (ACRONYM)" pairs learned
-from the papers themselves."""
+"""Acronyms and their long forms: a curated table, and pairs learned from the papers.
+
+Learned pairs come from "long form (ACRONYM)" in the papers themselves."""
 
 from __future__ import annotations
 

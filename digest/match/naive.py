@@ -1,5 +1,6 @@
-"""The same interest language checked one paper at a time: a reference for tests and the
-baseline of bench/match.py. Far too slow for a population; use the engine."""
+"""The interest language checked one paper at a time: the reference the engine must agree with.
+
+For tests and as the baseline of bench/match.py; far too slow for a population."""
 
 from __future__ import annotations
 

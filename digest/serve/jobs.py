@@ -6,21 +6,16 @@ share one); the jobs themselves do nothing unless this process holds the leaders
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
-from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from digest.config import Settings, SourceConfig
-
-_DAYS = ["sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-_RANGE = re.compile(r"(\d)-(\d)")
+from digest.cron import cron_trigger
 
 
 class Jobs(Protocol):
@@ -34,50 +29,6 @@ class Jobs(Protocol):
 
     async def ingest(self, source: SourceConfig) -> object:
         """Ingest one source."""
-
-
-def _crontab_weekdays(field: str) -> str:
-    # APScheduler 3.x numbers weekdays from Monday = 0; crontab from Sunday = 0.
-    parts = []
-    for part in field.split(","):
-        if m := _RANGE.fullmatch(part):
-            first, last = int(m[1]), int(m[2])
-            if first > last or last > 7:
-                raise ValueError(f"weekday range {part!r} must run from 0 to 7 upwards")
-            parts += [_DAYS[day] for day in range(first, last + 1)]
-        elif part.isdigit():
-            if int(part) > 7:
-                raise ValueError(f"weekday {part!r} is not 0-7 (0 and 7 are Sunday)")
-            parts.append(_DAYS[int(part)])
-        else:
-            parts.append(part)
-    return ",".join(dict.fromkeys(parts))
-
-
-def cron_trigger(expression: str, timezone: str) -> CronTrigger:
-    """A trigger from a crontab expression (weekday 0 = Sunday); ValueError says what's wrong."""
-    try:
-        zone = ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"unknown time zone {timezone!r}") from exc
-    fields = expression.split()
-    if len(fields) != 5:
-        raise ValueError(
-            f"cron {expression!r} has {len(fields)} fields; expected 5: "
-            "minute hour day-of-month month day-of-week"
-        )
-    minute, hour, day, month, weekday = fields
-    try:
-        return CronTrigger(
-            minute=minute,
-            hour=hour,
-            day=day,
-            month=month,
-            day_of_week=_crontab_weekdays(weekday),
-            timezone=zone,
-        )
-    except ValueError as exc:
-        raise ValueError(f"cron {expression!r}: {exc}") from exc
 
 
 def triggers(settings: Settings) -> list[tuple[str, BaseTrigger, SourceConfig | None]]:

@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from digest.clock import utcnow
 from digest.match.text import normalise_title
@@ -193,6 +193,58 @@ def _merge(row: dict[str, Any], paper: PaperIn, version: int | None) -> dict[str
     return changes
 
 
+def _new_row(
+    paper: PaperIn, canonical: str, arxiv_id: str | None, version: int | None, now: datetime
+) -> dict[str, Any]:
+    """The row of a paper stored for the first time."""
+    return {
+        "canonical_id": canonical,
+        "version": version,
+        "title": paper.title,
+        "abstract": paper.abstract,
+        "authors": paper.authors,
+        "categories": paper.categories,
+        "url": paper.url,
+        "pdf_url": paper.pdf_url,
+        "doi": paper.doi,
+        "arxiv_id": arxiv_id,
+        "published_at": paper.published,
+        "first_seen_at": now,
+        "updated_at": now,
+        "sources": [paper.source],
+        "upvotes": paper.upvotes,
+        "announce_type": paper.announce_type,
+        **{name: getattr(paper, name) for name in _EXTRAS},
+    }
+
+
+Identified = dict[str, tuple[PaperIn, str | None, int | None]]
+
+
+def _latest(papers: Iterable[PaperIn], report: IngestReport) -> Identified:
+    """Each paper by canonical id, the newest version where a batch repeats one."""
+    batch: Identified = {}
+    for paper in papers:
+        canonical, arxiv_id, version = paper.identity()
+        previous = batch.get(canonical)
+        if previous is None or (version or 0) > (previous[2] or 0):
+            batch[canonical] = (paper, arxiv_id, version)
+        else:
+            report.unchanged += 1
+    return batch
+
+
+def _stored(conn: Connection, keys: list[str]) -> dict[str, dict[str, Any]]:
+    """The stored rows of these canonical ids (looked up 500 at a time)."""
+    table = table_of(Paper)
+    stored: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        for row in conn.execute(sa.select(table).where(table.c.canonical_id.in_(chunk))):
+            stored[row.canonical_id] = dict(row._mapping)
+    return stored
+
+
 def store(
     engine: Engine,
     papers: Iterable[PaperIn],
@@ -204,46 +256,14 @@ def store(
     report = report if report is not None else IngestReport()
     now = now or utcnow()
     table = table_of(Paper)
-    batch: dict[str, tuple[PaperIn, str | None, int | None]] = {}
-    for paper in papers:
-        canonical, arxiv_id, version = paper.identity()
-        previous = batch.get(canonical)
-        if previous is None or (version or 0) > (previous[2] or 0):
-            batch[canonical] = (paper, arxiv_id, version)
-        else:
-            report.unchanged += 1
+    batch = _latest(papers, report)
     with engine.begin() as conn:
-        stored: dict[str, dict[str, Any]] = {}
-        keys = list(batch)
-        for start in range(0, len(keys), 500):
-            chunk = keys[start : start + 500]
-            for row in conn.execute(sa.select(table).where(table.c.canonical_id.in_(chunk))):
-                stored[row.canonical_id] = dict(row._mapping)
+        stored = _stored(conn, list(batch))
         inserts: list[dict[str, Any]] = []
         for canonical, (paper, arxiv_id, version) in batch.items():
             existing = stored.get(canonical)
             if existing is None:
-                inserts.append(
-                    {
-                        "canonical_id": canonical,
-                        "version": version,
-                        "title": paper.title,
-                        "abstract": paper.abstract,
-                        "authors": paper.authors,
-                        "categories": paper.categories,
-                        "url": paper.url,
-                        "pdf_url": paper.pdf_url,
-                        "doi": paper.doi,
-                        "arxiv_id": arxiv_id,
-                        "published_at": paper.published,
-                        "first_seen_at": now,
-                        "updated_at": now,
-                        "sources": [paper.source],
-                        "upvotes": paper.upvotes,
-                        "announce_type": paper.announce_type,
-                        **{name: getattr(paper, name) for name in _EXTRAS},
-                    }
-                )
+                inserts.append(_new_row(paper, canonical, arxiv_id, version, now))
                 continue
             changes = _merge(existing, paper, version)
             if changes:

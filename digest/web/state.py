@@ -1,5 +1,7 @@
-"""What every route shares: the app's state (settings, database, templates, limits,
-counters), the dependency that hands it to a route, and the error a bad link raises."""
+"""What every route shares: the app's state, the dependency that hands it over, LinkProblem.
+
+The state holds the settings, database, templates, rate limits and counters.
+"""
 
 from __future__ import annotations
 
