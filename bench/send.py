@@ -31,7 +31,8 @@ from digest.delivery.sender import RenderPool, send_due
 from digest.delivery.transport import Envelope, SmtpTransport
 from digest.mail.capture import free_port
 from digest.mail.render import Renderer
-from digest.match import InterestMatcher, parse
+from digest.match.engine import InterestMatcher
+from digest.match.query import parse
 from digest.models import DIGESTS, INTERESTS, SENT_PAPERS, SUBSCRIBERS, DigestStatus
 from digest.sources.ingest import PaperIn, store
 

@@ -22,7 +22,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from digest.db import make_engine, upgrade
-from digest.match import InterestMatcher, parse
+from digest.match.engine import InterestMatcher
+from digest.match.query import parse
 from digest.sources.ingest import PaperIn, store
 from digest.web.preview import PaperCache, preview
 

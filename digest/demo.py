@@ -18,7 +18,7 @@ from digest.delivery.sender import run
 from digest.delivery.transport import SmtpTransport
 from digest.mail.capture import CaptureServer, find_message
 from digest.mail.render import Renderer
-from digest.match import InterestMatcher
+from digest.match.engine import InterestMatcher
 from digest.models import DigestStatus
 from digest.sources.ingest import ingest_file
 from digest.subscribers import subscribe

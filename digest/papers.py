@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from digest.match import PaperDoc
+from digest.match.index import PaperDoc
 from digest.models import PAPERS
 
 # What `paper_doc` reads from a paper row.

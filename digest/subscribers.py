@@ -25,7 +25,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from digest.clock import utcnow
-from digest.match import InterestError, parse
+from digest.match.query import InterestError, parse
 from digest.models import INTERESTS, MAX_PAPERS, SUBSCRIBERS, Cadence, SubscriberStatus
 
 EMAIL_INTERVAL = timedelta(hours=1)

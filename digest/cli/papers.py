@@ -16,7 +16,7 @@ from digest.cli import common
 from digest.cli.common import USAGE, console, err, fail
 from digest.clock import utcnow
 from digest.config import Settings, SourceConfig
-from digest.match import InterestError
+from digest.match.query import InterestError
 from digest.sources.files import ingest_path
 from digest.sources.runner import SourceReport, ingest_source
 from digest.sources.runner import status as source_status

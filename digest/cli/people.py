@@ -12,7 +12,7 @@ from digest.cli.common import USAGE, console, err, fail
 from digest.clock import utcnow
 from digest.delivery.views import preview as preview_digest
 from digest.mail.render import Renderer, RenderError
-from digest.match import InterestMatcher
+from digest.match.engine import InterestMatcher
 from digest.models import Cadence
 from digest.subscribers import SubscriberError
 

@@ -24,7 +24,7 @@ from digest.delivery.sender import run as run_digests
 from digest.delivery.sender import work
 from digest.delivery.transport import SmtpTransport
 from digest.mail.render import Renderer
-from digest.match import InterestMatcher
+from digest.match.engine import InterestMatcher
 from digest.models import DigestStatus
 
 app = typer.Typer()

@@ -20,7 +20,7 @@ from digest.config import Settings
 from digest.db import insert_ignore
 from digest.delivery import slots
 from digest.delivery.slots import Due
-from digest.match import Hit, Matcher
+from digest.match.engine import Hit, Matcher
 from digest.models import (
     DIGEST_PAPERS,
     DIGESTS,

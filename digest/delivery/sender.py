@@ -28,7 +28,7 @@ from digest.delivery.planning import PlanReport, plan
 from digest.delivery.transport import Failure, SendError, Transport
 from digest.mail.dkim import SigningError
 from digest.mail.render import Renderer
-from digest.match import Matcher
+from digest.match.engine import Matcher
 from digest.models import DigestStatus
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from digest.config import Settings
 from digest.delivery.planning import Choice, select_papers
 from digest.mail.message import Rendered
 from digest.mail.render import DigestView, PaperView, Renderer
-from digest.match import Matcher
+from digest.match.engine import Matcher
 from digest.models import INTERESTS, PAPERS, SUBSCRIBERS
 from digest.papers import hf_url, paper_url, pdf_url
 from digest.tokens import DIGESTS, PREFERENCES, UNSUBSCRIBE, make_tokens

@@ -1,14 +1,16 @@
 """The engine: evaluate each distinct interest once over a batch index, rank, fan out.
 
-`InterestMatcher.match` is the seam delivery uses. `evaluate` and `fan_out` are the bulk
-path: every distinct interest gives a ranked hit list and a bitset; subscribers are then
-served with numpy over all their lines at once, never a loop over subscribers x papers.
+`Matcher.match` is the seam delivery uses (`InterestMatcher` implements it). `evaluate`
+and `fan_out` are the bulk path: every distinct interest gives a ranked hit list and a
+bitset; subscribers are then served with numpy over all their lines at once, never a
+loop over subscribers x papers.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -88,6 +90,18 @@ def rank(index: Index, query: Query, keep: int | None = None) -> Ranked:
 def matched_terms(index: Index, ranked: Ranked, doc: int) -> tuple[str, ...]:
     """The positive terms of the interest that occur in paper `doc` (the "why")."""
     return tuple(str(t) for t in ranked.terms if index.term(t).bits >> doc & 1)
+
+
+class Matcher(Protocol):
+    """What delivery sees of matching: distinct interests evaluated over a batch of papers.
+
+    Each distinct interest is evaluated once; fanning out to subscribers is the caller's
+    job (or `fan_out`'s, for a whole population at once).
+    """
+
+    def match(self, papers: Sequence[PaperDoc], interests: Iterable[str]) -> dict[str, list[Hit]]:
+        """Map each interest's canonical form to the papers it matches, best first."""
+        ...
 
 
 class InterestMatcher:

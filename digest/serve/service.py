@@ -20,7 +20,7 @@ from digest.delivery.planning import PlanReport, plan
 from digest.delivery.sender import work
 from digest.delivery.transport import Transport
 from digest.mail.render import Renderer
-from digest.match import Matcher
+from digest.match.engine import Matcher
 from digest.serve.jobs import build_scheduler, missed
 from digest.serve.leader import Leadership
 from digest.sources.runner import SourceReport, ingest_source, last_runs

@@ -16,7 +16,7 @@ from digest.clock import Clock, utcnow
 from digest.config import Settings
 from digest.db import make_engine
 from digest.mail.render import Renderer
-from digest.match import InterestMatcher, Matcher
+from digest.match.engine import InterestMatcher, Matcher
 from digest.web.admin import router as admin_router
 from digest.web.limits import Limiter, RateLimited
 from digest.web.ops import router as ops_router

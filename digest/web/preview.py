@@ -10,7 +10,8 @@ from datetime import date, datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
-from digest.match import Hit, Matcher, PaperDoc
+from digest.match.engine import Hit, Matcher
+from digest.match.index import PaperDoc
 from digest.models import PAPERS
 from digest.papers import DOC_COLUMNS, paper_doc, paper_url, web_url
 

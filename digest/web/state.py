@@ -19,7 +19,7 @@ from digest import resource_dir
 from digest.clock import Clock
 from digest.config import Settings
 from digest.mail.render import Renderer
-from digest.match import Matcher
+from digest.match.engine import Matcher
 from digest.models import Cadence
 from digest.web.limits import Limiter, RateLimited
 from digest.web.preview import PaperCache
