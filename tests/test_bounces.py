@@ -15,34 +15,9 @@ from digest.delivery.planning import plan
 from digest.match import InterestMatcher
 from digest.models import DIGESTS, SUBSCRIBERS
 from digest.subscribers import subscribe
-from tests.test_delivery import T0, seed
+from tests.kit.seeds import T0, dsn, seed
 
 runner = CliRunner()
-
-
-def dsn(
-    *, recipient: str, action: str, status: str, message_id: str | None, to: str = "bounces@x"
-) -> bytes:
-    """A delivery status notification laid out like Postfix writes one."""
-    original = (
-        f"Message-ID: {message_id}\nFrom: digest@digest.test\nTo: {recipient}\n"
-        if message_id
-        else f"From: digest@digest.test\nTo: {recipient}\n"
-    )
-    return (
-        f"From: MAILER-DAEMON@mx.example.net (Mail Delivery System)\n"
-        f"To: {to}\n"
-        f"Subject: Undelivered Mail Returned to Sender\n"
-        f"MIME-Version: 1.0\n"
-        f'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\n'
-        f"\n--B\nContent-Type: text/plain\n\nI'm sorry to have to inform you...\n"
-        f"\n--B\nContent-Type: message/delivery-status\n\n"
-        f"Reporting-MTA: dns; mx.example.net\n\n"
-        f"Final-Recipient: rfc822; {recipient}\nAction: {action}\nStatus: {status}\n"
-        f"Diagnostic-Code: smtp; 550 {status} mailbox unavailable\n"
-        f"\n--B\nContent-Type: text/rfc822-headers\n\n{original}"
-        f"\n--B--\n"
-    ).encode()
 
 
 def test_hard_soft_verp_and_noise(

@@ -17,9 +17,8 @@ from digest.delivery.planning import plan
 from digest.match import InterestMatcher
 from digest.models import DIGESTS, SUBSCRIBERS
 from digest.subscribers import subscribe
-from tests.imap_server import PASSWORD, Dovecot, start_dovecot
-from tests.test_bounces import dsn
-from tests.test_delivery import T0, seed
+from tests.kit.imap import PASSWORD, Dovecot, start_dovecot
+from tests.kit.seeds import T0, dsn, seed
 
 runner = CliRunner()
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy import Engine
@@ -16,20 +16,11 @@ from digest.delivery.transport import SmtpTransport
 from digest.mail.render import Renderer
 from digest.match import InterestMatcher
 from digest.models import SUBSCRIBERS, Digest, DigestStatus, SentPaper, table_of
-from digest.sources.ingest import PaperIn, store
 from digest.subscribers import subscribe, unsubscribe
-from tests.conftest import SmtpSink
+from tests.kit.seeds import T0, seed
+from tests.kit.smtp import SmtpSink
 
 DIGESTS = table_of(Digest)
-T0 = datetime(2026, 11, 26, 6, 0, tzinfo=UTC)
-
-
-def seed(engine: Engine, count: int = 3, *, now: datetime = T0) -> None:
-    papers = [
-        PaperIn(title=f"Diffusion study {i}", abstract="diffusion " * (i + 1), id=f"2411.{i:05d}")
-        for i in range(count)
-    ]
-    store(engine, papers, now=now - timedelta(hours=1))
 
 
 def send(engine: Engine, settings: Settings, now: datetime) -> SendReport:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -15,51 +15,10 @@ from digest.delivery.planning import plan
 from digest.delivery.sender import send_due
 from digest.delivery.transport import SmtpTransport
 from digest.mail.render import Renderer
-from digest.match import InterestMatcher, parse
-from digest.models import DIGESTS, INTERESTS, SENT_PAPERS, SUBSCRIBERS, DigestStatus
-from digest.sources.ingest import PaperIn, store
-from tests.smtp_faults import FaultySink, serving
-
-T0 = datetime(2026, 11, 26, 6, 0, tzinfo=UTC)
-
-
-def populate(engine: Engine, count: int, *, now: datetime = T0) -> list[str]:
-    """`count` active subscribers interested in diffusion, and papers that match."""
-    store(
-        engine,
-        [PaperIn(title=f"Diffusion paper {i}", id=f"2411.{i:05d}") for i in range(3)],
-        now=now - timedelta(hours=1),
-    )
-    emails = [f"reader{i}@example.org" for i in range(count)]
-    with engine.begin() as conn:
-        conn.execute(
-            sa.insert(SUBSCRIBERS),
-            [
-                {
-                    "email": e,
-                    "status": "active",
-                    "timezone": "UTC",
-                    "send_hour": 7,
-                    "cadence": "daily",
-                    "weekday": 0,
-                    "max_papers": 20,
-                    "token_version": 1,
-                    "soft_bounces": 0,
-                    "created_at": now - timedelta(days=1),
-                }
-                for e in emails
-            ],
-        )
-        ids = conn.execute(sa.select(SUBSCRIBERS.c.id)).scalars().all()
-        canonical = parse("diffusion").canonical
-        conn.execute(
-            sa.insert(INTERESTS),
-            [
-                {"subscriber_id": i, "query": "diffusion", "canonical": canonical, "position": 0}
-                for i in ids
-            ],
-        )
-    return emails
+from digest.match import InterestMatcher
+from digest.models import DIGESTS, SENT_PAPERS, SUBSCRIBERS, DigestStatus
+from tests.kit.seeds import T0, populate
+from tests.kit.smtp import FaultySink, serving
 
 
 @pytest.fixture

@@ -8,30 +8,18 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import re
-import shutil
 import struct
 import subprocess
 from datetime import datetime
 from pathlib import Path
 
 from digest.mail.render import ConfirmView, GoodbyeView, PaperView, Renderer
-from tests.conftest import CHROMIUM_FLAGS, PAPERS_JSONL, missing
-from tests.emailkit import HOSTILE, digest_view, email_settings, paper
+from tests.kit.browser import CHROMIUM_FLAGS, SCREENSHOTS, chromium
+from tests.kit.env import PAPERS_JSONL
+from tests.kit.mail import HOSTILE, digest_view, email_settings, paper
 
-SCREENSHOTS = Path(__file__).resolve().parents[1] / "var" / "screenshots"
 DESKTOP, PHONE = 1000, 375
-
-
-def chromium() -> str:
-    """The Chromium binary, or skip (fail when DIGEST_TEST_REQUIRE_BROWSER=1)."""
-    for name in (os.environ.get("DIGEST_TEST_CHROMIUM"), "chromium", "chromium-browser"):
-        found = shutil.which(name) if name else None
-        if found:
-            return found
-    message = "Chromium is not installed (apt-get install chromium; make test installs it)"
-    missing(message, "DIGEST_TEST_REQUIRE_BROWSER")
 
 
 def browse(tmp_path: Path, page: Path, *args: str) -> str:

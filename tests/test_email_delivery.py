@@ -21,8 +21,8 @@ from digest.match import InterestMatcher
 from digest.models import DIGESTS, SENT_PAPERS, DigestStatus
 from digest.sources.ingest import PaperIn, store
 from digest.subscribers import subscribe
-from tests.conftest import SmtpSink
-from tests.emailkit import make_dkim_key, parts
+from tests.kit.mail import make_dkim_key, parts
+from tests.kit.smtp import SmtpSink
 
 T0 = datetime(2026, 11, 26, 6, 0, tzinfo=UTC)
 

@@ -27,7 +27,7 @@ from digest.mail.message import (
 )
 from digest.mail.render import ConfirmView, Renderer
 from digest.mail.text import one_line
-from tests.emailkit import (
+from tests.kit.mail import (
     HOSTILE,
     UNSUBSCRIBE,
     digest_view,

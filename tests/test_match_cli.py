@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from digest.cli import app
 from digest.models import PAPERS
-from tests.conftest import write_jsonl
+from tests.kit.seeds import write_jsonl
 
 runner = CliRunner()
 

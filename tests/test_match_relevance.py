@@ -9,7 +9,7 @@ import pytest
 
 from digest.match.index import Index
 from digest.search import file_papers, search
-from tests.conftest import shared_papers
+from tests.kit.env import shared_papers
 
 
 @cache

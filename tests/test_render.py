@@ -12,9 +12,7 @@ import pytest
 from digest import resource_dir
 from digest.mail.render import ConfirmView, GoodbyeView, Renderer, RenderError, card_css
 from digest.mail.text import highlight, shorten, subject_for, wrap
-from tests.emailkit import HOSTILE, digest_view, email_settings, paper
-
-SNAPSHOTS = Path(__file__).parent / "snapshots"
+from tests.kit.mail import HOSTILE, SNAPSHOTS, digest_view, email_settings, paper
 
 
 def assert_valid_html5(html: str) -> None:

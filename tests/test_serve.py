@@ -38,7 +38,7 @@ from digest.serve.leader import Leadership
 from digest.serve.service import serve
 from digest.sources.ingest import PaperIn, store
 from digest.subscribers import subscribe
-from tests.conftest import SmtpSink
+from tests.kit.smtp import SmtpSink
 
 FRIDAY = datetime(2026, 11, 27, 12, tzinfo=UTC)
 

@@ -12,8 +12,8 @@ from digest.sources.feeds import parse_feed
 from digest.sources.files import detect_format, parse_bytes
 from digest.sources.hf import parse_daily
 from digest.sources.ingest import clean_text
-from tests.conftest import SHARED
-from tests.sources_server import FIXTURES
+from tests.kit.env import SHARED
+from tests.kit.sources import FIXTURES
 
 RECORDED = SHARED / "fixtures" / "sources"
 

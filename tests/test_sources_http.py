@@ -12,7 +12,7 @@ from digest.config import Settings
 from digest.mail.capture import free_port
 from digest.sources.arxiv import api_pages
 from digest.sources.http import FetchError, Http, Validators, retry_after
-from tests.sources_server import FIXTURES, FakeTimer, Reply, Site, serve
+from tests.kit.sources import FIXTURES, FakeTimer, Reply, Site, serve
 
 
 @pytest.fixture

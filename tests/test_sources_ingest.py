@@ -21,8 +21,8 @@ from digest.models import INGEST_RUNS, PAPERS
 from digest.sources.files import ingest_path
 from digest.sources.http import Http
 from digest.sources.runner import ingest_configured, ingest_source
-from tests.conftest import SmtpSink
-from tests.sources_server import FIXTURES, FakeTimer, Reply, Site, serve
+from tests.kit.smtp import SmtpSink
+from tests.kit.sources import FIXTURES, FakeTimer, Reply, Site, serve
 
 T1 = datetime(2026, 11, 20, 6, 0, tzinfo=UTC)
 T2 = T1 + timedelta(days=3)

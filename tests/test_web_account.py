@@ -3,49 +3,23 @@ and the sign-up preview."""
 
 from __future__ import annotations
 
-import asyncio
 import re
-from datetime import datetime, timedelta
+from datetime import timedelta
 from xml.etree import ElementTree as ET
 
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
 from digest.config import Settings
-from digest.delivery.sender import run
-from digest.delivery.transport import SmtpTransport
-from digest.mail.render import Renderer
-from digest.match import InterestMatcher
 from digest.models import INTERESTS, SubscriberStatus
-from digest.sources.ingest import PaperIn, store
+from digest.sources.ingest import store
 from digest.subscribers import subscribe as add_subscriber
 from digest.tokens import PREFERENCES, make_token
-from tests.conftest import SmtpSink
-from tests.webkit import Clock, client, form, link_in, subscriber
+from tests.kit.seeds import PAPERS, send_digest
+from tests.kit.smtp import SmtpSink
+from tests.kit.web import Clock, client, form, link_in, subscriber
 
 ATOM = "{http://www.w3.org/2005/Atom}"
-PAPERS = [
-    PaperIn(
-        id="2401.00001v1",
-        title="Denoising Diffusion for Molecules",
-        abstract="A diffusion model generates molecules.",
-        authors=["Ada Lovelace"],
-        url="https://arxiv.org/abs/2401.00001",
-    ),
-    PaperIn(
-        id="2401.00002v1",
-        title="Latent Diffusion for Audio",
-        abstract="Diffusion in a learned latent space.",
-        url="https://arxiv.org/abs/2401.00002",
-    ),
-    PaperIn(id="2401.00003v1", title="Graph Networks for Traffic", abstract="Roads."),
-]
-
-
-def send_digest(engine: Engine, settings: Settings, now: datetime) -> None:
-    """Plan and send the due digests to the test SMTP server, as the scheduler would."""
-    renderer = Renderer(settings)
-    asyncio.run(run(engine, InterestMatcher(), SmtpTransport(settings), renderer, now))
 
 
 def test_preferences_edit_pause_and_resume(settings: Settings, engine: Engine) -> None:

@@ -14,9 +14,9 @@ from digest.sources.ingest import IngestReport, PaperIn, store
 from digest.sources.runner import SourceReport, record
 from digest.subscribers import subscribe as add_subscriber
 from digest.tokens import UNSUBSCRIBE, make_token
-from tests.conftest import SmtpSink
-from tests.test_web_account import send_digest
-from tests.webkit import ADMIN, Clock, client, server, subscriber
+from tests.kit.seeds import send_digest
+from tests.kit.smtp import SmtpSink
+from tests.kit.web import ADMIN, Clock, client, server, subscriber
 
 AUTH = {"Authorization": f"Bearer {ADMIN}"}
 

@@ -23,12 +23,13 @@ from digest.config import Settings
 from digest.mail.capture import free_port
 from digest.models import SubscriberStatus
 from digest.sources.ingest import store
-from tests.conftest import CHROMIUM_FLAGS, SmtpSink, missing
-from tests.test_email_browser import chromium
-from tests.test_web_account import PAPERS, send_digest
-from tests.webkit import Clock, link_in, server, subscriber
+from tests.kit.browser import CHROMIUM_FLAGS, SCREENSHOTS, chromium
+from tests.kit.env import missing
+from tests.kit.seeds import PAPERS, send_digest
+from tests.kit.smtp import SmtpSink
+from tests.kit.web import Clock, link_in, server, subscriber
 
-SCREENSHOTS = Path(__file__).resolve().parents[1] / "var" / "screenshots" / "web"
+WEB_SCREENSHOTS = SCREENSHOTS / "web"
 DESKTOP, PHONE = 1100, 375
 
 
@@ -66,7 +67,7 @@ def browser(tmp_path: Path) -> Iterator[Any]:
 
 def shoot(driver: Any, name: str) -> None:
     """Screenshot the page at desktop and phone widths; at phone width nothing scrolls sideways."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    WEB_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     for label, width in (("desktop", DESKTOP), ("phone", PHONE)):
         driver.set_window_size(width, 900)
         viewport = driver.execute_script("return window.innerWidth")
@@ -76,7 +77,7 @@ def shoot(driver: Any, name: str) -> None:
             "return document.documentElement.scrollWidth - window.innerWidth"
         )
         assert overflow <= 0, f"{name} scrolls sideways by {overflow}px at {width}px"
-        target = SCREENSHOTS / f"{name}-{label}.png"
+        target = WEB_SCREENSHOTS / f"{name}-{label}.png"
         driver.save_screenshot(str(target))
         head = target.read_bytes()[:24]
         assert head[:8] == b"\x89PNG\r\n\x1a\n"

@@ -24,8 +24,8 @@ from digest.tokens import (
     read_token,
 )
 from digest.web import serve_web
-from tests.conftest import SmtpSink
-from tests.webkit import Clock, client, form, link_in, subscriber, web_settings
+from tests.kit.smtp import SmtpSink
+from tests.kit.web import Clock, client, form, link_in, subscriber, web_settings
 
 
 def test_sign_up_page_has_every_field_and_a_hidden_honeypot(

@@ -20,8 +20,8 @@ from digest.delivery.planning import plan
 from digest.delivery.sender import GROUP
 from digest.match import InterestMatcher
 from digest.models import DIGESTS, DigestStatus
-from tests.smtp_faults import FaultySink, serving
-from tests.test_delivery_faults import T0, populate
+from tests.kit.seeds import T0, populate
+from tests.kit.smtp import FaultySink, serving
 
 
 @pytest.fixture

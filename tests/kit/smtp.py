@@ -1,4 +1,4 @@
-"""An SMTP server on loopback that misbehaves on purpose, reproducibly (seeded)."""
+"""SMTP servers on loopback: a sink that keeps what it accepts, and one that misbehaves."""
 
 from __future__ import annotations
 
@@ -9,11 +9,49 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
+from email.message import EmailMessage
 from typing import Any
 
 from aiosmtpd.controller import Controller
 
 from digest.mail.capture import free_port
+
+
+@dataclass
+class Received:
+    """One message as the SMTP server got it."""
+
+    sender: str
+    recipients: list[str]
+    message: EmailMessage
+
+
+@dataclass
+class SmtpSink:
+    """A real SMTP server on loopback that keeps what it accepts, or refuses on demand."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    received: list[Received] = field(default_factory=list)
+    refuse: dict[str, str] = field(default_factory=dict)
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: Any
+    ) -> str:
+        if address in self.refuse:
+            return self.refuse[address]
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        message = message_from_bytes(envelope.content, policy=policy.default)
+        assert isinstance(message, EmailMessage)
+        self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), message))
+        return "250 OK queued"
+
+    def to(self, address: str) -> list[EmailMessage]:
+        """Messages received for `address`."""
+        return [r.message for r in self.received if address in r.recipients]
 
 
 @dataclass

@@ -1,8 +1,4 @@
-"""A real IMAP server for tests: Dovecot on a loopback port, run in the foreground.
-
-Without Dovecot (or without root) the tests using it are skipped, unless
-DIGEST_TEST_REQUIRE_IMAP=1 (CI), where they fail. DIGEST_TEST_DOVECOT names another binary.
-"""
+"""A real IMAP server for tests: Dovecot on a loopback port, run in the foreground."""
 
 from __future__ import annotations
 
@@ -24,13 +20,17 @@ from urllib.parse import quote
 import pytest
 
 from digest.mail.capture import free_port
-from tests.conftest import missing
+from tests.kit.env import missing
 
 USER, PASSWORD = "bounces", "p@ss/w:rd?1"  # URL-special characters, quoted in URLs
 
 
 def dovecot_binary() -> str:
-    """The dovecot binary, or skip (fail when DIGEST_TEST_REQUIRE_IMAP=1)."""
+    """The dovecot binary, or skip (fail when DIGEST_TEST_REQUIRE_IMAP=1).
+
+    Without Dovecot (or without root) the tests using it are skipped, unless
+    DIGEST_TEST_REQUIRE_IMAP=1 (CI), where they fail. DIGEST_TEST_DOVECOT names another binary.
+    """
     chosen = os.environ.get("DIGEST_TEST_DOVECOT")
     found = (
         shutil.which(chosen)

@@ -1,4 +1,4 @@
-"""A real HTTP server on loopback that serves saved responses and scripted faults."""
+"""A real HTTP server on loopback serving saved responses and scripted faults; a fake timer."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from urllib.parse import urlsplit
 
-FIXTURES = Path(__file__).parent / "fixtures" / "sources"
+from tests.kit.env import TESTS
+
+FIXTURES = TESTS / "fixtures" / "sources"  # saved responses of each source
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Views and settings shared by the email tests: ordinary papers and hostile ones."""
+"""The email tests' material: ordinary and hostile papers, settings, wire, DKIM keys, snapshots."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from digest.clock import utcnow
 from digest.config import Settings
 from digest.mail.message import Rendered, compose
 from digest.mail.render import DigestView, PaperView
+from tests.kit.env import TESTS
 
+SNAPSHOTS = TESTS / "snapshots"  # the expected text of rendered emails
 UNSUBSCRIBE = "https://digest.test/unsubscribe/tok-" + "x" * 80
 
 

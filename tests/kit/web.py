@@ -1,4 +1,4 @@
-"""Helpers for the web tests: a settable clock, an app client, links found in emails."""
+"""Helpers for the web tests: a settable clock, the app on loopback, forms, links in emails."""
 
 from __future__ import annotations
 
