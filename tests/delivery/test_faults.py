@@ -28,6 +28,7 @@ def faulty() -> Iterator[FaultySink]:
         yield sink
 
 
+@pytest.mark.slow
 def test_every_deliverable_digest_arrives_exactly_once(
     database_url: str, engine: Engine, settings: Settings, faulty: FaultySink
 ) -> None:

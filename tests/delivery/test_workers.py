@@ -68,6 +68,7 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 60) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 def test_killed_workers_lose_nothing(
     engine: Engine, settings: Settings, sink: FaultySink, tmp_path: Path
 ) -> None:
@@ -116,6 +117,7 @@ def test_sigterm_finishes_in_flight_and_releases_the_rest(
     assert counts[DigestStatus.sent] + counts.get(DigestStatus.planned, 0) == 300
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_three_workers_share_one_outbox(
     engine: Engine, settings: Settings, sink: FaultySink, tmp_path: Path

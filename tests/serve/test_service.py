@@ -262,6 +262,7 @@ class Process:
         self.proc.stderr.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_two_serve_processes_elect_one_scheduler_and_a_standby_takes_over(
     engine: Engine, database_url: str, smtp: SmtpSink

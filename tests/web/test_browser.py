@@ -86,6 +86,7 @@ def shoot(driver: Any, name: str) -> None:
 
 
 # The journey exercises the pages; the HTTP tests cover both databases.
+@pytest.mark.slow
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_subscribe_confirm_edit_and_unsubscribe_in_chromium(
     settings: Settings, engine: Engine, smtp: SmtpSink, browser: Any
