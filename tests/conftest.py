@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import os
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from email import message_from_bytes, policy
-from email.message import EmailMessage
 from pathlib import Path
-from typing import Any, NoReturn
 
 import pytest
 import sqlalchemy as sa
@@ -22,10 +16,8 @@ from sqlalchemy.engine import make_url
 from digest.config import Settings
 from digest.db import make_engine, upgrade
 from digest.mail.capture import free_port
-
-POSTGRES_URL = os.environ.get("DIGEST_TEST_POSTGRES_URL")
-SHARED = Path(os.environ.get("DIGEST_SHARED_DIR", Path(__file__).resolve().parents[2] / "shared"))
-PAPERS_JSONL = SHARED / "data" / "papers.jsonl"
+from tests.kit.env import POSTGRES_URL
+from tests.kit.smtp import SmtpSink
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -56,43 +48,6 @@ def engine(database_url: str) -> Iterator[Engine]:
     engine = make_engine(database_url)
     yield engine
     engine.dispose()
-
-
-@dataclass
-class Received:
-    """One message as the SMTP server got it."""
-
-    sender: str
-    recipients: list[str]
-    message: EmailMessage
-
-
-@dataclass
-class SmtpSink:
-    """A real SMTP server on loopback that keeps what it accepts, or refuses on demand."""
-
-    host: str = "127.0.0.1"
-    port: int = 0
-    received: list[Received] = field(default_factory=list)
-    refuse: dict[str, str] = field(default_factory=dict)
-
-    async def handle_RCPT(
-        self, server: Any, session: Any, envelope: Any, address: str, options: Any
-    ) -> str:
-        if address in self.refuse:
-            return self.refuse[address]
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        message = message_from_bytes(envelope.content, policy=policy.default)
-        assert isinstance(message, EmailMessage)
-        self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), message))
-        return "250 OK queued"
-
-    def to(self, address: str) -> list[EmailMessage]:
-        """Messages received for `address`."""
-        return [r.message for r in self.received if address in r.recipients]
 
 
 @pytest.fixture
@@ -132,35 +87,3 @@ def cli_env(settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
         "DIGEST_BASE_URL": settings.base_url,
         "DIGEST_SECRET_KEY": "test-secret",
     }
-
-
-def write_jsonl(path: Path, papers: list[dict[str, Any]]) -> Path:
-    """Write papers as JSONL and return the path."""
-    path.write_text("".join(json.dumps(p) + "\n" for p in papers), encoding="utf-8")
-    return path
-
-
-# Headless Chromium on a machine with no network; each browser test adds its headless mode.
-CHROMIUM_FLAGS = (
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--hide-scrollbars",
-)
-
-
-def missing(message: str, flag: str) -> NoReturn:
-    """Skip for want of a component, or fail when CI requires it (`flag`=1 in the env)."""
-    if os.environ.get(flag) == "1":
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-def shared_papers() -> Path:
-    """../shared/data/papers.jsonl, or skip when the shared folder is absent."""
-    if not PAPERS_JSONL.exists():
-        pytest.skip(f"{PAPERS_JSONL} is absent")
-    return PAPERS_JSONL

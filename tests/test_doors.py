@@ -17,7 +17,7 @@ from digest.cli import app
 from digest.config import Settings
 from digest.models import INTERESTS, SUBSCRIBERS
 from digest.sources.ingest import PaperIn, store
-from tests.webkit import ADMIN, Clock, client, form
+from tests.kit.web import ADMIN, Clock, client, form
 
 runner = CliRunner()
 AUTH = {"Authorization": f"Bearer {ADMIN}"}

@@ -13,7 +13,9 @@ from typer.testing import CliRunner
 
 from digest.cli import app
 from digest.models import Paper, table_of
-from tests.conftest import SmtpSink, shared_papers, write_jsonl
+from tests.kit.env import shared_papers
+from tests.kit.seeds import write_jsonl
+from tests.kit.smtp import SmtpSink
 
 runner = CliRunner()
 PAPERS = table_of(Paper)

@@ -1,0 +1,151 @@
+"""HTTP-level tests of what a subscriber reaches from an email: preferences, digests, feed,
+and the sign-up preview."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from xml.etree import ElementTree as ET
+
+import sqlalchemy as sa
+from sqlalchemy import Engine
+
+from digest.config import Settings
+from digest.models import INTERESTS, SubscriberStatus
+from digest.sources.ingest import store
+from digest.subscribers import subscribe as add_subscriber
+from digest.tokens import PREFERENCES, make_token
+from tests.kit.seeds import PAPERS, send_digest
+from tests.kit.smtp import SmtpSink
+from tests.kit.web import Clock, client, form, link_in, subscriber
+
+ATOM = "{http://www.w3.org/2005/Atom}"
+
+
+def test_preferences_edit_pause_and_resume(settings: Settings, engine: Engine) -> None:
+    row, _ = add_subscriber(engine, "ada@example.org", ["diffusion", "robots"])
+    assert row.id is not None
+    link = f"/preferences/{make_token('test-secret', PREFERENCES, row.id, 1)}"
+    with client(settings, engine, Clock()) as http:
+        page = http.get(link)
+        assert page.status_code == 200 and "diffusion\nrobots</textarea>" in page.text
+        assert "None sent yet" in page.text and "/feed/" in page.text
+        changed = form(interests='"graph networks"\ntraffic', timezone="Asia/Tokyo", paused="1")
+        saved = http.post(link, data={**changed, "max_papers": "5"})
+        assert saved.status_code == 200 and "Saved." in saved.text
+        after = subscriber(engine, "ada@example.org")
+        assert (after.timezone, after.send_hour, after.max_papers) == ("Asia/Tokyo", 8, 5)
+        assert after.status == SubscriberStatus.paused
+        bad = http.post(link, data=form(interests='ok\n"broken', timezone="UTC"))
+        assert bad.status_code == 422 and "Line 2" in bad.text
+        assert subscriber(engine, "ada@example.org").timezone == "Asia/Tokyo"
+        http.post(link, data=form(interests="traffic"))
+        assert subscriber(engine, "ada@example.org").status == SubscriberStatus.active
+    with engine.connect() as conn:
+        lines = conn.execute(sa.select(INTERESTS.c.query).order_by(INTERESTS.c.position))
+        assert list(lines.scalars()) == ["traffic"]
+
+
+def test_digest_links_lead_to_preferences_full_list_feed_and_unsubscribe(
+    settings: Settings, engine: Engine, smtp: SmtpSink
+) -> None:
+    clock = Clock()
+    store(engine, PAPERS, now=clock.now - timedelta(hours=2))
+    add_subscriber(engine, "ada@example.org", ["diffusion"], now=clock.now - timedelta(days=1))
+    add_subscriber(engine, "bob@example.org", ["traffic"], now=clock.now - timedelta(days=1))
+    send_digest(engine, settings, clock.now)
+    [digest] = smtp.to("ada@example.org")
+    with client(settings, engine, clock) as http:
+        prefs = http.get(link_in(digest, "preferences"))
+        assert prefs.status_code == 200
+        found = re.search(r'href="(/digests/[^"]+)"', prefs.text)
+        assert found is not None
+        full = http.get(found[1])
+        assert full.status_code == 200
+        assert "Denoising Diffusion for Molecules" in full.text
+        assert "Latent Diffusion for Audio" in full.text and "Traffic" not in full.text
+        other_id = int(found[1].rsplit("/", 1)[1]) + 1
+        other = http.get(found[1].rsplit("/", 1)[0] + f"/{other_id}")
+        assert other.status_code == 404 and "Traffic" not in other.text
+
+        feed_url = re.search(r"https://digest\.test(/feed/[^<\s]+)", prefs.text)
+        assert feed_url is not None
+        feed = http.get(feed_url[1])
+        assert feed.headers["content-type"].startswith("application/atom+xml")
+        root = ET.fromstring(feed.content)
+        titles = {e.findtext(f"{ATOM}title") for e in root.iter(f"{ATOM}entry")}
+        assert titles == {"Denoising Diffusion for Molecules", "Latent Diffusion for Audio"}
+
+        unsubscribe = digest["List-Unsubscribe"].split("<", 1)[1].split(">", 1)[0]
+        assert unsubscribe.startswith("https://digest.test/unsubscribe/")
+        done = http.post(unsubscribe.removeprefix("https://digest.test"))
+        assert done.status_code == 200
+        assert http.get(feed_url[1]).status_code == 410  # Unsubscribing revokes every link.
+    assert subscriber(engine, "ada@example.org").status == SubscriberStatus.unsubscribed
+
+
+def test_preview_counts_last_week_matches_per_day(settings: Settings, engine: Engine) -> None:
+    clock = Clock()
+    store(engine, PAPERS[:1], now=clock.now - timedelta(days=1))
+    store(engine, PAPERS[1:2], now=clock.now - timedelta(days=3))
+    store(engine, PAPERS[2:], now=clock.now - timedelta(days=10))
+    with client(settings, engine, clock) as http:
+        fragment = http.post("/preview", data={"interests": 'diffusion\ntraffic\n"oops'})
+        assert fragment.status_code == 200
+        assert "<strong>2</strong> papers" in fragment.text
+        assert "Line 3" in fragment.text and "unbalanced quote" in fragment.text
+        assert "<code>traffic</code>: 0" in fragment.text  # Ten days old: outside the week.
+        counts = re.findall(r"<br>(\d+)</span>", fragment.text)
+        assert len(counts) == 7 and sorted(counts) == ["0"] * 5 + ["1", "1"]
+        page = http.post("/subscribe", data=form(interests="molecules", action="preview"))
+        assert page.status_code == 200 and "Denoising Diffusion for Molecules" in page.text
+        assert "Latent Diffusion" not in page.text
+        assert "molecules</textarea>" in page.text
+    assert subscriber(engine, "ada@example.org") is None  # A preview subscribes nobody.
+
+
+def test_health_metrics_and_script(settings: Settings, engine: Engine) -> None:
+    add_subscriber(engine, "ada@example.org", ["diffusion"])
+    with client(settings, engine, Clock()) as http:
+        health = http.get("/healthz")
+        assert health.status_code == 200 and health.json()["status"] == "ok"
+        http.get("/")
+        metrics = http.get("/metrics")
+        script = http.get("/static/web.js")
+    assert metrics.headers["content-type"].startswith("text/plain; version=0.0.4")
+    assert 'digest_subscribers{status="active"} 1' in metrics.text
+    assert "digest_papers 0" in metrics.text
+    assert 'digest_http_requests_total{method="GET",route="/",status="200"} 1' in metrics.text
+    for line in metrics.text.splitlines():
+        assert line.startswith("#") or re.fullmatch(r"[a-z_]+(\{[^}]*\})? [0-9.e+-]+", line)
+    assert "Intl.DateTimeFormat" in script.text
+
+
+def test_health_reports_a_database_that_is_gone(settings: Settings, engine: Engine) -> None:
+    broken = sa.create_engine("sqlite:////nonexistent/dir/db.sqlite")
+    try:
+        with client(settings, broken, Clock()) as http:
+            health = http.get("/healthz")
+    finally:
+        broken.dispose()
+    assert health.status_code == 503 and health.json()["status"] == "error"
+
+
+def test_preview_sees_new_papers_once_its_cache_expires(settings: Settings, engine: Engine) -> None:
+    clock = Clock()
+    store(engine, PAPERS[:1], now=clock.now - timedelta(hours=1))
+    with client(settings, engine, clock) as http:
+
+        def total() -> str:
+            found = re.search(
+                r"<strong>(\d+)</strong>",
+                http.post("/preview", data={"interests": "diffusion"}).text,
+            )
+            assert found is not None
+            return found[1]
+
+        assert total() == "1"
+        store(engine, PAPERS[1:2], now=clock.now)
+        assert total() == "1"  # Within the minute the cached week is used.
+        clock.advance(seconds=61)
+        assert total() == "2"

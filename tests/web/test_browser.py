@@ -1,0 +1,178 @@
+"""The whole subscriber journey in real headless Chromium (Selenium + Debian's chromedriver).
+
+subscribe -> confirmation email at the local SMTP server -> follow the link -> edit
+preferences -> unsubscribe from the link in a digest. Every page is screenshot at desktop
+and phone widths under var/screenshots/web/. Without Chromium and chromedriver these tests
+are skipped, unless DIGEST_TEST_REQUIRE_BROWSER=1 (CI), where they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import struct
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+
+from digest.config import Settings
+from digest.mail.capture import free_port
+from digest.models import SubscriberStatus
+from digest.sources.ingest import store
+from tests.kit.browser import CHROMIUM_FLAGS, SCREENSHOTS, chromium
+from tests.kit.env import missing
+from tests.kit.seeds import PAPERS, send_digest
+from tests.kit.smtp import SmtpSink
+from tests.kit.web import Clock, link_in, server, subscriber
+
+WEB_SCREENSHOTS = SCREENSHOTS / "web"
+DESKTOP, PHONE = 1100, 375
+
+
+def chromedriver() -> str:
+    """The chromedriver binary, or skip (fail when DIGEST_TEST_REQUIRE_BROWSER=1)."""
+    found = shutil.which(os.environ.get("DIGEST_TEST_CHROMEDRIVER", "chromedriver"))
+    if found:
+        return found
+    message = "chromedriver is not installed (apt-get install chromium-driver; make test does)"
+    missing(message, "DIGEST_TEST_REQUIRE_BROWSER")
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[Any]:
+    """Headless Chromium driven by Selenium, in the Asia/Tokyo time zone."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium()
+    for flag in (
+        "--headless=new",
+        "--disable-dev-shm-usage",
+        *CHROMIUM_FLAGS,
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ):
+        options.add_argument(flag)
+    service = Service(chromedriver(), env={**os.environ, "TZ": "Asia/Tokyo"})
+    driver = webdriver.Chrome(options=options, service=service)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def shoot(driver: Any, name: str) -> None:
+    """Screenshot the page at desktop and phone widths; at phone width nothing scrolls sideways."""
+    WEB_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for label, width in (("desktop", DESKTOP), ("phone", PHONE)):
+        driver.set_window_size(width, 900)
+        viewport = driver.execute_script("return window.innerWidth")
+        height = driver.execute_script("return document.documentElement.scrollHeight")
+        driver.set_window_size(width + (width - viewport), min(max(height, 600), 4000) + 100)
+        overflow = driver.execute_script(
+            "return document.documentElement.scrollWidth - window.innerWidth"
+        )
+        assert overflow <= 0, f"{name} scrolls sideways by {overflow}px at {width}px"
+        target = WEB_SCREENSHOTS / f"{name}-{label}.png"
+        driver.save_screenshot(str(target))
+        head = target.read_bytes()[:24]
+        assert head[:8] == b"\x89PNG\r\n\x1a\n"
+        assert struct.unpack(">I", head[16:20])[0] >= width - 20
+    driver.set_window_size(DESKTOP, 900)
+
+
+# The journey exercises the pages; the HTTP tests cover both databases.
+@pytest.mark.slow
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_subscribe_confirm_edit_and_unsubscribe_in_chromium(
+    settings: Settings, engine: Engine, smtp: SmtpSink, browser: Any
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    wait = WebDriverWait(browser, 10)
+    clock = Clock()
+    store(engine, PAPERS, now=clock.now - timedelta(hours=2))
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    settings = settings.model_copy(update={"base_url": base})
+
+    def follow(message: Any, purpose: str) -> None:
+        browser.get(base + link_in_at(message, purpose, base))
+
+    with server(settings, engine, clock, port=port):
+        browser.get(base + "/")
+        assert Select(browser.find_element(By.ID, "timezone")).first_selected_option.text == (
+            "Asia/Tokyo"
+        )  # Pre-filled by the page's script from the browser.
+        shoot(browser, "1-subscribe")
+        browser.find_element(By.ID, "email").send_keys("ada@example.org")
+        browser.find_element(By.ID, "interests").send_keys("diffusion\nmolecules")
+        wait.until(ec.text_to_be_present_in_element((By.ID, "preview"), "Best matches"))
+        assert "Denoising Diffusion for Molecules" in browser.find_element(By.ID, "preview").text
+        shoot(browser, "2-subscribe-preview")
+        browser.find_element(By.CSS_SELECTOR, "button[value=subscribe]").click()
+        wait.until(ec.title_is("Check your inbox"))
+        shoot(browser, "3-check-inbox")
+        assert subscriber(engine, "ada@example.org").timezone == "Asia/Tokyo"
+
+        [confirmation] = smtp.to("ada@example.org")
+        follow(confirmation, "confirm")
+        shoot(browser, "4-confirm")
+        browser.find_element(By.ID, "confirm").click()
+        wait.until(ec.title_is("You are subscribed"))
+        shoot(browser, "5-subscribed")
+        assert subscriber(engine, "ada@example.org").status == SubscriberStatus.active
+
+        browser.find_element(By.LINK_TEXT, "Change your interests").click()
+        wait.until(ec.title_is("Your digest settings"))
+        box = browser.find_element(By.ID, "interests")
+        box.clear()
+        box.send_keys('diffusion\n"latent space')
+        browser.find_element(By.ID, "save").click()
+        wait.until(ec.presence_of_element_located((By.ID, "interest-errors")))
+        assert "unbalanced quote" in browser.find_element(By.ID, "interest-errors").text
+        shoot(browser, "6-preferences-error")
+        box = browser.find_element(By.ID, "interests")
+        box.clear()
+        box.send_keys("diffusion")
+        Select(browser.find_element(By.ID, "send_hour")).select_by_visible_text("06:00")
+        browser.find_element(By.ID, "save").click()
+        wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, ".notice"), "Saved"))
+        shoot(browser, "7-preferences-saved")
+        assert subscriber(engine, "ada@example.org").send_hour == 6
+
+        send_digest(engine, settings, clock.now)
+        digest = smtp.to("ada@example.org")[-1]
+        assert "2 new papers on diffusion" in digest["Subject"]
+        browser.get(browser.current_url)
+        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "table a")))
+        browser.find_element(By.CSS_SELECTOR, "table a").click()
+        wait.until(ec.title_contains("Digest"))
+        assert "Latent Diffusion for Audio" in browser.page_source
+        shoot(browser, "8-digest")
+
+        follow(digest, "unsubscribe")
+        shoot(browser, "9-unsubscribe")
+        browser.find_element(By.ID, "unsubscribe").click()
+        wait.until(ec.title_is("You are unsubscribed"))
+        shoot(browser, "10-unsubscribed")
+    assert subscriber(engine, "ada@example.org").status == SubscriberStatus.unsubscribed
+    goodbye = smtp.to("ada@example.org")[-1]
+    assert "unsubscribed" in goodbye["Subject"]
+
+
+def link_in_at(message: Any, purpose: str, base: str) -> str:
+    """The path of the first /{purpose}/ link of an email whose links start with `base`."""
+    body = message.get_body(("plain",)).get_content()
+    start = body.index(f"{base}/{purpose}/") + len(base)
+    return str(body[start:].split()[0])
+
+
+# link_in (https://digest.test) is for the HTTP tests; here links point at the live server.
+_ = link_in
