@@ -8,6 +8,7 @@ is evaluated; the email, the full list and the feed link a paper through `paper_
 from __future__ import annotations
 
 import re
+from datetime import date
 from typing import Any
 
 from digest.match.index import PaperDoc
@@ -35,6 +36,12 @@ def paper_doc(row: Any, paper_id: int | None = None) -> PaperDoc:
         authors=tuple(row.authors or ()),
         categories=tuple(row.categories or ()),
     )
+
+
+def paper_date(row: Any) -> date | None:
+    """The paper's own date: when it was published, else when digest first saw it."""
+    when = row.published_at or row.first_seen_at
+    return when.date() if when else None
 
 
 def web_url(url: str | None) -> str | None:

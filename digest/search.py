@@ -12,10 +12,10 @@ from sqlalchemy import Connection, Engine
 from digest.match.engine import matched_terms, rank
 from digest.match.index import Index, PaperDoc
 from digest.match.query import parse
-from digest.models import INTERESTS, PAPERS, SUBSCRIBERS
+from digest.models import PAPERS
 from digest.papers import DOC_COLUMNS, paper_doc
 from digest.sources.ingest import IngestReport, read_jsonl
-from digest.subscribers import normalise_email
+from digest.subscribers import find, interests_of
 
 
 @dataclass(frozen=True)
@@ -72,19 +72,13 @@ class LineVerdict:
 def explain(engine: Engine, email: str, paper_id: int) -> tuple[PaperDoc, list[LineVerdict]]:
     """Which of a subscriber's interest lines match a stored paper, and why (or LookupError)."""
     with engine.connect() as conn:
-        subscriber = conn.execute(
-            sa.select(SUBSCRIBERS.c.id).where(SUBSCRIBERS.c.email == normalise_email(email))
-        ).scalar()
+        subscriber = find(conn, email)
         if subscriber is None:
             raise LookupError(f"no subscriber {email}")
         row = conn.execute(sa.select(*DOC_COLUMNS).where(PAPERS.c.id == paper_id)).first()
         if row is None:
             raise LookupError(f"no paper with id {paper_id}")
-        lines = conn.execute(
-            sa.select(INTERESTS.c.query)
-            .where(INTERESTS.c.subscriber_id == subscriber)
-            .order_by(INTERESTS.c.position)
-        ).scalars()
+        lines = interests_of(conn, subscriber.id)
         paper = paper_doc(row)
         index = Index([paper])
         verdicts = []

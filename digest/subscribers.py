@@ -1,7 +1,7 @@
 """The subscriber lifecycle, for every door: the CLI, the public pages and the admin API.
 
 Input is checked here once (`validate_prefs`, `normalise_email`), so every door accepts and
-refuses the same values with the same messages. Then: sign up (pending until confirmed),
+refuses the same values, for the same reasons. Then: sign up (pending until confirmed),
 confirm, change preferences, unsubscribe (at once, revoking every earlier link),
 subscribe again, or create and update directly (CLI, admin API).
 
@@ -12,7 +12,8 @@ sent (recorded in Subscriber.confirm_sent_at, so it holds across processes).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -29,6 +30,7 @@ from digest.match.query import InterestError, parse
 from digest.models import INTERESTS, MAX_PAPERS, SUBSCRIBERS, Cadence, SubscriberStatus
 
 EMAIL_INTERVAL = timedelta(hours=1)
+Line = tuple[str, str]  # an interest line as typed, and its canonical form
 MAX_INTERESTS = 20
 RUNNING = (SubscriberStatus.active, SubscriberStatus.paused)
 
@@ -39,10 +41,19 @@ class SubscriberError(ValueError):
     `lines` is keyed by 1-based line number (the admin API shows it as `interests[n-1]`).
     """
 
-    def __init__(self, fields: dict[str, str], lines: dict[int, str] | None = None) -> None:
+    def __init__(
+        self,
+        fields: dict[str, str],
+        lines: dict[int, str] | None = None,
+        typed: dict[int, str] | None = None,
+    ) -> None:
         self.fields = fields
         self.lines = lines or {}
-        numbered = [f"interest line {n}: {m}" for n, m in sorted(self.lines.items())]
+        shown = typed or {}
+        numbered = [
+            f"interest line {n}" + (f" {shown[n]!r}" if shown.get(n) else "") + f": {message}"
+            for n, message in sorted(self.lines.items())
+        ]
         super().__init__("; ".join([*fields.values(), *numbered]))
 
 
@@ -54,7 +65,7 @@ class SubscriberExists(ValueError):
 class Prefs:
     """A subscriber's choices, validated."""
 
-    interests: list[tuple[str, str]]  # (line as typed, canonical form)
+    interests: list[Line]
     timezone: str = "UTC"
     send_hour: int = 7
     cadence: Cadence = Cadence.daily
@@ -94,18 +105,19 @@ def check_timezone(name: str) -> str:
     return name
 
 
-def parse_interests(
-    lines: str | Sequence[str],
-) -> tuple[list[tuple[str, str]], dict[int, str]]:
-    """Parse interest lines (a text, one per line, or a list); blank ones are skipped.
+def parse_interests(lines: str | Sequence[str]) -> tuple[list[Line], dict[int, str]]:
+    """Parse interest lines: a text, one per line (blank lines skipped), or a list (where an
+    empty item is an error).
 
     Returns (valid (line, canonical) pairs, errors by 1-based line number).
     """
     items = lines.splitlines() if isinstance(lines, str) else list(lines)
-    valid: list[tuple[str, str]] = []
+    valid: list[Line] = []
     errors: dict[int, str] = {}
     for number, line in enumerate(items, start=1):
         if not line.strip():
+            if not isinstance(lines, str):
+                errors[number] = "an interest line cannot be empty"
             continue
         try:
             valid.append((line.strip(), parse(line).canonical))
@@ -154,7 +166,9 @@ def validate_prefs(data: Mapping[str, Any], *, default_max: int = 20) -> Prefs:
     weekday = _int(data.get("weekday", 0), "weekday", 0, 6, fields)
     max_papers = _int(data.get("max_papers", default_max), "max_papers", 1, MAX_PAPERS, fields)
     if fields or lines:
-        raise SubscriberError(fields, lines)
+        raw = data.get("interests") or ""
+        typed = raw.splitlines() if isinstance(raw, str) else list(raw)
+        raise SubscriberError(fields, lines, {n: typed[n - 1].strip() for n in lines})
     empty_note = _flag(data["empty_note"]) if "empty_note" in data else None
     return Prefs(interests, timezone, send_hour, cadence, weekday, max_papers, empty_note)
 
@@ -170,15 +184,21 @@ def load(conn: Connection, subscriber_id: int) -> Any | None:
     return conn.execute(sa.select(SUBSCRIBERS).where(SUBSCRIBERS.c.id == subscriber_id)).first()
 
 
+def lines_of(conn: Connection, subscriber_ids: Iterable[int]) -> dict[int, list[Line]]:
+    """Each subscriber's interest lines (as typed, canonical form), in their order."""
+    found: dict[int, list[Line]] = defaultdict(list)
+    for sub_id, query, canonical in conn.execute(
+        sa.select(INTERESTS.c.subscriber_id, INTERESTS.c.query, INTERESTS.c.canonical)
+        .where(INTERESTS.c.subscriber_id.in_(list(subscriber_ids)))
+        .order_by(INTERESTS.c.subscriber_id, INTERESTS.c.position)
+    ):
+        found[sub_id].append((query, canonical))
+    return found
+
+
 def interests_of(conn: Connection, subscriber_id: int) -> list[str]:
-    """The subscriber's interest lines, in order."""
-    return list(
-        conn.execute(
-            sa.select(INTERESTS.c.query)
-            .where(INTERESTS.c.subscriber_id == subscriber_id)
-            .order_by(INTERESTS.c.position)
-        ).scalars()
-    )
+    """The subscriber's interest lines as typed, in order."""
+    return [query for query, _ in lines_of(conn, [subscriber_id]).get(subscriber_id, [])]
 
 
 def replace_interests(conn: Connection, subscriber_id: int, prefs: Prefs) -> None:
@@ -216,21 +236,38 @@ def save(
     Returns (id, created). With `create`, an existing address raises SubscriberExists.
     """
     address = normalise_email(email)
-    values = {**prefs.values(), "status": status, "status_changed_at": now}
+    values: dict[str, Any] = {**prefs.values(), "status": status}
     with engine.begin() as conn:
         found = find(conn, address)
         if found is not None and create:
             raise SubscriberExists(f"{address} is already subscriber {found.id}")
-        confirmed = now if status in RUNNING else None
         if found is None:
-            sub_id = _insert(conn, address, created_at=now, confirmed_at=confirmed, **values)
+            # Created directly in any state but pending: confirmed by whoever created them.
+            confirmed = None if status == SubscriberStatus.pending else now
+            sub_id = _insert(
+                conn,
+                address,
+                created_at=now,
+                confirmed_at=confirmed,
+                status_changed_at=now,
+                **values,
+            )
         else:
             sub_id = found.id
-            if found.confirmed_at is None and confirmed is not None:
-                values["confirmed_at"] = confirmed
+            if found.status != status:
+                values["status_changed_at"] = now
+            if found.confirmed_at is None and status == SubscriberStatus.active:
+                values["confirmed_at"] = now
             conn.execute(SUBSCRIBERS.update().where(SUBSCRIBERS.c.id == sub_id).values(**values))
         replace_interests(conn, sub_id, prefs)
     return sub_id, found is None
+
+
+def delete(engine: Engine, subscriber_id: int) -> bool:
+    """Delete a subscriber with their interests and history; False if there is none."""
+    with engine.begin() as conn:
+        gone = conn.execute(SUBSCRIBERS.delete().where(SUBSCRIBERS.c.id == subscriber_id))
+    return gone.rowcount == 1
 
 
 def subscribe(
@@ -393,14 +430,13 @@ def unsubscribe(
     return changed
 
 
-def unsubscribe_address(engine: Engine, email: str, now: datetime | None = None) -> bool:
-    """`unsubscribe` by address (a no-op if already unsubscribed); False if it is unknown."""
+def unsubscribe_address(engine: Engine, email: str, now: datetime | None = None) -> bool | None:
+    """`unsubscribe` by address: True if done now, False if it already was, None if unknown."""
     with engine.connect() as conn:
         row = find(conn, email)
     if row is None:
-        return False
-    unsubscribe(engine, row.id, now or utcnow())
-    return True
+        return None
+    return unsubscribe(engine, row.id, now or utcnow()) is not None
 
 
 def resubscribe(engine: Engine, subscriber_id: int, now: datetime) -> bool:

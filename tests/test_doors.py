@@ -76,7 +76,8 @@ def test_every_door_names_a_bad_interest_line_and_stores_nothing(
 ) -> None:
     args = ["subscribe", "c@example.org", "-i", "diffusion", "-i", '"open']
     by_cli = runner.invoke(app, args, env=cli_env)
-    assert by_cli.exit_code == 2 and "interest line 2: unbalanced quote" in by_cli.output
+    assert by_cli.exit_code == 2
+    assert "interest line 2 '\"open': unbalanced quote" in by_cli.output
     with client(settings, engine, Clock()) as http:
         by_page = http.post("/subscribe", data=form(interests='diffusion\n"open'))
         body = {"email": "a@example.org", "interests": ["diffusion", '"open']}
@@ -86,6 +87,24 @@ def test_every_door_names_a_bad_interest_line_and_stores_nothing(
     assert by_api.status_code == 422
     assert by_api.json()["detail"][0]["field"] == "interests[1]"
     assert stored(engine) == (0, 0)
+
+
+def test_an_empty_interest_line_is_refused_where_lines_come_as_a_list(
+    settings: Settings, engine: Engine, cli_env: dict[str, str]
+) -> None:
+    by_cli = runner.invoke(app, ["subscribe", "c@example.org", "-i", "a", "-i", " "], env=cli_env)
+    assert (
+        by_cli.exit_code == 2
+        and "interest line 2: an interest line cannot be empty" in by_cli.output
+    )
+    with client(settings, engine, Clock()) as http:
+        body = {"email": "a@example.org", "interests": ["diffusion", ""]}
+        by_api = http.post("/api/subscribers", json=body, headers=AUTH)
+        # A form's text has one line per interest: blank lines only separate them.
+        by_page = http.post("/subscribe", data=form(interests="diffusion\n\nrobots\n"))
+    assert by_api.status_code == 422 and by_api.json()["detail"][0]["field"] == "interests[1]"
+    assert by_page.status_code == 200
+    assert stored(engine) == (1, 2)
 
 
 def test_every_door_takes_the_largest_cap(

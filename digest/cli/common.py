@@ -42,7 +42,8 @@ def settings() -> Settings:
         for problem in exc.errors():
             where = "_".join(str(part) for part in problem["loc"]).upper()
             message = problem["msg"].removeprefix("Value error, ")
-            err.print(f"[red]error:[/] {f'DIGEST_{where}: ' if where else ''}{message}")
+            named = f"DIGEST_{where}: " if where else ""
+            err.print(f"[red]error:[/] {escape(named + message)}", highlight=False)
         raise typer.Exit(USAGE) from exc
 
 
@@ -83,5 +84,5 @@ def run_until_stopped(main: Callable[[asyncio.Event], Coroutine[Any, Any, T]]) -
 def exit_if_refused(report: SendReport) -> None:
     """Say why sending stopped, and exit 3, when the SMTP server refused us."""
     if report.aborted:
-        err.print(f"[bold red]sending stopped:[/] {report.aborted}", highlight=False)
+        err.print(f"[bold red]sending stopped:[/] {escape(report.aborted)}", highlight=False)
         raise typer.Exit(REFUSED)

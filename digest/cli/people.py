@@ -56,7 +56,9 @@ def subscribe(
     except SubscriberError as exc:
         fail(str(exc), USAGE)
     verb = "subscribed" if created else "updated"
-    console.print(f"{verb} {subscriber.email} with {len(interest)} interest(s)")
+    with common.engine() as engine, engine.connect() as conn:
+        lines = subscribers.interests_of(conn, subscriber.id)
+    console.print(f"{verb} {subscriber.email} with {len(lines)} interest(s)")
 
 
 @app.command()
@@ -64,12 +66,12 @@ def unsubscribe(email: Annotated[str, typer.Argument(help="The subscriber's addr
     """Stop sending to a subscriber at once."""
     with common.engine() as engine:
         try:
-            found = subscribers.unsubscribe_address(engine, email)
+            done = subscribers.unsubscribe_address(engine, email)
         except SubscriberError as exc:
             fail(str(exc), USAGE)
-    if not found:
+    if done is None:
         fail(f"no subscriber {email}")
-    console.print(f"unsubscribed {email}")
+    console.print(f"unsubscribed {email}" if done else f"{email} was already unsubscribed")
 
 
 @app.command()

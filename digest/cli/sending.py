@@ -64,6 +64,7 @@ def run(
 def _log_to_stderr() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # not every tick at INFO
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # not the schema check's chatter
 
 
 @app.command()

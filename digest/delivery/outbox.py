@@ -25,7 +25,7 @@ from digest.config import Settings
 from digest.db import insert_ignore
 from digest.delivery.planning import Choice
 from digest.delivery.transport import Envelope, Failure, SendError
-from digest.delivery.views import ViewKey, digest_view, interest_lines, load_papers
+from digest.delivery.views import ViewKey, digest_view, load_papers
 from digest.mail.message import compose, message_domain
 from digest.mail.render import PaperView, Renderer, RenderError
 from digest.models import (
@@ -36,6 +36,7 @@ from digest.models import (
     DigestStatus,
     SubscriberStatus,
 )
+from digest.subscribers import lines_of
 
 log = logging.getLogger(__name__)
 
@@ -240,7 +241,10 @@ class Outbox:
         }
         choices = self._unsent_choices(conn, ids)
         papers = load_papers(conn, (c.paper_id for cs in choices.values() for c in cs))
-        return Claimed(digests, subscribers, choices, interest_lines(conn, subscribers), papers)
+        lines = {
+            sub_id: [q for q, _ in found] for sub_id, found in lines_of(conn, subscribers).items()
+        }
+        return Claimed(digests, subscribers, choices, lines, papers)
 
     def _job(
         self,
@@ -289,13 +293,16 @@ class Outbox:
         )
 
     def _close(self, closing: list[tuple[Any, DigestStatus, str]]) -> list[Outcome]:
-        """Close digests that will not be sent, in one transaction."""
+        """Close digests that will not be sent, in one transaction; those whose claim was
+        taken over meanwhile are left to the worker that holds them now."""
         if not closing:
             return []
+        closed = []
         with self.engine.begin() as conn:
             for row, status, reply in closing:
-                self._finish(conn, row.id, status, last_reply=reply)
-        return [Outcome(row.id, "", 0, status, None, reply) for row, status, reply in closing]
+                if self._finish(conn, row.id, status, last_reply=reply):
+                    closed.append(Outcome(row.id, "", 0, status, None, reply))
+        return closed
 
     @staticmethod
     def _unsent_choices(conn: Connection, ids: list[int]) -> dict[int, list[Choice]]:

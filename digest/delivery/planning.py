@@ -9,7 +9,6 @@ Who is due is `slots`' job; what the email shows of the chosen papers is `views`
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -24,12 +23,12 @@ from digest.match.engine import Hit, Matcher
 from digest.models import (
     DIGEST_PAPERS,
     DIGESTS,
-    INTERESTS,
     PAPERS,
     SENT_PAPERS,
     DigestStatus,
 )
 from digest.papers import DOC_COLUMNS, paper_doc
+from digest.subscribers import Line, lines_of
 
 
 @dataclass(frozen=True)
@@ -67,12 +66,12 @@ class PlanReport:
 
 
 @dataclass
-class Batch:
+class Candidates:
     """What the due subscribers' digests are chosen from: papers, interests, matches, ledger."""
 
     starts: dict[int, datetime]  # each subscriber's window start
     seen_at: dict[int, datetime]  # each paper's first_seen_at
-    interests: dict[int, list[tuple[str, str]]]  # (canonical, as typed) per subscriber
+    interests: dict[int, list[Line]]  # (as typed, canonical) per subscriber
     hits: dict[str, list[Hit]]  # per canonical interest
     ledger: set[tuple[int, int]]  # (subscriber, paper) already sent
 
@@ -80,7 +79,7 @@ class Batch:
         """One subscriber's digest: their best match per paper, new to them, best first."""
         start = self.starts[due.subscriber_id]
         best: dict[int, Choice] = {}
-        for canonical, query in self.interests.get(due.subscriber_id, []):
+        for query, canonical in self.interests.get(due.subscriber_id, []):
             for hit in self.hits.get(canonical, []):
                 paper = hit.paper_id
                 if self.seen_at[paper] <= start or (due.subscriber_id, paper) in self.ledger:
@@ -125,18 +124,6 @@ def _window_starts(
     return {sub_id: previous.get(sub_id) or default_start for sub_id in ids}
 
 
-def _interests(conn: Connection, ids: list[int]) -> dict[int, list[tuple[str, str]]]:
-    """Each subscriber's (canonical, as typed) interest lines, in their order."""
-    found: dict[int, list[tuple[str, str]]] = defaultdict(list)
-    for sub_id, canonical, query in conn.execute(
-        sa.select(INTERESTS.c.subscriber_id, INTERESTS.c.canonical, INTERESTS.c.query)
-        .where(INTERESTS.c.subscriber_id.in_(ids))
-        .order_by(INTERESTS.c.subscriber_id, INTERESTS.c.position)
-    ):
-        found[sub_id].append((canonical, query))
-    return found
-
-
 def _ledger(conn: Connection, ids: list[int], since: datetime) -> set[tuple[int, int]]:
     """(subscriber, paper) pairs already sent, among papers first seen after `since`."""
     recent = sa.select(PAPERS.c.id).where(PAPERS.c.first_seen_at > since)
@@ -148,9 +135,9 @@ def _ledger(conn: Connection, ids: list[int], since: datetime) -> set[tuple[int,
     return {(s, p) for s, p in rows}
 
 
-def _batch(
+def _candidates(
     conn: Connection, matcher: Matcher, settings: Settings, due: list[Due], now: datetime
-) -> Batch:
+) -> Candidates:
     """Load the papers of every due window, and match every distinct interest over them once."""
     ids = [row.subscriber_id for row in due]
     starts = _window_starts(conn, ids, settings, now)
@@ -160,13 +147,13 @@ def _batch(
             PAPERS.c.first_seen_at > earliest, PAPERS.c.first_seen_at <= now
         )
     ).all()
-    interests = _interests(conn, ids)
+    interests = lines_of(conn, ids)
     if not papers:
-        return Batch(starts, {}, interests, {}, set())
-    wanted = {canonical for lines in interests.values() for canonical, _ in lines}
+        return Candidates(starts, {}, interests, {}, set())
+    wanted = {canonical for lines in interests.values() for _, canonical in lines}
     hits = matcher.match([paper_doc(row) for row in papers], wanted)
     seen_at = {row.id: row.first_seen_at for row in papers}
-    return Batch(starts, seen_at, interests, hits, _ledger(conn, ids, earliest))
+    return Candidates(starts, seen_at, interests, hits, _ledger(conn, ids, earliest))
 
 
 def select_papers(
@@ -186,7 +173,7 @@ def select_papers(
     due = _who(conn, settings, now, only, on_schedule)
     if not due:
         return []
-    batch = _batch(conn, matcher, settings, due, now)
+    batch = _candidates(conn, matcher, settings, due, now)
     return [batch.choose(row, now) for row in due]
 
 

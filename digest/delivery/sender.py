@@ -88,11 +88,11 @@ class SendPass:
         """Whether to stop: told to, or the SMTP server refused us."""
         return self.stop.is_set() or self.report.aborted is not None
 
-    def abort(self, reason: str, ids: list[int]) -> None:
-        """Halt the pass for `reason` and hand `ids` back with it."""
+    def abort(self, reason: str, ids: list[int], reply: str) -> None:
+        """Halt the pass for `reason`; hand `ids` back with the server's `reply` noted."""
         if self.report.aborted is None:
             self.report.aborted = reason  # reported by whoever started the pass
-        self.release(ids, reason)
+        self.release(ids, reply)
 
     def release(self, ids: list[int], reply: str | None = None) -> None:
         """Hand claimed digests back to the outbox, unsent."""
@@ -138,7 +138,7 @@ class SendPass:
         try:
             jobs, closed = await rendering
         except SigningError as exc:  # the operator's DKIM key: our problem, stop
-            self.abort(str(exc), ids)
+            self.abort(str(exc), ids, str(exc))
             return False
         self.report.outcomes.extend(closed)
         for start in range(0, len(jobs), self.group):
@@ -163,7 +163,8 @@ class SendPass:
                 result = await self.transport.send(job.envelope)
             except SendError as exc:
                 if exc.failure is Failure.sender:
-                    self.abort(f"the SMTP server refused us: {exc.reply}", [job.digest_id])
+                    reason = f"the SMTP server refused us: {exc.reply}"
+                    self.abort(reason, [job.digest_id], exc.reply)
                     continue
                 result = exc
             self.pending.append((job, result))

@@ -203,9 +203,12 @@ def unplanned(conn: Connection, now: datetime) -> list[Due]:
         s.id, s.timezone, s.send_hour, s.cadence, s.weekday, s.max_papers, s.empty_note
     ).where(s.status == SubscriberStatus.active)
     wanted: list[Due] = []
+    valid: dict[str, bool] = {}  # by time zone, so a bad one is logged once
     for sub_id, tz, hour, cadence, weekday, max_papers, note in conn.execute(query):
         rule = Rule(tz, hour, cadence, weekday)
-        if _valid(rule) and (period := rule.current_period(now)) is not None:
+        if tz not in valid:
+            valid[tz] = _valid(rule)
+        if valid[tz] and (period := rule.current_period(now)) is not None:
             wanted.append(Due(sub_id, period, max_papers, note))
     periods = {row.period for row in wanted}
     existing = set()

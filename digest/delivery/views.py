@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -15,8 +14,9 @@ from digest.delivery.planning import Choice, select_papers
 from digest.mail.message import Rendered
 from digest.mail.render import DigestView, PaperView, Renderer
 from digest.match.engine import Matcher
-from digest.models import INTERESTS, PAPERS, SUBSCRIBERS
-from digest.papers import hf_url, paper_url, pdf_url
+from digest.models import PAPERS, SUBSCRIBERS
+from digest.papers import hf_url, paper_date, paper_url, pdf_url
+from digest.subscribers import interests_of
 from digest.tokens import DIGESTS, PREFERENCES, UNSUBSCRIBE, make_tokens
 
 # A paper as shown for one interest and its matched terms.
@@ -51,7 +51,6 @@ def paper_views(
 
 def paper_view(row: Any, c: Choice) -> PaperView:
     """One stored paper, chosen for `c`'s interest, as a digest shows it."""
-    published = row.published_at or row.first_seen_at
     return PaperView(
         title=row.title,
         abstract=row.abstract,
@@ -64,7 +63,7 @@ def paper_view(row: Any, c: Choice) -> PaperView:
         pdf_url=pdf_url(row),
         hf_url=hf_url(row),
         code_url=row.github_repo,
-        published=published.date() if published else None,
+        published=paper_date(row),
     )
 
 
@@ -106,18 +105,6 @@ def digest_view(
     )
 
 
-def interest_lines(conn: Connection, subscriber_ids: Iterable[int]) -> dict[int, list[str]]:
-    """Each subscriber's interest lines as typed, in their order."""
-    lines: dict[int, list[str]] = defaultdict(list)
-    for sub_id, query in conn.execute(
-        sa.select(INTERESTS.c.subscriber_id, INTERESTS.c.query)
-        .where(INTERESTS.c.subscriber_id.in_(list(subscriber_ids)))
-        .order_by(INTERESTS.c.subscriber_id, INTERESTS.c.position)
-    ):
-        lines[sub_id].append(query)
-    return lines
-
-
 def preview(
     engine: Engine, matcher: Matcher, renderer: Renderer, subscriber_id: int, now: datetime
 ) -> tuple[Rendered, int] | None:
@@ -131,7 +118,7 @@ def preview(
             sa.select(SUBSCRIBERS).where(SUBSCRIBERS.c.id == subscriber_id)
         ).one()
         papers = load_papers(conn, (c.paper_id for c in chosen.papers))
-        lines = interest_lines(conn, [subscriber_id]).get(subscriber_id, [])
+        lines = interests_of(conn, subscriber_id)
     more = chosen.matched_count - len(chosen.papers)
     view = digest_view(
         renderer.settings,

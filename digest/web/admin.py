@@ -46,16 +46,20 @@ CSV_FIELDS = ["email", "status", "timezone", "send_hour", "cadence", "weekday", 
 
 
 class SubscriberIn(BaseModel):
-    """A subscriber to create; interests are lines of the interest language."""
+    """A subscriber to create; interests are lines of the interest language.
+
+    Fields left out take the defaults of a sign-up (active, UTC, 7 h, daily, the
+    operator's DIGEST_DEFAULT_MAX_PAPERS).
+    """
 
     email: str
     interests: list[str]
-    status: SubscriberStatus = SubscriberStatus.active
-    timezone: str = "UTC"
-    send_hour: int = 7
-    cadence: Cadence = Cadence.daily
-    weekday: int = 0
-    max_papers: int = 20
+    status: SubscriberStatus | None = None
+    timezone: str | None = None
+    send_hour: int | None = None
+    cadence: Cadence | None = None
+    weekday: int | None = None
+    max_papers: int | None = None
 
 
 class SubscriberPatch(BaseModel):
@@ -151,7 +155,7 @@ def list_subscribers(
 @router.post("/subscribers", status_code=201, summary="Create a subscriber")
 def create_subscriber(state: Admin, body: SubscriberIn) -> SubscriberOut:
     try:
-        sub_id, _ = _save(state, body.model_dump(), create=True)
+        sub_id, _ = _save(state, body.model_dump(exclude_none=True), create=True)
     except SubscriberError as exc:
         raise _invalid(exc) from exc
     return get_subscriber(state, sub_id)
@@ -178,9 +182,7 @@ async def import_csv(state: Admin, request: Request) -> ImportReport:
         data["interests"] = [s for s in str(record.get("interests") or "").split("|") if s.strip()]
         try:
             _, created = _save(state, data, create=False)
-        except SubscriberError as exc:
-            report.errors.append({"line": number, "email": record.get("email"), "error": str(exc)})
-        except ValueError as exc:
+        except ValueError as exc:  # a SubscriberError, or an unknown status
             report.errors.append({"line": number, "email": record.get("email"), "error": str(exc)})
         else:
             report.created += created
@@ -210,9 +212,7 @@ def update_subscriber(state: Admin, sub_id: int, body: SubscriberPatch) -> Subsc
 
 @router.delete("/subscribers/{sub_id}", status_code=204, summary="Delete a subscriber")
 def delete_subscriber(state: Admin, sub_id: int) -> Response:
-    with state.engine.begin() as conn:
-        gone = conn.execute(SUBSCRIBERS.delete().where(SUBSCRIBERS.c.id == sub_id)).rowcount
-    if not gone:
+    if not subscribers.delete(state.engine, sub_id):
         raise HTTPException(404, f"no subscriber {sub_id}")
     return Response(status_code=204)
 

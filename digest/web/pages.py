@@ -127,6 +127,14 @@ def subscribe_form(state: State) -> HTMLResponse:
     return _subscribe_page(state, _defaults(state))
 
 
+# What the forms submit; anything else a request carries is ignored.
+FORM_FIELDS = ("email", "interests", "timezone", "send_hour", "cadence", "weekday", "max_papers")
+
+
+def _fields(form: Any) -> dict[str, Any]:
+    return {name: str(form[name]) for name in FORM_FIELDS if name in form}
+
+
 def _client(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
@@ -135,7 +143,7 @@ def _client(request: Request) -> str:
 async def subscribe(request: Request, state: State) -> HTMLResponse:
     """Sign up (pending until confirmed), or preview matches when that button was pressed."""
     form = await request.form()
-    values = {**_defaults(state), **{k: str(v) for k, v in form.items() if k != HONEYPOT}}
+    values = {**_defaults(state), **_fields(form)}
     if form.get("action") == "preview":
         state.check_limit(state.previews, _client(request))
         found, errors = subscribers.parse_interests(values["interests"])
@@ -260,7 +268,7 @@ async def preferences(value: str, request: Request, state: State) -> HTMLRespons
     """Save edited settings; invalid interest lines are shown and nothing is changed."""
     row = subscriber_for(state, PREFERENCES, value)
     form = await request.form()
-    values: dict[str, Any] = {k: str(v) for k, v in form.items()}
+    values: dict[str, Any] = _fields(form)
     values.update(email=row.email, paused=bool(form.get("paused")))
     try:
         prefs: Prefs = validate_prefs(values, default_max=state.settings.default_max_papers)

@@ -6,6 +6,7 @@ import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy import Engine
@@ -13,7 +14,7 @@ from sqlalchemy import Engine
 from digest.match.engine import Hit, Matcher
 from digest.match.index import PaperDoc
 from digest.models import PAPERS
-from digest.papers import DOC_COLUMNS, paper_doc, paper_url, web_url
+from digest.papers import DOC_COLUMNS, paper_date, paper_doc, paper_url, web_url
 
 PREVIEW_DAYS = 7
 SHOWN = 10
@@ -25,7 +26,7 @@ class PreviewPaper:
 
     title: str
     url: str | None
-    day: date
+    day: date | None  # the paper's own date
     interest: str
 
 
@@ -39,7 +40,16 @@ class Preview:
     per_interest: dict[str, int] = field(default_factory=dict)
 
 
-Doc = tuple[PaperDoc, date, str | None]
+class Doc(NamedTuple):
+    """A paper of the preview window: as matching reads it, the day first seen, its page
+    and its own date."""
+
+    paper: PaperDoc
+    seen: date
+    url: str | None
+    published: date | None
+
+
 MAX_CACHED_INTERESTS = 2000
 
 
@@ -71,11 +81,15 @@ class PaperCache:
     def _reload(self, now: datetime) -> None:
         since = now - timedelta(days=PREVIEW_DAYS)
         query = sa.select(
-            *DOC_COLUMNS, PAPERS.c.arxiv_id, PAPERS.c.url, PAPERS.c.first_seen_at
+            *DOC_COLUMNS,
+            PAPERS.c.arxiv_id,
+            PAPERS.c.url,
+            PAPERS.c.first_seen_at,
+            PAPERS.c.published_at,
         ).where(PAPERS.c.first_seen_at > since, PAPERS.c.first_seen_at <= now)
         with self.engine.connect() as conn:
             docs = [
-                (paper_doc(r), r.first_seen_at.date(), web_url(paper_url(r)))
+                Doc(paper_doc(r), r.first_seen_at.date(), web_url(paper_url(r)), paper_date(r))
                 for r in conn.execute(query)
             ]
         self._docs, self._hits, self._loaded = docs, {}, now
@@ -92,10 +106,10 @@ def preview(
         result.days = [(day, 0) for day in days]
         return result
     docs, hits = cache.snapshot(now)
-    by_id = {doc.id: (doc, day, url) for doc, day, url in docs}
+    by_id = {doc.paper.id: doc for doc in docs}
     missing = {c for _, c in interests} - hits.keys()
     if missing and docs:
-        hits.update(matcher.match([doc for doc, _, _ in docs], missing))
+        hits.update(matcher.match([doc.paper for doc in docs], missing))
     best: dict[int, tuple[float, str]] = {}
     for line, canonical in interests:
         found = hits.get(canonical, [])
@@ -103,11 +117,11 @@ def preview(
         for hit in found:
             if hit.paper_id not in best or hit.score > best[hit.paper_id][0]:
                 best[hit.paper_id] = (hit.score, line)
-    per_day = Counter(by_id[paper_id][1] for paper_id in best)
+    per_day = Counter(by_id[paper_id].seen for paper_id in best)
     result.days = [(day, per_day.get(day, 0)) for day in days]
     result.total = len(best)
     ranked = sorted(best.items(), key=lambda item: (-item[1][0], item[0]))[:SHOWN]
     for paper_id, (_, line) in ranked:
-        doc, day, url = by_id[paper_id]
-        result.papers.append(PreviewPaper(doc.title, url, day, line))
+        doc = by_id[paper_id]
+        result.papers.append(PreviewPaper(doc.paper.title, doc.url, doc.published, line))
     return result

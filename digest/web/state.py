@@ -20,7 +20,7 @@ from digest.clock import Clock
 from digest.config import Settings
 from digest.mail.render import Renderer
 from digest.match.engine import Matcher
-from digest.models import Cadence
+from digest.models import MAX_PAPERS, Cadence
 from digest.web.limits import Limiter, RateLimited
 from digest.web.preview import PaperCache
 
@@ -104,5 +104,5 @@ def page_env(settings: Settings) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.globals.update(cadences=list(Cadence), weekdays=WEEKDAYS)
+    env.globals.update(cadences=list(Cadence), weekdays=WEEKDAYS, max_papers=MAX_PAPERS)
     return env
