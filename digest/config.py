@@ -169,6 +169,12 @@ class Settings(BaseSettings):
     first_digest_days: int = Field(
         default=7, ge=0, description="A new subscriber's first digest covers this many days."
     )
+    holdover_days: float = Field(
+        default=14,
+        ge=0,
+        description="A matched paper that did not fit under a subscriber's cap is held over "
+        "to their next digests until this many days after it was first seen.",
+    )
     default_max_papers: int = Field(default=20, ge=1, le=MAX_PAPERS)
     default_timezone: str = "UTC"
     default_send_hour: int = Field(default=7, ge=0, le=23)

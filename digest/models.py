@@ -174,7 +174,8 @@ class Digest(SQLModel, table=True):
 
 
 class DigestPaper(SQLModel, table=True):
-    """A paper chosen for a digest, with its rank, score and why it matched."""
+    """A paper a digest matched, with its rank, score and why; `held` when it did not fit
+    under the subscriber's cap and waits for a later digest (the full list shows it)."""
 
     digest_id: int = Field(foreign_key="digest.id", primary_key=True, ondelete="CASCADE")
     paper_id: int = Field(foreign_key="paper.id", primary_key=True, ondelete="CASCADE")
@@ -182,6 +183,7 @@ class DigestPaper(SQLModel, table=True):
     score: float
     interest: str = Field(max_length=500)
     terms: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    held: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
 
 
 class SentPaper(SQLModel, table=True):

@@ -325,7 +325,7 @@ class Outbox:
                     sent.c.paper_id == dp.c.paper_id,
                 ),
             )
-            .where(dp.c.digest_id.in_(ids), sent.c.id.is_(None))
+            .where(dp.c.digest_id.in_(ids), dp.c.held.is_(False), sent.c.id.is_(None))
             .order_by(dp.c.digest_id, dp.c.rank)
         )
         found: dict[int, list[Choice]] = {}

@@ -2,15 +2,23 @@
 
 A digest covers the papers first seen since the subscriber's previous digest (their
 first one: the last `first_digest_days` days) that match one of their interests and are
-not in their ledger (SentPaper), best first, capped at their `max_papers`. Each distinct
-interest is evaluated once over the batch; the results are fanned out to subscribers.
+not in their ledger (SentPaper), plus the papers owed to them: matched by an earlier
+digest, not sent (held over, or cut for size), and first seen within `holdover_days`.
+Each distinct interest is evaluated once over the batch; the results are fanned out.
+
+The cap is shared fairly (`share`): a paper belongs to the line that scores it best (a
+line that follows an author wins), lines that follow authors are never cut, and the
+other lines take turns, best paper first, until the cap is reached. What did not fit is
+recorded as held over: it is owed to the next digest, and the full list shows it.
 Who is due is `slots`' job; what the email shows of the chosen papers is `views`'.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
@@ -20,6 +28,7 @@ from digest.db import insert_ignore
 from digest.delivery import slots
 from digest.delivery.slots import Due
 from digest.match.engine import Hit, Matcher
+from digest.match.query import parse
 from digest.models import (
     DIGEST_PAPERS,
     DIGESTS,
@@ -29,6 +38,8 @@ from digest.models import (
 )
 from digest.papers import DOC_COLUMNS, paper_doc
 from digest.subscribers import Line, lines_of
+
+NEVER = datetime.min.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -40,19 +51,25 @@ class Choice:
     interest: str
     terms: tuple[str, ...]
     rank: int = 0  # its place in the planned digest, once planned
+    seen: datetime = NEVER  # when the paper was first seen (planning orders ties by it)
 
 
 @dataclass
 class Selection:
-    """What one subscriber's digest would hold."""
+    """What one subscriber's digest would hold: the papers shown, and those held over."""
 
     subscriber_id: int
     period: str
     window_start: datetime
     window_end: datetime
     papers: list[Choice]
-    matched_count: int
+    held: list[Choice] = field(default_factory=list)
     note: bool = False
+
+    @property
+    def matched_count(self) -> int:
+        """Every paper the digest matched, shown or held over."""
+        return len(self.papers) + len(self.held)
 
 
 @dataclass
@@ -65,6 +82,36 @@ class PlanReport:
     notes: int = 0
 
 
+@lru_cache(maxsize=65536)
+def follows_author(canonical: str) -> bool:
+    """Whether an interest line follows an author (has a positive `author:` term)."""
+    return any(term.field == "author" for term in parse(canonical).terms)
+
+
+def share(lines: dict[str, list[Choice]], cap: int) -> tuple[list[Choice], list[Choice]]:
+    """Share `cap` places among interest lines: (shown, held over).
+
+    `lines` maps each line's canonical form to its papers, best first. Lines that follow
+    an author keep every paper, first; the others take turns, the line with the best
+    paper left going first in each round, until the cap is reached.
+    """
+    shown = [c for canonical, found in lines.items() if follows_author(canonical) for c in found]
+    queues = [list(found) for canonical, found in lines.items() if not follows_author(canonical)]
+    taken: list[Choice] = []
+    while len(shown) + len(taken) < cap and any(queues):
+        for queue in sorted((q for q in queues if q), key=lambda q: _order(q[0])):
+            if len(shown) + len(taken) >= cap:
+                break
+            taken.append(queue.pop(0))
+    held = sorted((c for queue in queues for c in queue), key=_order)
+    return [*shown, *sorted(taken, key=_order)], held
+
+
+def _order(choice: Choice) -> tuple[float, datetime, int]:
+    """Best first; at the same score the paper seen first (it has waited longer)."""
+    return (-choice.score, choice.seen, choice.paper_id)
+
+
 @dataclass
 class Candidates:
     """What the due subscribers' digests are chosen from: papers, interests, matches, ledger."""
@@ -74,28 +121,37 @@ class Candidates:
     interests: dict[int, list[Line]]  # (as typed, canonical) per subscriber
     hits: dict[str, list[Hit]]  # per canonical interest
     ledger: set[tuple[int, int]]  # (subscriber, paper) already sent
+    owed: dict[int, set[int]]  # papers an earlier digest matched and did not send
 
     def choose(self, due: Due, now: datetime) -> Selection:
-        """One subscriber's digest: their best match per paper, new to them, best first."""
+        """One subscriber's digest: new and owed papers, each under its best line, shared."""
         start = self.starts[due.subscriber_id]
-        best: dict[int, Choice] = {}
+        owed = self.owed.get(due.subscriber_id, set())
+        best: dict[int, tuple[str, Choice]] = {}
         for query, canonical in self.interests.get(due.subscriber_id, []):
+            author = follows_author(canonical)
             for hit in self.hits.get(canonical, []):
                 paper = hit.paper_id
-                if self.seen_at[paper] <= start or (due.subscriber_id, paper) in self.ledger:
+                if (self.seen_at[paper] <= start and paper not in owed) or (
+                    due.subscriber_id,
+                    paper,
+                ) in self.ledger:
                     continue
                 current = best.get(paper)
-                if current is None or hit.score > current.score:
-                    best[paper] = Choice(paper, hit.score, query, hit.terms)
-        ranked = sorted(best.values(), key=lambda c: (-c.score, c.paper_id))
+                if current is None or (author, hit.score) > (
+                    follows_author(current[0]),
+                    current[1].score,
+                ):
+                    choice = Choice(paper, hit.score, query, hit.terms, seen=self.seen_at[paper])
+                    best[paper] = (canonical, choice)
+        lines: dict[str, list[Choice]] = {}
+        for canonical, choice in best.values():
+            lines.setdefault(canonical, []).append(choice)
+        for found in lines.values():
+            found.sort(key=_order)
+        shown, held = share(lines, due.max_papers)
         return Selection(
-            due.subscriber_id,
-            due.period,
-            start,
-            now,
-            ranked[: due.max_papers],
-            len(ranked),
-            due.empty_note,
+            due.subscriber_id, due.period, start, now, shown, held, note=due.empty_note
         )
 
 
@@ -135,25 +191,72 @@ def _ledger(conn: Connection, ids: list[int], since: datetime) -> set[tuple[int,
     return {(s, p) for s, p in rows}
 
 
+def _owed(
+    conn: Connection, ids: list[int], since: datetime
+) -> tuple[dict[int, set[int]], list[int]]:
+    """Papers matched by each subscriber's finished digests and never sent to them, first
+    seen after `since`; and all of their ids."""
+    dp, d, sent = DIGEST_PAPERS.c, DIGESTS.c, SENT_PAPERS.c
+    never_sent = ~sa.exists().where(
+        sent.subscriber_id == d.subscriber_id, sent.paper_id == dp.paper_id
+    )
+    rows = conn.execute(
+        sa.select(d.subscriber_id, dp.paper_id)
+        .select_from(
+            DIGEST_PAPERS.join(DIGESTS, d.id == dp.digest_id).join(
+                PAPERS, PAPERS.c.id == dp.paper_id
+            )
+        )
+        .where(
+            d.subscriber_id.in_(ids),
+            d.status.in_([DigestStatus.sent, DigestStatus.failed]),
+            PAPERS.c.first_seen_at > since,
+            never_sent,
+        )
+    )
+    owed: dict[int, set[int]] = defaultdict(set)
+    for sub_id, paper_id in rows:
+        owed[sub_id].add(paper_id)
+    return owed, sorted({p for found in owed.values() for p in found})
+
+
 def _candidates(
     conn: Connection, matcher: Matcher, settings: Settings, due: list[Due], now: datetime
 ) -> Candidates:
-    """Load the papers of every due window, and match every distinct interest over them once."""
+    """Load the papers of every due window and those owed, and match every distinct
+    interest over them once."""
     ids = [row.subscriber_id for row in due]
     starts = _window_starts(conn, ids, settings, now)
     earliest = min(starts.values())
-    papers = conn.execute(
-        sa.select(*DOC_COLUMNS, PAPERS.c.first_seen_at).where(
-            PAPERS.c.first_seen_at > earliest, PAPERS.c.first_seen_at <= now
+    owed, owed_ids = _owed(conn, ids, now - timedelta(days=settings.holdover_days))
+    columns = (*DOC_COLUMNS, PAPERS.c.first_seen_at)
+    papers = {
+        row.id: row
+        for row in conn.execute(
+            sa.select(*columns).where(
+                PAPERS.c.first_seen_at > earliest, PAPERS.c.first_seen_at <= now
+            )
         )
-    ).all()
+    }
+    for start in range(0, len(owed_ids), 500):
+        chunk = [p for p in owed_ids[start : start + 500] if p not in papers]
+        papers.update(
+            (row.id, row) for row in conn.execute(sa.select(*columns).where(PAPERS.c.id.in_(chunk)))
+        )
     interests = lines_of(conn, ids)
     if not papers:
-        return Candidates(starts, {}, interests, {}, set())
+        return Candidates(starts, {}, interests, {}, set(), owed)
     wanted = {canonical for lines in interests.values() for _, canonical in lines}
-    hits = matcher.match([paper_doc(row) for row in papers], wanted)
-    seen_at = {row.id: row.first_seen_at for row in papers}
-    return Candidates(starts, seen_at, interests, hits, _ledger(conn, ids, earliest))
+    hits = matcher.match([paper_doc(row) for row in papers.values()], wanted)
+    seen_at = {row.id: row.first_seen_at for row in papers.values()}
+    return Candidates(
+        starts,
+        seen_at,
+        interests,
+        hits,
+        _ledger(conn, ids, earliest),
+        owed,
+    )
 
 
 def select_papers(
@@ -173,8 +276,8 @@ def select_papers(
     due = _who(conn, settings, now, only, on_schedule)
     if not due:
         return []
-    batch = _candidates(conn, matcher, settings, due, now)
-    return [batch.choose(row, now) for row in due]
+    candidates = _candidates(conn, matcher, settings, due, now)
+    return [candidates.choose(row, now) for row in due]
 
 
 def _record(conn: Connection, chosen: Selection, now: datetime) -> int | None:
@@ -194,7 +297,8 @@ def _record(conn: Connection, chosen: Selection, now: datetime) -> int | None:
         )
         .returning(DIGESTS.c.id)
     ).scalar()
-    if digest_id is not None and chosen.papers:
+    if digest_id is not None and chosen.matched_count:
+        rows = [(c, False) for c in chosen.papers] + [(c, True) for c in chosen.held]
         conn.execute(
             sa.insert(DIGEST_PAPERS),
             [
@@ -205,8 +309,9 @@ def _record(conn: Connection, chosen: Selection, now: datetime) -> int | None:
                     "score": c.score,
                     "interest": c.interest,
                     "terms": list(c.terms),
+                    "held": held,
                 }
-                for rank, c in enumerate(chosen.papers, start=1)
+                for rank, (c, held) in enumerate(rows, start=1)
             ],
         )
     return digest_id

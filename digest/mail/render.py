@@ -119,6 +119,11 @@ class DigestView:
     subscribed: list[str] = field(default_factory=list)
 
     @property
+    def total(self) -> int:
+        """Every paper this digest matched: shown, and held over for the next ones."""
+        return len(self.papers) + self.more_count
+
+    @property
     def all_interests(self) -> list[str]:
         """Every interest the subscriber has (for the footer), else those that matched."""
         return self.subscribed or self.interests

@@ -32,13 +32,28 @@ def recent_digests(
 
 
 def digest_papers(conn: Connection, digest_id: int) -> list[Any]:
-    """Every paper chosen for a digest, in rank order, with why it matched."""
+    """Every paper a digest matched, in rank order, with why it matched, whether it was held
+    over, and the digest that sent it to the subscriber (`sent_in`, None while owed)."""
+    dp, d, sent = DIGEST_PAPERS.c, DIGESTS.c, SENT_PAPERS.c
     return list(
         conn.execute(
-            sa.select(PAPERS, DIGEST_PAPERS.c.interest, DIGEST_PAPERS.c.rank)
-            .join(DIGEST_PAPERS, DIGEST_PAPERS.c.paper_id == PAPERS.c.id)
-            .where(DIGEST_PAPERS.c.digest_id == digest_id)
-            .order_by(DIGEST_PAPERS.c.rank)
+            sa.select(
+                PAPERS,
+                dp.interest,
+                dp.rank,
+                dp.score,
+                dp.terms,
+                dp.held,
+                sent.digest_id.label("sent_in"),
+            )
+            .join(DIGEST_PAPERS, dp.paper_id == PAPERS.c.id)
+            .join(DIGESTS, d.id == dp.digest_id)
+            .outerjoin(
+                SENT_PAPERS,
+                sa.and_(sent.subscriber_id == d.subscriber_id, sent.paper_id == dp.paper_id),
+            )
+            .where(dp.digest_id == digest_id)
+            .order_by(dp.rank)
         )
     )
 

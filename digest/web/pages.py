@@ -12,6 +12,9 @@ from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
 from digest import subscribers
+from digest.delivery.planning import Choice
+from digest.delivery.views import paper_view
+from digest.mail.render import PaperView
 from digest.models import SubscriberStatus
 from digest.subscribers import Action, Prefs, SubscriberError, normalise_email, validate_prefs
 from digest.tokens import (
@@ -340,8 +343,16 @@ def digest_page(value: str, digest_id: int, state: State) -> HTMLResponse:
         found = accounts.recent_digests(conn, row.id, only=digest_id)
         if not found:
             raise LinkProblem(404, "No such digest", "This digest is not one of yours.")
-        papers = accounts.digest_papers(conn, digest_id)
-    return state.page("digest.html", digest=found[0], papers=papers)
+        rows = accounts.digest_papers(conn, digest_id)
+    groups: dict[str, list[tuple[PaperView, str]]] = {}
+    for paper in rows:
+        choice = Choice(paper.id, paper.score, paper.interest, tuple(paper.terms))
+        status = "sent" if paper.sent_in == digest_id else "later" if paper.sent_in else "held"
+        groups.setdefault(paper.interest, []).append((paper_view(paper, choice), status))
+    held = sum(1 for paper in rows if paper.sent_in is None)
+    return state.page(
+        "digest.html", digest=found[0], groups=list(groups.items()), total=len(rows), held=held
+    )
 
 
 @router.get("/feed/{value}")

@@ -75,7 +75,7 @@ def test_sent_digest_has_paper_links_and_the_full_list_link(
         votes = f"{number} upvote{'s' * (number != '1')}"
         assert f"cs.CV, cs.LG · 2026-11-24 · {votes}<" in html
     assert "Ada Lovelace, Grace Hopper, Alan Turing et al." in text
-    full_list = re.search(r"See the full list: (\S+)", text)
+    full_list = re.search(r"See all \d+: (\S+)", text)
     assert full_list is not None and full_list.group(1).startswith("https://digest.test/digests/")
     assert full_list.group(1).endswith("/1")  # the digest row's id
     assert f'href="{full_list.group(1)}"' in html
@@ -111,7 +111,7 @@ def test_papers_cut_for_size_stay_out_of_the_ledger(
     assert len(html.encode()) <= 20_000
     shown = text.count("Why: your interest")
     assert 1 <= shown < 30
-    assert f"And {30 - shown} more matched your interests." in text
+    assert f"And {30 - shown} more matched your interests: they are held over" in text
     assert ledger_size(engine) == shown
 
 

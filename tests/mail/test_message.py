@@ -127,7 +127,7 @@ def test_fifty_paper_digest_stays_under_the_size_limit() -> None:
     assert 10 < rendered.shown < 50
     cut = 50 - rendered.shown
     assert rendered.subject.startswith(f"{rendered.shown} new papers on ")
-    assert f"And {cut + 3} more matched your interests." in rendered.text
+    assert f"And {cut + 3} more matched your interests: they are held over" in rendered.text
     few = Renderer(settings).digest(digest_view(fifty[:10]))
     assert few.shown == 10
     small = email_settings(email_max_bytes=20_000)

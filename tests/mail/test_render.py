@@ -61,7 +61,7 @@ def test_footer_has_preferences_unsubscribe_reason_and_identity() -> None:
     assert "subscribed to Paper Digest with this interest" in " ".join(html.split())
     assert "Example Lab, 1 Main Street, Cambridge CB1 1AA, UK" in html
     assert "And 4 more matched" in html and 'href="https://digest.test/digests/t/9"' in html
-    assert "See the full list: https://digest.test/digests/t/9" in text
+    assert "See all 5: https://digest.test/digests/t/9" in text
     assert f"Unsubscribe: {view.unsubscribe_url}" in text
     assert "Preferences: https://digest.test/preferences/tok-p" in text
     assert "Example Lab, 1 Main Street" in text
