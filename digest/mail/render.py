@@ -25,12 +25,14 @@ from digest.mail.message import (
 from digest.mail.text import (
     authors_line,
     clip,
+    excerpt,
     highlight,
     one_line,
-    shorten,
     subject_for,
     wrap,
 )
+from digest.mail.why import explain
+from digest.match.query import readable
 from digest.papers import web_url
 
 TEMPLATE_SUFFIXES = (".html", ".txt")
@@ -82,13 +84,14 @@ class PaperView:
 
     @property
     def why(self) -> str:
-        """Why the subscriber got this paper: their interest and the terms that matched."""
-        interest = clip(self.interest, 80)
-        shown = (clip(term.strip('"'), 40) for term in self.terms[:6])
-        terms = ", ".join(f"“{term}”" for term in shown)
-        if not terms:
-            return f"it matched your interest “{interest}”."
-        return f"your interest “{interest}” matched {terms}."
+        """Why the subscriber got this paper: the interest, what matched, and where.
+
+        The words the paper uses are quoted only where they differ from the interest's
+        (a stem, an acronym's long form), so a word is never just repeated.
+        """
+        return explain(
+            self.interest, self.terms, self.title, self.abstract, self.authors, self.categories
+        )
 
     @property
     def meta(self) -> list[str]:
@@ -250,11 +253,12 @@ class Renderer:
         # The same paper appears in many digests of a run: its shortened, wrapped and
         # highlighted text is computed once. The filters are pure, so caching is safe.
         self.env.filters.update(
-            shorten=_memo(shorten),
+            excerpt=_memo(excerpt),
             authors=_memo(authors_line),
             clip=_memo(clip),
             highlight=_memo(highlight),
             one_line=one_line,
+            readable=_memo(readable),
             wrap=_memo(wrap),
         )
         self.inliner = css_inline.CSSInliner(

@@ -8,6 +8,9 @@ from collections.abc import Iterable
 
 from markupsafe import Markup, escape
 
+from digest.match.highlight import spans
+from digest.match.query import readable
+
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s")
 _SPACE = re.compile(r"\s+")
 # Header-unsafe and invisible control characters, folded to a space in one-line fields.
@@ -50,42 +53,48 @@ def authors_line(authors: list[str], keep: int = 3) -> str:
 
 
 def subject_for(count: int, interests: list[str]) -> str:
-    """'7 new papers on X, Y and 2 more interests'."""
+    """'7 new papers: mixture of experts, LoRA and 2 more' (interest lines made readable)."""
     noun = "paper" if count == 1 else "papers"
-    names = [clip(interest, 40) for interest in interests]
+    names = [clip(readable(interest), 40) for interest in interests]
     if len(names) <= 2:
         topics = " and ".join(names)
     else:
-        rest = len(names) - 2
-        topics = f"{names[0]}, {names[1]} and {rest} more interest{'s' * (rest > 1)}"
-    return f"{count} new {noun} on {topics}"
-
-
-def term_pattern(terms: Iterable[str]) -> re.Pattern[str] | None:
-    """A case-insensitive whole-word pattern for matched terms (phrases allow - or spaces)."""
-    parts = []
-    for term in sorted({t for t in terms if t.strip()}, key=len, reverse=True):
-        words = [re.escape(w) for w in re.split(r"[\s\-]+", term.strip()) if w]
-        if words:
-            parts.append(r"[\s\-]+".join(words))
-    if not parts:
-        return None
-    return re.compile(r"(?<!\w)(?:" + "|".join(parts) + r")(?!\w)", re.IGNORECASE)
+        topics = f"{names[0]}, {names[1]} and {len(names) - 2} more"
+    return f"{count} new {noun}: {topics}"
 
 
 def highlight(text: str, terms: Iterable[str]) -> Markup:
-    """`text` HTML-escaped, with each matched term wrapped in <mark>."""
-    pattern = term_pattern(terms)
-    if pattern is None:
-        return Markup(escape(text))
+    """`text` HTML-escaped, with every place a matched term occurs wrapped in <mark>.
+
+    Terms are found as the matcher finds them: phrases as phrases, stems, acronyms and
+    their long forms (`digest.match.highlight`).
+    """
     out: list[str] = []
     last = 0
-    for found in pattern.finditer(text):
-        out.append(escape(text[last : found.start()]))
-        out.append(Markup('<mark class="hl">{}</mark>').format(found.group(0)))
-        last = found.end()
+    for start, end in spans(text, terms):
+        out.append(escape(text[last:start]))
+        out.append(Markup('<mark class="hl">{}</mark>').format(text[start:end]))
+        last = end
     out.append(escape(text[last:]))
     return Markup("".join(out))
+
+
+def excerpt(text: str, terms: Iterable[str], limit: int = 400) -> str:
+    """About `limit` characters of `text` on one line that show its first match: the start
+    when the match is there, else from the sentence (or words) before it, after "…"."""
+    text = one_line(text)
+    if len(text) <= limit:
+        return text
+    found = spans(text, terms)
+    if not found or found[0][1] <= limit * 3 // 4:
+        return shorten(text, limit)
+    first = found[0][0]
+    starts = [m.end() for m in _SENTENCE_END.finditer(text) if m.end() <= first]
+    if starts and first - starts[-1] <= limit // 2:
+        begin = starts[-1]
+    else:
+        begin = text.rfind(" ", 0, max(1, first - limit // 5)) + 1
+    return "…" + shorten(text[begin:], limit)
 
 
 def wrap(text: str, width: int = 72, indent: str = "", first: str | None = None) -> str:

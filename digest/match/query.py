@@ -302,3 +302,45 @@ def parse(line: str) -> Query:
     if len(query.canonical) > MAX_CANONICAL_LENGTH:
         raise InterestError(line, "this interest is too complex; split it into several lines")
     return query
+
+
+def readable(line: str) -> str:
+    """An interest line as a heading reads it: no syntax, exclusions left out, the case kept.
+
+    `(pruning OR sparsity) LLM` -> "pruning or sparsity LLM", `cat:cs.CL diffusion` ->
+    "diffusion in cs.CL", `author:"Yann LeCun"` -> "Yann LeCun", `LoRA -survey` -> "LoRA".
+    A line that cannot be parsed is returned as it is.
+    """
+    try:
+        lexed = _lex(line)
+    except InterestError:
+        return line.strip()
+    words: list[str] = []
+    by: dict[str, list[str]] = {"author": [], "cat": []}
+    field, depth, skip = "", 0, -1  # skip: the depth of an excluded group, while in it
+    for kind, text, _ in lexed:
+        if kind == "(":
+            depth += 1
+        elif kind == ")":
+            depth -= 1
+            skip = -1 if depth <= skip else skip
+        elif skip >= 0 and depth > skip:
+            continue
+        elif kind == "not":
+            skip = depth  # the next term, or the next group, is excluded
+        elif kind == "field":
+            field = text
+        elif skip == depth:
+            skip, field = -1, ""
+        else:
+            shown = "or" if kind == "or" else text
+            (by[field] if field in by and kind != "or" else words).append(shown)
+            field = ""
+    people = ", ".join(by["author"])
+    text = " ".join(words) or people
+    if by["cat"]:
+        categories = ", ".join(by["cat"])
+        text = f"{text} in {categories}" if text else categories
+    if people and words:
+        text = f"{text} by {people}"
+    return text or line.strip()

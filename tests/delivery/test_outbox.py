@@ -69,7 +69,7 @@ def test_cap_keeps_the_best_and_counts_the_rest(
     plan(engine, InterestMatcher(), settings, T0)
     send(engine, settings, T0)
     (message,) = smtp.to("a@example.org")
-    assert message["Subject"] == "2 new papers on diffusion"
+    assert message["Subject"] == "2 new papers: diffusion"
     body = message.get_body(preferencelist=("plain",))
     assert body is not None
     text = body.get_content()

@@ -63,7 +63,7 @@ def test_sent_digest_has_paper_links_and_the_full_list_link(
     subscribe(engine, "a@example.org", interests, max_papers=2, now=T0 - timedelta(days=1))
     deliver(engine, settings)
     (message,) = smtp.to("a@example.org")
-    assert message["Subject"] == "2 new papers on diffusion"
+    assert message["Subject"] == "2 new papers: diffusion"
     assert message["List-Id"] == '"Paper Digest" <digest.digest.test>'
     assert "<mailto:digest@digest.test?subject=unsubscribe%20" in message["List-Unsubscribe"]
     text, html = parts(message)

@@ -48,7 +48,7 @@ def test_digest_headers_parse_back() -> None:
     assert message["From"] == "Paper Digest <digest@digest.test>"
     assert message["From"].addresses[0].display_name == "Paper Digest"
     assert message["To"] == "reader@example.org"
-    assert message["Subject"] == "1 new paper on mixture of experts"
+    assert message["Subject"] == "1 new paper: mixture of experts"
     assert message["Message-ID"] == "<digest.1.2026-11-26@digest.test>"
     assert parsedate_to_datetime(message["Date"]).tzinfo is not None
     assert message["List-Id"] == '"Paper Digest" <digest.digest.test>'
@@ -60,7 +60,7 @@ def test_digest_headers_parse_back() -> None:
     assert message["Return-Path"] == "bounces@digest.test"
     assert envelope_sender(settings, "reader@example.org") == "bounces@digest.test"
     text, html = parts(message)
-    assert text.splitlines()[0] == "1 new paper on mixture of experts"
+    assert text.splitlines()[0] == "1 new paper: mixture of experts"
     assert "<!DOCTYPE html>" in html
 
 
@@ -85,7 +85,7 @@ def test_non_ascii_subject_is_rfc2047_encoded_and_decodes_back() -> None:
     raw = wire(Renderer(settings).digest(digest_view(papers)), settings)
     message = parse(Renderer(settings).digest(digest_view(papers)), settings)
     assert b"=?utf-8?" in raw.split(b"\r\n\r\n", 1)[0]
-    assert message["Subject"] == "2 new papers on émergence 🧪 and نماذج اللغة"
+    assert message["Subject"] == "2 new papers: émergence 🧪 and نماذج اللغة"
 
 
 def test_no_header_injection_through_subscriber_or_paper_fields() -> None:
@@ -93,7 +93,7 @@ def test_no_header_injection_through_subscriber_or_paper_fields() -> None:
     message = parse(Renderer(settings).digest(digest_view(HOSTILE)), settings)
     assert message["Bcc"] is None and message["X-Evil"] is None
     injected = parse(Renderer(settings).digest(digest_view(HOSTILE[4:])), settings)
-    assert injected["Subject"] == "1 new paper on line Bcc: victim@example.org"
+    assert injected["Subject"] == "1 new paper: line Bcc: victim@example.org"
     assert injected["Bcc"] is None
     with pytest.raises(ValueError):
         parse(Renderer(settings).digest(digest_view([paper(1)])), settings, unsubscribe="x\r\ny")
@@ -126,7 +126,7 @@ def test_fifty_paper_digest_stays_under_the_size_limit() -> None:
     assert size <= settings.email_max_bytes
     assert 10 < rendered.shown < 50
     cut = 50 - rendered.shown
-    assert rendered.subject.startswith(f"{rendered.shown} new papers on ")
+    assert rendered.subject.startswith(f"{rendered.shown} new papers: ")
     assert f"And {cut + 3} more matched your interests: they are held over" in rendered.text
     few = Renderer(settings).digest(digest_view(fifty[:10]))
     assert few.shown == 10
@@ -151,7 +151,7 @@ def test_dkim_signature_verifies(dkim_key: tuple[Path, bytes]) -> None:
         return record if name == b"s1._domainkey.digest.test." else b""
 
     assert dkim.verify(signed, dnsfunc=dns)
-    tampered = signed.replace(b"1 new paper on", b"9 new paper on")
+    tampered = signed.replace(b"1 new paper:", b"9 new paper:")
     assert not dkim.verify(tampered, dnsfunc=dns)
 
 

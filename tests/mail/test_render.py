@@ -23,7 +23,7 @@ def assert_valid_html5(html: str) -> None:
 def test_digest_groups_papers_by_interest_best_first() -> None:
     papers = [paper(1), paper(2, interest="quantization", terms=("quantization",)), paper(3)]
     rendered = Renderer(email_settings()).digest(digest_view(papers))
-    assert rendered.subject == "3 new papers on mixture of experts and quantization"
+    assert rendered.subject == "3 new papers: mixture of experts and quantization"
     text = rendered.text
     moe, quant = text.index("== mixture of experts (2) =="), text.index("== quantization (1) ==")
     assert moe < text.index("1.  Sparse") < text.index("2.  Sparse") < quant < text.index("3.  ")
@@ -42,7 +42,7 @@ def test_each_paper_shows_its_details_links_and_why() -> None:
         'href="https://github.com/example/moe"',
         "Ada Lovelace, Grace Hopper, Alan Turing et al.",
         "cs.LG, cs.CL · 2026-11-25 · 12 upvotes",
-        "your interest “mixture of experts” matched “mixture of experts”, “experts”.",
+        "your interest “mixture of experts”: in the title and the abstract.",
     ):
         assert needle in html
     assert '<mark class="hl"' in html and ">mixture-of-experts</mark>" in html
@@ -196,10 +196,10 @@ def test_template_errors_name_file_and_line(
 
 def test_text_helpers() -> None:
     assert subject_for(7, ["moe", "llm quantization", "rag", "ssm"]) == (
-        "7 new papers on moe, llm quantization and 2 more interests"
+        "7 new papers: moe, llm quantization and 2 more"
     )
-    assert subject_for(1, ["a", "b", "c"]) == "1 new paper on a, b and 1 more interest"
-    assert subject_for(2, ["x\r\nBcc: y@z"]) == "2 new papers on x Bcc: y@z"
+    assert subject_for(1, ["a", "b", "c"]) == "1 new paper: a, b and 1 more"
+    assert subject_for(2, ["x\r\nBcc: y@z"]) == "2 new papers: x Bcc: y@z"
     text = "First sentence here. Second one is longer than that. Third."
     assert shorten(text, 40) == "First sentence here."
     assert shorten("word " * 100, 50).endswith("…")

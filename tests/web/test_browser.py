@@ -149,7 +149,7 @@ def test_subscribe_confirm_edit_and_unsubscribe_in_chromium(
 
         send_digest(engine, settings, clock.now)
         digest = smtp.to("ada@example.org")[-1]
-        assert "2 new papers on diffusion" in digest["Subject"]
+        assert "2 new papers: diffusion" in digest["Subject"]
         browser.get(browser.current_url)
         wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "table a")))
         browser.find_element(By.CSS_SELECTOR, "table a").click()
