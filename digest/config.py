@@ -76,6 +76,18 @@ class SourceConfig(BaseModel):
         return self.kind
 
 
+# What a new install ingests until DIGEST_SOURCES says otherwise.
+DEFAULT_CATEGORIES = ["cs.LG", "cs.CL", "cs.CV", "cs.AI"]
+
+
+def default_sources() -> list[SourceConfig]:
+    """Hugging Face Daily Papers and the arXiv listings of the main machine learning categories."""
+    return [
+        SourceConfig(kind="hf"),
+        SourceConfig(kind="arxiv", categories=list(DEFAULT_CATEGORIES)),
+    ]
+
+
 class Settings(BaseSettings):
     """Everything an operator can configure, read from DIGEST_* variables or .env."""
 
@@ -206,7 +218,9 @@ class Settings(BaseSettings):
     )
 
     sources: list[SourceConfig] = Field(
-        default_factory=list, description="Sources to ingest, as a JSON list (see docs/sources.md)."
+        default_factory=default_sources,
+        description="Sources to ingest, as a JSON list (see docs/sources.md); default: Hugging "
+        "Face Daily Papers and the arXiv listings of cs.LG, cs.CL, cs.CV and cs.AI; [] for none.",
     )
     http_timeout: float = Field(default=30.0, gt=0, description="Seconds per HTTP request.")
     http_retries: int = Field(default=4, ge=0, description="Retries after the first attempt.")

@@ -71,6 +71,7 @@ def settings(database_url: str, smtp: SmtpSink, tmp_path: Path) -> Settings:
         from_="Paper Digest <digest@digest.test>",
         base_url="https://digest.test",
         secret_key=SecretStr("test-secret"),
+        sources=[],  # nothing is fetched from the internet unless a test serves it
     )
 
 
@@ -86,4 +87,5 @@ def cli_env(settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
         "DIGEST_FROM": settings.from_,
         "DIGEST_BASE_URL": settings.base_url,
         "DIGEST_SECRET_KEY": "test-secret",
+        "DIGEST_SOURCES": "[]",
     }

@@ -277,6 +277,7 @@ def test_two_serve_processes_elect_one_scheduler_and_a_standby_takes_over(
         "DIGEST_DISPATCH_SECONDS": "0.2",
         "DIGEST_WORKER_POLL_SECONDS": "0.2",
         "DIGEST_FROM": "Paper Digest <digest@digest.test>",
+        "DIGEST_SOURCES": "[]",  # the leader would fetch the default sources
     }
     first = Process(env)
     second: Process | None = None
@@ -379,3 +380,17 @@ def test_serve_reports_a_port_it_cannot_bind(engine: Engine, settings: Settings)
 
         with pytest.raises(OSError):
             asyncio.run(go())
+
+
+def test_a_fresh_install_ingests_hf_and_the_main_arxiv_listings(
+    engine: Engine, cli_env: dict[str, str]
+) -> None:
+    fresh = {k: v for k, v in cli_env.items() if k != "DIGEST_SOURCES"}
+    shown = CliRunner().invoke(app, ["schedule"], env=fresh)
+    assert shown.exit_code == 0, shown.output
+    assert "ingest hf" in shown.output
+    assert "ingest arxiv:cs.LG+cs.CL+cs.CV+cs.AI" in shown.output
+    feed = '[{"kind": "feed", "url": "https://lab.example.org/feed.xml"}]'
+    replaced = CliRunner().invoke(app, ["schedule"], env={**fresh, "DIGEST_SOURCES": feed})
+    assert "ingest feed:https://lab.example.org/feed.xml" in replaced.output
+    assert "ingest hf" not in replaced.output and "arxiv" not in replaced.output
