@@ -31,7 +31,7 @@ from digest.mail.text import (
     subject_for,
     wrap,
 )
-from digest.mail.why import explain
+from digest.mail.why import explain, is_trending
 from digest.match.query import readable
 from digest.papers import web_url
 
@@ -90,7 +90,13 @@ class PaperView:
         (a stem, an acronym's long form), so a word is never just repeated.
         """
         return explain(
-            self.interest, self.terms, self.title, self.abstract, self.authors, self.categories
+            self.interest,
+            self.terms,
+            self.title,
+            self.abstract,
+            self.authors,
+            self.categories,
+            self.upvotes,
         )
 
     @property
@@ -120,6 +126,12 @@ class DigestView:
     more_url: str = ""
     extra: dict[str, str] = field(default_factory=dict)
     subscribed: list[str] = field(default_factory=list)
+
+    @property
+    def quiet_trending(self) -> list[str]:
+        """The subscriber's `trending` lines that brought no paper: no upvotes were known."""
+        shown = {paper.interest for paper in self.papers}
+        return [line for line in self.subscribed if is_trending(line) and line not in shown]
 
     @property
     def total(self) -> int:

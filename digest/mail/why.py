@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from digest.mail.text import clip, one_line
 from digest.match.highlight import spans, tokens
+from digest.match.query import InterestError, parse
 from digest.match.text import name_parts, names_match
 
 
@@ -26,8 +27,12 @@ def explain(
     abstract: str,
     authors: tuple[str, ...],
     categories: tuple[str, ...],
+    upvotes: int | None = None,
 ) -> str:
     """The why line of a paper matched by `terms` of `interest`."""
+    if is_trending(interest):
+        votes = f"{upvotes} upvote{'s' * (upvotes != 1)}" if upvotes is not None else "upvotes"
+        return f"trending on Hugging Face, with {votes} ({_interest(interest)})."
     own = {
         tuple(word for _, _, word, _ in tokens(term.partition(":")[2] or term)) for term in terms
     }
@@ -59,6 +64,14 @@ def explain(
     if not parts:
         return f"it matched your interest {_interest(interest)}."
     return f"your interest {_interest(interest)}: {', '.join(parts)}."
+
+
+def is_trending(line: str) -> bool:
+    """Whether an interest line asks for trending papers."""
+    try:
+        return parse(line).trending > 0
+    except InterestError:
+        return False
 
 
 def _follows(term: str, author: str) -> bool:

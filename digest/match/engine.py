@@ -15,7 +15,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from digest.match.index import Floats, Index, Ints, PaperDoc, from_bits
+from digest.match.index import Floats, Index, Ints, PaperDoc, from_bits, to_bits
 from digest.match.query import Node, Not, Or, Query, Term, parse
 
 
@@ -74,6 +74,8 @@ def rank(index: Index, query: Query, keep: int | None = None) -> Ranked:
             hits = index.term(term)
             total[hits.docs] += hits.scores
         scores = total[docs] * index.boost[docs]
+    if query.trending:
+        return _trending(index, query, docs)
     if keep is not None and len(docs) > keep:
         # The best `keep`, ties at the cut going to the lowest positions, as a full sort would.
         cut = np.partition(scores, len(scores) - keep)[len(scores) - keep]
@@ -85,6 +87,20 @@ def rank(index: Index, query: Query, keep: int | None = None) -> Ranked:
     else:
         order = np.argsort(-scores, kind="stable")
     return Ranked(bits, docs[order], scores[order], terms)
+
+
+def _trending(index: Index, query: Query, docs: Ints) -> Ranked:
+    """A `trending` line's hits: the papers it allows with the most upvotes, most first.
+
+    Scores are upvotes relative to the batch's most upvoted paper (0 to 1]; papers with
+    no upvotes known are never trending.
+    """
+    upvoted = docs[index.upvotes[docs] > 0]
+    votes = index.upvotes[upvoted]
+    order = np.lexsort((upvoted, -votes))[: query.trending]
+    chosen = upvoted[order]
+    scores = index.upvotes[chosen] / max(float(index.upvotes.max(initial=0.0)), 1.0)
+    return Ranked(to_bits(chosen), chosen, scores, query.terms)
 
 
 def matched_terms(index: Index, ranked: Ranked, doc: int) -> tuple[str, ...]:

@@ -182,6 +182,7 @@ class Index:
                 if "." in category:
                     self.categories[category.split(".")[0]].append(doc)
         upvotes = np.array([max(paper.upvotes or 0, 0) for paper in papers], dtype=np.float64)
+        self.upvotes: Floats = upvotes
         self.boost: Floats = 1 + UPVOTE_BOOST * np.log1p(upvotes)
         self._cache: dict[Term, TermHits] = {}
 

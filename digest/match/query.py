@@ -17,6 +17,9 @@ from digest.match.text import analyse, fold, name_parts
 
 MAX_INTEREST_LENGTH = 300
 MAX_CANONICAL_LENGTH = 500  # Interest.canonical's column
+TRENDING_TOP = 10  # papers a `trending` line brings unless it says `trending:N`
+TRENDING_MOST = 50
+_TRENDING = re.compile(r"\s*trending(?::(\d+))?(?=\s|$)", re.IGNORECASE)
 FIELDS = ("title", "abstract", "author", "cat")
 _FIELD = re.compile(r"([A-Za-z]+):")
 _WORD = re.compile(r'[^\s()"]+')
@@ -31,6 +34,7 @@ class InterestError(ValueError):
         where = f" (at column {column + 1})" if column is not None else ""
         super().__init__(f"{message}{where}: {line!r}")
         self.line = line
+        self.reason = message
         self.column = column
 
 
@@ -98,16 +102,25 @@ def positive_terms(node: Node) -> list[Term]:
     return sorted({term for child in node.children for term in positive_terms(child)})
 
 
+# What a bare `trending` line filters by: every paper.
+EVERYTHING = And(())
+
+
 @dataclass(frozen=True)
 class Query:
-    """A parsed interest line."""
+    """A parsed interest line; `trending` > 0 for a `trending` line (its top N)."""
 
     root: Node
+    trending: int = 0
 
     @cached_property
     def canonical(self) -> str:
         """A stable text form; lines that mean the same share it, and it parses to itself."""
-        return render(self.root, top=True)
+        if not self.trending:
+            return render(self.root, top=True)
+        head = "trending" if self.trending == TRENDING_TOP else f"trending:{self.trending}"
+        rest = "" if self.root == EVERYTHING else render(self.root, top=True)
+        return f"{head} {rest}".strip()
 
     @cached_property
     def terms(self) -> tuple[Term, ...]:
@@ -290,9 +303,24 @@ def _check(parser: _Parser, node: Node) -> None:
 
 
 def parse(line: str) -> Query:
-    """Parse an interest line, or raise InterestError pointing at the problem."""
+    """Parse an interest line, or raise InterestError pointing at the problem.
+
+    A line that starts with the word `trending` (or `trending:N`) asks for the papers with
+    the most Hugging Face upvotes; the rest of it, if any, restricts them.
+    """
     if not line.strip():
         raise InterestError(line, "an interest cannot be empty")
+    if (trending := _TRENDING.match(line)) is not None:
+        top = int(trending[1] or TRENDING_TOP)
+        if not 1 <= top <= TRENDING_MOST:
+            raise InterestError(line, f"trending:N takes N from 1 to {TRENDING_MOST}", 0)
+        rest = line[trending.end() :]
+        try:
+            root = parse(rest).root if rest.strip() else EVERYTHING
+        except InterestError as exc:
+            column = None if exc.column is None else exc.column + trending.end()
+            raise InterestError(line, exc.reason, column) from exc
+        return Query(root, top)
     if len(line.strip()) > MAX_INTEREST_LENGTH:
         raise InterestError(line, f"an interest is at most {MAX_INTEREST_LENGTH} characters")
     parser = _Parser(line)
@@ -311,6 +339,11 @@ def readable(line: str) -> str:
     "diffusion in cs.CL", `author:"Yann LeCun"` -> "Yann LeCun", `LoRA -survey` -> "LoRA".
     A line that cannot be parsed is returned as it is.
     """
+    if (trending := _TRENDING.match(line)) is not None:
+        top = int(trending[1] or TRENDING_TOP)
+        label = "trending" if top == TRENDING_TOP else f"top {top} trending"
+        rest = line[trending.end() :]
+        return f"{label}: {readable(rest)}" if rest.strip() else label
     try:
         lexed = _lex(line)
     except InterestError:

@@ -77,3 +77,42 @@ def test_the_excerpt_starts_where_the_match_is() -> None:
     short = excerpt(text, ['"state space models"'], 300)
     assert short.startswith("…") and "state space models" in short and len(short) <= 302
     assert excerpt("state space models first. " + FILLER, ["state"], 100).startswith("state")
+
+
+def test_trending_brings_the_most_upvoted_and_says_so_when_none_is_known(
+    engine: Engine, settings: Settings, smtp: SmtpSink
+) -> None:
+    def paper(n: int, upvotes: int | None, category: str) -> PaperIn:
+        return PaperIn(
+            id=f"2411.{n:05d}",
+            title=f"Diffusion paper number {n}",
+            upvotes=upvotes,
+            categories=[category],
+            source="hf" if upvotes is not None else "arxiv",
+        )
+
+    papers = [paper(1, 142, "cs.CL"), paper(2, 7, "cs.CL"), paper(3, 300, "cs.CV")]
+    store(engine, [*papers, paper(4, None, "cs.CL")], now=T0 - timedelta(hours=1))
+    subscribe(engine, "ada@example.org", ["trending:2 cat:cs.CL"], now=T0 - timedelta(days=1))
+    send_digest(engine, settings, T0)
+    text = parts(smtp.to("ada@example.org")[0])[0]
+    flat = " ".join(text.split())
+    assert "== top 2 trending: cs.CL (2) ==" in text
+    assert flat.index("number 1") < flat.index("number 2")  # most upvoted first
+    assert "number 3" not in flat and "number 4" not in flat
+    assert "trending on Hugging Face, with 142 upvotes" in flat
+
+
+def test_a_trending_line_with_no_upvotes_known_says_so(
+    engine: Engine, settings: Settings, smtp: SmtpSink
+) -> None:
+    store(
+        engine,
+        [PaperIn(id="2411.00001", title="Diffusion without votes", source="arxiv")],
+        now=T0 - timedelta(hours=1),
+    )
+    subscribe(engine, "ada@example.org", ["trending", "diffusion"], now=T0 - timedelta(days=1))
+    send_digest(engine, settings, T0)
+    text, html = parts(smtp.to("ada@example.org")[0])
+    expected = "“trending”: no paper of this period with Hugging Face upvotes fits it"
+    assert expected in " ".join(text.split()) and expected in html
