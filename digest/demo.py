@@ -25,10 +25,17 @@ from digest.subscribers import subscribe
 
 SAMPLE_PAPERS = Path(__file__).parent / "data" / "sample_papers.jsonl"
 
-DEMO_SUBSCRIBERS: list[tuple[str, list[str], str]] = [
-    ("ada@example.org", ["diffusion"], "Europe/London"),
-    ("grace@example.org", ['"mixture of experts"', '"graph neural network"'], "America/New_York"),
-    ("alan@example.org", ["retrieval", '"language models" reasoning'], "Asia/Tokyo"),
+# 60 real arXiv entries (their metadata is CC0): the 20 of an API query for cs.LG OR cs.AI
+# and 40 of the cs.AI listing feed, converted from recorded responses to JSONL.
+DEMO_SUBSCRIBERS: list[tuple[str, list[str], str, int]] = [
+    ("ada@example.org", ["LLM agents", "diffusion"], "Europe/London", 10),
+    (
+        "grace@example.org",
+        ['"mixture of experts"', "RAG", 'author:"Jian Yang"'],
+        "America/New_York",
+        20,
+    ),
+    ("alan@example.org", ['"reinforcement learning"', "cat:cs.CL reasoning"], "Asia/Tokyo", 20),
 ]
 
 
@@ -62,9 +69,9 @@ def _demo(settings: Settings, console: Console, engine: Engine) -> None:
         f"[bold]Ingested[/] {report.fetched} sample papers: {report.new} new, "
         f"{report.unchanged + report.updated} already stored."
     )
-    for email, interests, timezone in DEMO_SUBSCRIBERS:
-        subscribe(engine, email, interests, timezone=timezone)
-    console.print(f"[bold]Subscribers[/] {', '.join(e for e, _, _ in DEMO_SUBSCRIBERS)}.")
+    for email, interests, timezone, cap in DEMO_SUBSCRIBERS:
+        subscribe(engine, email, interests, timezone=timezone, max_papers=cap)
+    console.print(f"[bold]Subscribers[/] {', '.join(e for e, *_ in DEMO_SUBSCRIBERS)}.")
 
     maildir = settings.maildir
     with CaptureServer(maildir) as server:

@@ -92,6 +92,11 @@ class PaperIn(BaseModel):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
+    @field_validator("authors")
+    @classmethod
+    def _readable_names(cls, value: list[str]) -> list[str]:
+        return [name for name in (clean_text(part) for part in value) if name]
+
     @field_validator("published", mode="before")
     @classmethod
     def _date(cls, value: Any) -> Any:

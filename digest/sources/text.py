@@ -13,7 +13,12 @@ _TAG = re.compile(r"<[^>]{0,500}>")
 _MATH = re.compile(r"\$(?=\S)([^$]{1,300}?)(?<=\S)\$")
 _MATH_SIGN = re.compile(r"[\\^_{}=<>+]")
 _TEXT_MACRO = re.compile(
-    r"\\(?:textbf|textit|emph|texttt|textsc|textrm|mathrm|mathbf|underline)\{([^{}]*)\}"
+    r"\\(?:textbf|textit|textsf|textsl|textup|textmd|textnormal|emph|texttt|textsc|textrm"
+    r"|mathrm|mathbf|mathit|mathsf|mathtt|underline)\{([^{}]*)\}"
+)
+# An accent command on one letter, braced or not: \"o, \"{o}, {\"o}, \'e, \v{s}, \c{c}.
+_ACCENT = re.compile(
+    r"\{?\\(?:[\"'`^~=.]|[uvHckrbd](?=[{\s]))\s*(?:\{\s*[A-Za-z]\s*\}|[A-Za-z])\}?"
 )
 
 
@@ -38,10 +43,19 @@ def _math(found: re.Match[str]) -> str:
     return str(text).strip() or found.group(0)
 
 
+def _accent(found: re.Match[str]) -> str:
+    try:
+        text = str(_converter().latex_to_text(found.group(0))).strip()
+    except Exception:  # anything pylatexenc still rejects stays raw
+        return found.group(0)
+    return text if len(text) == 1 else found.group(0)
+
+
 def readable_latex(text: str) -> str:
     """Turn inline LaTeX into readable text: `$\\mu$P` -> `μP`, ``quotes'' -> “quotes”."""
     if "$" in text:
         text = _MATH.sub(_math, text)
     if "\\" in text:
         text = _TEXT_MACRO.sub(r"\1", text)
+        text = _ACCENT.sub(_accent, text)
     return text.replace("``", "\u201c").replace("''", "\u201d")

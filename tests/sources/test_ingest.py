@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
-from digest.models import Paper, table_of
+from digest.models import PAPERS, Paper, table_of
 from digest.sources.ingest import PaperIn, clean_text, parse_arxiv_id, store
 
 
@@ -73,3 +73,17 @@ def test_versions_and_sources_merge_into_one_row(engine: Engine) -> None:
     assert paper.sources == ["arxiv", "hf"]
     assert paper.upvotes == 12
     assert paper.first_seen_at == t0  # a new version is not a new paper
+
+
+def test_latex_is_stored_as_text_in_titles_abstracts_and_authors(engine: Engine) -> None:
+    paper = PaperIn(
+        title=r"Schr\"odinger bridges at scale with $\mu$P",
+        abstract=r"We introduce \textsf{TS-Agent}; it runs in $O(n^2)$ time. Costs: $800 and $5.",
+        authors=[r"Erwin Schr{\"o}dinger", r"Paul Erd\H{o}s", r"Fran\c{c}ois Chollet"],
+    )
+    store(engine, [paper])
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(PAPERS)).one()
+    assert row.title == "Schrödinger bridges at scale with μP"
+    assert row.abstract == "We introduce TS-Agent; it runs in O(n^2) time. Costs: $800 and $5."
+    assert row.authors == ["Erwin Schrödinger", "Paul Erdős", "François Chollet"]
