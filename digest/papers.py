@@ -39,9 +39,8 @@ def paper_doc(row: Any, paper_id: int | None = None) -> PaperDoc:
 
 
 def paper_date(row: Any) -> date | None:
-    """The paper's own date: when it was published, else when digest first saw it."""
-    when = row.published_at or row.first_seen_at
-    return when.date() if when else None
+    """The paper's own date, when its source gave one (never the day digest first saw it)."""
+    return row.published_at.date() if row.published_at else None
 
 
 def web_url(url: str | None) -> str | None:

@@ -25,9 +25,11 @@ from digest.mail.message import (
 from digest.mail.text import (
     authors_line,
     clip,
+    day_label,
     excerpt,
     highlight,
     one_line,
+    period_label,
     subject_for,
     wrap,
 )
@@ -106,7 +108,7 @@ class PaperView:
         if self.categories:
             parts.append(", ".join(clip(c, 30) for c in self.categories[:4]))
         if self.published:
-            parts.append(self.published.isoformat())
+            parts.append(day_label(self.published))
         if self.upvotes is not None:
             parts.append(f"{self.upvotes} upvote{'s' * (self.upvotes != 1)}")
         return parts
@@ -126,6 +128,11 @@ class DigestView:
     more_url: str = ""
     extra: dict[str, str] = field(default_factory=dict)
     subscribed: list[str] = field(default_factory=list)
+
+    @property
+    def when(self) -> str:
+        """The period, as people say it ('Friday 4 December', 'week of 30 November')."""
+        return period_label(self.period)
 
     @property
     def quiet_trending(self) -> list[str]:

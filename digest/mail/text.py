@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import textwrap
 from collections.abc import Iterable
+from datetime import date
 
 from markupsafe import Markup, escape
 
@@ -50,6 +51,28 @@ def authors_line(authors: list[str], keep: int = 3) -> str:
     if len(names) <= keep:
         return ", ".join(names)
     return ", ".join(names[:keep]) + " et al."
+
+
+def period_label(period: str) -> str:
+    """A digest's period as people say it: 'Friday 4 December', 'week of 30 November'.
+
+    Periods are the subscriber's local date (daily) or ISO week (weekly); anything else
+    (a preview) is shown as it is.
+    """
+    try:
+        if "-W" in period:
+            year, week = period.split("-W")
+            monday = date.fromisocalendar(int(year), int(week), 1)
+            return f"week of {monday.day} {monday:%B}"
+        day = date.fromisoformat(period)
+    except ValueError:
+        return period
+    return f"{day:%A} {day.day} {day:%B}"
+
+
+def day_label(day: date) -> str:
+    """A paper's date: '29 April 2026'."""
+    return f"{day.day} {day:%B %Y}"
 
 
 def subject_for(count: int, interests: list[str]) -> str:

@@ -19,7 +19,7 @@ from digest import resource_dir
 from digest.clock import Clock
 from digest.config import Settings
 from digest.mail.render import Renderer
-from digest.mail.text import authors_line, excerpt, highlight
+from digest.mail.text import authors_line, excerpt, highlight, period_label
 from digest.match.engine import Matcher
 from digest.models import MAX_PAPERS, Cadence
 from digest.web.limits import Limiter, RateLimited
@@ -106,5 +106,7 @@ def page_env(settings: Settings) -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.globals.update(cadences=list(Cadence), weekdays=WEEKDAYS, max_papers=MAX_PAPERS)
-    env.filters.update(authors=authors_line, excerpt=excerpt, highlight=highlight)
+    env.filters.update(
+        authors=authors_line, excerpt=excerpt, highlight=highlight, period_label=period_label
+    )
     return env

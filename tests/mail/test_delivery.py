@@ -73,7 +73,7 @@ def test_sent_digest_has_paper_links_and_the_full_list_link(
     for number in set(shown):
         assert f'href="https://arxiv.org/pdf/2611.0000{number}"' in html
         votes = f"{number} upvote{'s' * (number != '1')}"
-        assert f"cs.CV, cs.LG · 2026-11-24 · {votes}<" in html
+        assert f"cs.CV, cs.LG · 24 November 2026 · {votes}<" in html
     assert "Ada Lovelace, Grace Hopper, Alan Turing et al." in text
     full_list = re.search(r"See all \d+: (\S+)", text)
     assert full_list is not None and full_list.group(1).startswith("https://digest.test/digests/")

@@ -9,7 +9,7 @@ from datetime import timedelta
 from sqlalchemy import Engine
 
 from digest.config import Settings
-from digest.mail.text import excerpt, subject_for
+from digest.mail.text import excerpt, period_label, subject_for
 from digest.match.query import readable
 from digest.sources.ingest import PaperIn, store
 from digest.subscribers import subscribe
@@ -116,3 +116,9 @@ def test_a_trending_line_with_no_upvotes_known_says_so(
     text, html = parts(smtp.to("ada@example.org")[0])
     expected = "“trending”: no paper of this period with Hugging Face upvotes fits it"
     assert expected in " ".join(text.split()) and expected in html
+
+
+def test_dates_read_as_people_say_them() -> None:
+    assert period_label("2026-12-04") == "Friday 4 December"
+    assert period_label("2026-W49") == "week of 30 November"
+    assert period_label("preview") == "preview"

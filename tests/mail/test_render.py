@@ -41,7 +41,7 @@ def test_each_paper_shows_its_details_links_and_why() -> None:
         'href="https://huggingface.co/papers/2611.00007"',
         'href="https://github.com/example/moe"',
         "Ada Lovelace, Grace Hopper, Alan Turing et al.",
-        "cs.LG, cs.CL · 2026-11-25 · 12 upvotes",
+        "cs.LG, cs.CL · 25 November 2026 · 12 upvotes",
         "your interest “mixture of experts”: in the title and the abstract.",
     ):
         assert needle in html
