@@ -154,7 +154,7 @@ def test_subscribe_confirm_edit_and_unsubscribe_in_chromium(
         wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "table a")))
         browser.find_element(By.CSS_SELECTOR, "table a").click()
         wait.until(ec.title_contains("Digest"))
-        assert "Latent Diffusion for Audio" in browser.page_source
+        assert "Latent Diffusion for Audio" in browser.find_element(By.TAG_NAME, "main").text
         shoot(browser, "8-digest")
 
         follow(digest, "unsubscribe")
