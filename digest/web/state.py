@@ -21,6 +21,7 @@ from digest.config import Settings
 from digest.mail.render import Renderer
 from digest.mail.text import authors_line, excerpt, highlight, period_label
 from digest.match.engine import Matcher
+from digest.match.query import readable
 from digest.models import MAX_PAPERS, Cadence
 from digest.web.limits import Limiter, RateLimited
 from digest.web.preview import PaperCache
@@ -107,6 +108,10 @@ def page_env(settings: Settings) -> jinja2.Environment:
     )
     env.globals.update(cadences=list(Cadence), weekdays=WEEKDAYS, max_papers=MAX_PAPERS)
     env.filters.update(
-        authors=authors_line, excerpt=excerpt, highlight=highlight, period_label=period_label
+        authors=authors_line,
+        excerpt=excerpt,
+        highlight=highlight,
+        period_label=period_label,
+        readable=readable,
     )
     return env

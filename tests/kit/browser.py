@@ -29,3 +29,12 @@ def chromium() -> str:
             return found
     message = "Chromium is not installed (apt-get install chromium; make test installs it)"
     missing(message, "DIGEST_TEST_REQUIRE_BROWSER")
+
+
+def chromedriver() -> str:
+    """The chromedriver binary, or skip (fail when DIGEST_TEST_REQUIRE_BROWSER=1)."""
+    found = shutil.which(os.environ.get("DIGEST_TEST_CHROMEDRIVER", "chromedriver"))
+    if found:
+        return found
+    message = "chromedriver is not installed (apt-get install chromium-driver; make test does)"
+    missing(message, "DIGEST_TEST_REQUIRE_BROWSER")

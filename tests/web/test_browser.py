@@ -8,12 +8,8 @@ are skipped, unless DIGEST_TEST_REQUIRE_BROWSER=1 (CI), where they fail.
 
 from __future__ import annotations
 
-import os
-import shutil
 import struct
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,46 +19,13 @@ from digest.config import Settings
 from digest.mail.capture import free_port
 from digest.models import SubscriberStatus
 from digest.sources.ingest import store
-from tests.kit.browser import CHROMIUM_FLAGS, SCREENSHOTS, chromium
-from tests.kit.env import missing
+from tests.kit.browser import SCREENSHOTS
 from tests.kit.seeds import PAPERS, send_digest
 from tests.kit.smtp import SmtpSink
 from tests.kit.web import Clock, link_in, server, subscriber
 
 WEB_SCREENSHOTS = SCREENSHOTS / "web"
 DESKTOP, PHONE = 1100, 375
-
-
-def chromedriver() -> str:
-    """The chromedriver binary, or skip (fail when DIGEST_TEST_REQUIRE_BROWSER=1)."""
-    found = shutil.which(os.environ.get("DIGEST_TEST_CHROMEDRIVER", "chromedriver"))
-    if found:
-        return found
-    message = "chromedriver is not installed (apt-get install chromium-driver; make test does)"
-    missing(message, "DIGEST_TEST_REQUIRE_BROWSER")
-
-
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[Any]:
-    """Headless Chromium driven by Selenium, in the Asia/Tokyo time zone."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium()
-    for flag in (
-        "--headless=new",
-        "--disable-dev-shm-usage",
-        *CHROMIUM_FLAGS,
-        f"--user-data-dir={tmp_path / 'profile'}",
-    ):
-        options.add_argument(flag)
-    service = Service(chromedriver(), env={**os.environ, "TZ": "Asia/Tokyo"})
-    driver = webdriver.Chrome(options=options, service=service)
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 def shoot(driver: Any, name: str) -> None:
