@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from digest.mail.text import clip, one_line
 from digest.match.highlight import spans, tokens
-from digest.match.query import InterestError, parse
+from digest.match.query import InterestError, parse, split_label
 from digest.match.text import name_parts, names_match
 
 
 def _interest(line: str) -> str:
     """An interest line quoted for a sentence: “…”, a lone quoted phrase without its quotes."""
-    text = clip(line, 80)
+    text = clip(split_label(line)[0].strip(), 80)
     if text.startswith('"') and text.endswith('"') and text.count('"') == 2:
         text = text[1:-1]
     return f"“{text}”"

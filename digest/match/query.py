@@ -19,6 +19,8 @@ MAX_INTEREST_LENGTH = 300
 MAX_CANONICAL_LENGTH = 500  # Interest.canonical's column
 TRENDING_TOP = 10  # papers a `trending` line brings unless it says `trending:N`
 TRENDING_MOST = 50
+# `LoRA -survey  # Adapters`: the line's own label, after a space and "#".
+_LABEL = re.compile(r"\s#(.*)$")
 _TRENDING = re.compile(r"\s*trending(?::(\d+))?(?=\s|$)", re.IGNORECASE)
 FIELDS = ("title", "abstract", "author", "cat")
 _FIELD = re.compile(r"([A-Za-z]+):")
@@ -302,12 +304,22 @@ def _check(parser: _Parser, node: Node) -> None:
                 _check(parser, child.child)
 
 
+def split_label(line: str) -> tuple[str, str]:
+    """(the query, its label): `LoRA -survey  # Adapters` -> ("LoRA -survey", "Adapters")."""
+    found = _LABEL.search(line)
+    if found is None:
+        return line, ""
+    return line[: found.start()], " ".join(found[1].split())
+
+
 def parse(line: str) -> Query:
     """Parse an interest line, or raise InterestError pointing at the problem.
 
     A line that starts with the word `trending` (or `trending:N`) asks for the papers with
-    the most Hugging Face upvotes; the rest of it, if any, restricts them.
+    the most Hugging Face upvotes; the rest of it, if any, restricts them. A label at the
+    end (`  # Adapters`) names the line in headings and changes nothing else.
     """
+    line, _ = split_label(line)
     if not line.strip():
         raise InterestError(line, "an interest cannot be empty")
     if (trending := _TRENDING.match(line)) is not None:
@@ -337,8 +349,11 @@ def readable(line: str) -> str:
 
     `(pruning OR sparsity) LLM` -> "pruning or sparsity LLM", `cat:cs.CL diffusion` ->
     "diffusion in cs.CL", `author:"Yann LeCun"` -> "Yann LeCun", `LoRA -survey` -> "LoRA".
-    A line that cannot be parsed is returned as it is.
+    A line that cannot be parsed is returned as it is; a line's own label wins.
     """
+    line, label = split_label(line)
+    if label:
+        return label
     if (trending := _TRENDING.match(line)) is not None:
         top = int(trending[1] or TRENDING_TOP)
         label = "trending" if top == TRENDING_TOP else f"top {top} trending"

@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 
 from digest.config import Settings
 from digest.mail.text import excerpt, period_label, subject_for
-from digest.match.query import readable
+from digest.match.query import parse, readable
 from digest.sources.ingest import PaperIn, store
 from digest.subscribers import subscribe
 from tests.kit.mail import parts
@@ -67,6 +67,10 @@ def test_headings_and_subjects_are_readable() -> None:
     assert readable('author:"Yann LeCun"') == "Yann LeCun"
     assert readable("LoRA -survey") == "LoRA"
     assert readable("diffusion -(survey OR review) robots") == "diffusion robots"
+    # A line may name itself; the label changes nothing of what it matches.
+    assert readable("LoRA -survey  # Adapters") == "Adapters"
+    assert parse("LoRA -survey  # Adapters").canonical == parse("LoRA -survey").canonical
+    assert readable("C# compilers") == "C# compilers"
     assert subject_for(5, ['"mixture of experts"', "LoRA -survey", "cat:CS.CL x"]) == (
         "5 new papers: mixture of experts, LoRA and 1 more"
     )
