@@ -19,6 +19,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
@@ -40,6 +41,7 @@ from digest.papers import DOC_COLUMNS, paper_doc
 from digest.subscribers import Line, lines_of
 
 NEVER = datetime.min.replace(tzinfo=UTC)
+PAPER_ROWS_BATCH = 20_000  # DigestPaper rows per insert statement
 
 
 @dataclass(frozen=True)
@@ -281,7 +283,7 @@ def select_papers(
 
 
 def _record(conn: Connection, chosen: Selection, now: datetime) -> int | None:
-    """Insert one digest's outbox row and its papers; None if the period has one already."""
+    """Insert one digest's outbox row; None if the period has one already."""
     sendable = bool(chosen.papers) or chosen.note
     digest_id = conn.execute(
         insert_ignore(conn, DIGESTS, ["subscriber_id", "period"])
@@ -297,24 +299,24 @@ def _record(conn: Connection, chosen: Selection, now: datetime) -> int | None:
         )
         .returning(DIGESTS.c.id)
     ).scalar()
-    if digest_id is not None and chosen.matched_count:
-        rows = [(c, False) for c in chosen.papers] + [(c, True) for c in chosen.held]
-        conn.execute(
-            sa.insert(DIGEST_PAPERS),
-            [
-                {
-                    "digest_id": digest_id,
-                    "paper_id": c.paper_id,
-                    "rank": rank,
-                    "score": c.score,
-                    "interest": c.interest,
-                    "terms": list(c.terms),
-                    "held": held,
-                }
-                for rank, (c, held) in enumerate(rows, start=1)
-            ],
-        )
     return digest_id
+
+
+def _paper_rows(digest_id: int, chosen: Selection) -> list[dict[str, Any]]:
+    """The DigestPaper rows of a planned digest: shown papers by rank, then those held."""
+    rows = [(c, False) for c in chosen.papers] + [(c, True) for c in chosen.held]
+    return [
+        {
+            "digest_id": digest_id,
+            "paper_id": c.paper_id,
+            "rank": rank,
+            "score": c.score,
+            "interest": c.interest,
+            "terms": list(c.terms),
+            "held": held,
+        }
+        for rank, (c, held) in enumerate(rows, start=1)
+    ]
 
 
 def plan(
@@ -332,13 +334,22 @@ def plan(
     """
     report = PlanReport()
     with engine.begin() as conn:
+        pending: list[dict[str, Any]] = []  # DigestPaper rows, inserted in large batches
         for chosen in select_papers(conn, matcher, settings, now, on_schedule=on_schedule):
-            if _record(conn, chosen, now) is None:
+            digest_id = _record(conn, chosen, now)
+            if digest_id is None:
                 report.already += 1
-            elif chosen.papers:
+                continue
+            pending += _paper_rows(digest_id, chosen)
+            if len(pending) >= PAPER_ROWS_BATCH:
+                conn.execute(sa.insert(DIGEST_PAPERS), pending)
+                pending = []
+            if chosen.papers:
                 report.planned += 1
             elif chosen.note:
                 report.notes += 1
             else:
                 report.empty += 1
+        if pending:
+            conn.execute(sa.insert(DIGEST_PAPERS), pending)
     return report
