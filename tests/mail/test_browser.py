@@ -114,9 +114,9 @@ def test_digest_fits_desktop_and_phone_widths(tmp_path: Path) -> None:
     narrow = measure(tmp_path, email_html, PHONE)
     assert narrow["scroll"] == PHONE  # nothing sticks out: no sideways scrolling
     assert narrow["card"] == PHONE
-    screenshot(tmp_path, email_html, "digest-desktop", 800)
-    screenshot(tmp_path, email_html, "digest-phone", 390)
-    screenshot(tmp_path, email_html, "digest-desktop-dark", 800, "--force-dark-mode")
+    for width, name in ((1280, "desktop"), (390, "phone")):
+        screenshot(tmp_path, email_html, f"digest-{name}", width)
+        screenshot(tmp_path, email_html, f"digest-{name}-dark", width, "--force-dark-mode")
 
 
 def test_dark_mode_switches_the_palette(tmp_path: Path) -> None:
