@@ -6,6 +6,8 @@ stem, an acronym's long form), so a why line never just repeats a word.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from digest.mail.text import clip, one_line
 from digest.match.highlight import spans, tokens
 from digest.match.query import InterestError, parse, split_label
@@ -20,6 +22,7 @@ def _interest(line: str) -> str:
     return f"“{text}”"
 
 
+@lru_cache(maxsize=8192)
 def explain(
     interest: str,
     terms: tuple[str, ...],

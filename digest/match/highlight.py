@@ -24,14 +24,15 @@ TEXT_FIELDS = ("", "title", "abstract")
 Token = tuple[int, int, str, str]  # start, end, folded word, its stem
 
 
-def tokens(text: str) -> list[Token]:
+@lru_cache(maxsize=4096)
+def tokens(text: str) -> tuple[Token, ...]:
     """The words of `text` with their places, folded and stemmed as the index does."""
     found = []
     for m in _RAW_WORD.finditer(text):
         folded = _word(m.group(0))
         if folded:
             found.append((m.start(), m.end(), folded, stem(folded)))
-    return found
+    return tuple(found)
 
 
 def parse_term(term: str) -> tuple[str, tuple[str, ...], bool]:
