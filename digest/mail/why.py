@@ -69,6 +69,7 @@ def explain(
     return f"your interest {_interest(interest)}: {', '.join(parts)}."
 
 
+@lru_cache(maxsize=8192)
 def is_trending(line: str) -> bool:
     """Whether an interest line asks for trending papers."""
     try:

@@ -344,6 +344,7 @@ def parse(line: str) -> Query:
     return query
 
 
+@lru_cache(maxsize=8192)
 def readable(line: str) -> str:
     """An interest line as a heading reads it: no syntax, exclusions left out, the case kept.
 
