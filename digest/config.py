@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
+import os
 import re
+import secrets
 from enum import StrEnum
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -88,6 +92,34 @@ def default_sources() -> list[SourceConfig]:
     ]
 
 
+KEY_FILE = "secret_key"
+MIN_KEY_LENGTH = 32
+WEAK_KEYS = {"change-me", "changeme", "secret"}
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _kept_key(path: Path) -> str:
+    """The key kept at `path`, made (random, mode 0600) the first time it is needed."""
+    if path.is_file():
+        kept = path.read_text(encoding="utf-8").strip()
+        if kept:
+            return kept
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        file.write(key + "\n")
+    return key
+
+
 class Settings(BaseSettings):
     """Everything an operator can configure, read from DIGEST_* variables or .env."""
 
@@ -154,7 +186,9 @@ class Settings(BaseSettings):
         default=None, description="A directory whose templates override the bundled ones."
     )
     secret_key: SecretStr = Field(
-        default=SecretStr("change-me"), description="Signs the links in emails."
+        default=SecretStr(""),
+        description="Signs the links in emails; default: a random key made once and kept in "
+        "DIGEST_VAR_DIR/secret_key (mode 0600).",
     )
     sender_identity: str = Field(
         default="",
@@ -266,6 +300,33 @@ class Settings(BaseSettings):
     def _schedule(self) -> Settings:
         _check_cron(self.ingest_cron, self.ingest_timezone)
         return self
+
+    @model_validator(mode="after")
+    def _key(self) -> Settings:
+        if not self.secret_key.get_secret_value():
+            self.secret_key = SecretStr(_kept_key(self.var_dir / KEY_FILE))
+        return self
+
+    def key_problem(self, listening: str | None = None) -> str | None:
+        """Why the link-signing key is unsafe for this process, or None if it is fine.
+
+        A known or short key lets anyone sign links (preferences, unsubscribe) for any
+        subscriber; it is accepted only while the pages those links open are reachable
+        from this machine alone: DIGEST_BASE_URL and the address the web app listens on
+        (`listening`, when it serves) both on loopback.
+        """
+        key = self.secret_key.get_secret_value()
+        if key not in WEAK_KEYS and len(key) >= MIN_KEY_LENGTH:
+            return None
+        local = _loopback(urlsplit(self.base_url).hostname or "")
+        if local and (listening is None or _loopback(listening)):
+            return None
+        weak = "the default key" if key in WEAK_KEYS else f"a {len(key)}-character key"
+        return (
+            f"DIGEST_SECRET_KEY is {weak}, so anyone could forge links to subscribers' pages; "
+            f"set it to {MIN_KEY_LENGTH} or more random characters (or leave it unset to use "
+            f"the key kept in {self.var_dir / KEY_FILE}), or serve on loopback only"
+        )
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -16,8 +16,14 @@ from sqlalchemy.engine import make_url
 from digest.config import Settings
 from digest.db import make_engine, upgrade
 from digest.mail.capture import free_port
-from tests.kit.env import POSTGRES_URL
+from tests.kit.env import POSTGRES_URL, SECRET
 from tests.kit.smtp import SmtpSink
+
+
+@pytest.fixture(autouse=True)
+def signing_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings made anywhere in a test sign with the test key, so none writes a key file."""
+    monkeypatch.setenv("DIGEST_SECRET_KEY", SECRET)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -70,7 +76,7 @@ def settings(database_url: str, smtp: SmtpSink, tmp_path: Path) -> Settings:
         var_dir=tmp_path / "var",
         from_="Paper Digest <digest@digest.test>",
         base_url="https://digest.test",
-        secret_key=SecretStr("test-secret"),
+        secret_key=SecretStr(SECRET),
         sources=[],  # nothing is fetched from the internet unless a test serves it
     )
 
@@ -86,6 +92,6 @@ def cli_env(settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
         "DIGEST_VAR_DIR": str(settings.var_dir),
         "DIGEST_FROM": settings.from_,
         "DIGEST_BASE_URL": settings.base_url,
-        "DIGEST_SECRET_KEY": "test-secret",
+        "DIGEST_SECRET_KEY": SECRET,
         "DIGEST_SOURCES": "[]",
     }

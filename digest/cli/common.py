@@ -81,6 +81,13 @@ def run_until_stopped(main: Callable[[asyncio.Event], Coroutine[Any, Any, T]]) -
     return asyncio.run(guarded())
 
 
+def safe_key(config: Settings, listening: str | None = None) -> None:
+    """Refuse to send mail or serve pages (`listening` on that address) with a weak key."""
+    problem = config.key_problem(listening)
+    if problem:
+        fail(problem, USAGE)
+
+
 def exit_if_refused(report: SendReport) -> None:
     """Say why sending stopped, and exit 3, when the SMTP server refused us."""
     if report.aborted:

@@ -38,6 +38,7 @@ def run(
 ) -> None:
     """Plan and send every due digest now, over the SMTP server in Settings."""
     settings = common.settings()
+    common.safe_key(settings)
     with common.engine(settings) as engine:
         planned, sent = asyncio.run(
             run_digests(
@@ -73,6 +74,7 @@ def worker(
 ) -> None:
     """Send planned digests until stopped (SIGTERM finishes the message in flight)."""
     settings = common.settings()
+    common.safe_key(settings)
     _log_to_stderr()
     with common.engine(settings) as engine:
         report = common.run_until_stopped(
@@ -105,6 +107,7 @@ def serve(
     from digest.serve.service import serve as run_service
 
     settings = common.settings()
+    common.safe_key(settings, None if no_web else host)
     _log_to_stderr()
     if not no_web:
         console.print(

@@ -26,3 +26,7 @@ def shared_papers() -> Path:
     if not PAPERS_JSONL.exists():
         pytest.skip(f"{PAPERS_JSONL} is absent")
     return PAPERS_JSONL
+
+
+# The key test settings sign links with (long enough to be accepted anywhere).
+SECRET = "test-secret-for-signing-links-0123456789"

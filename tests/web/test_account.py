@@ -15,6 +15,7 @@ from digest.models import INTERESTS, SubscriberStatus
 from digest.sources.ingest import store
 from digest.subscribers import subscribe as add_subscriber
 from digest.tokens import PREFERENCES, make_token
+from tests.kit.env import SECRET
 from tests.kit.seeds import PAPERS, send_digest
 from tests.kit.smtp import SmtpSink
 from tests.kit.web import Clock, client, form, link_in, subscriber
@@ -25,7 +26,7 @@ ATOM = "{http://www.w3.org/2005/Atom}"
 def test_preferences_edit_pause_and_resume(settings: Settings, engine: Engine) -> None:
     row, _ = add_subscriber(engine, "ada@example.org", ["diffusion", "robots"])
     assert row.id is not None
-    link = f"/preferences/{make_token('test-secret', PREFERENCES, row.id, 1)}"
+    link = f"/preferences/{make_token(SECRET, PREFERENCES, row.id, 1)}"
     with client(settings, engine, Clock()) as http:
         page = http.get(link)
         assert page.status_code == 200 and "diffusion\nrobots</textarea>" in page.text

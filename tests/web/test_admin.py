@@ -14,6 +14,7 @@ from digest.sources.ingest import IngestReport, PaperIn, store
 from digest.sources.runner import SourceReport, record
 from digest.subscribers import subscribe as add_subscriber
 from digest.tokens import UNSUBSCRIBE, make_token
+from tests.kit.env import SECRET
 from tests.kit.seeds import send_digest
 from tests.kit.smtp import SmtpSink
 from tests.kit.web import ADMIN, Clock, client, server, subscriber
@@ -138,7 +139,7 @@ def test_papers_sources_digests_and_stats(
             ],
         )
     with client(settings, engine, clock) as http:
-        http.post(f"/unsubscribe/{make_token('test-secret', UNSUBSCRIBE, row.id, 1)}")
+        http.post(f"/unsubscribe/{make_token(SECRET, UNSUBSCRIBE, row.id, 1)}")
         papers = http.get("/api/papers", params={"q": "molecules"}, headers=AUTH).json()
         sources = http.get("/api/sources", headers=AUTH).json()
         digests = http.get("/api/digests", params={"status": "failed"}, headers=AUTH).json()

@@ -24,6 +24,7 @@ from digest.tokens import (
     read_token,
 )
 from digest.web.app import serve_web
+from tests.kit.env import SECRET
 from tests.kit.smtp import SmtpSink
 from tests.kit.web import Clock, client, form, link_in, subscriber, web_settings
 
@@ -157,7 +158,7 @@ def test_bad_expired_revoked_and_misused_links_get_a_clear_page(
     clock = Clock()
     row, _ = add_subscriber(engine, "ada@example.org", ["diffusion"])
     assert row.id is not None
-    secret = "test-secret"
+    secret = SECRET
     prefs = make_token(secret, PREFERENCES, row.id, 1, now=clock.now)
     with client(settings, engine, clock) as http:
         assert http.get(f"/preferences/{prefs}").status_code == 200
@@ -184,7 +185,7 @@ def test_one_click_unsubscribe_from_a_mail_client_without_cookies(
 ) -> None:
     row, _ = add_subscriber(engine, "ada@example.org", ["diffusion"])
     assert row.id is not None
-    link = f"/unsubscribe/{make_token('test-secret', UNSUBSCRIBE, row.id, 1)}"
+    link = f"/unsubscribe/{make_token(SECRET, UNSUBSCRIBE, row.id, 1)}"
     with client(settings, engine, Clock()) as http:
         body = "List-Unsubscribe=One-Click"
         headers = {"content-type": "application/x-www-form-urlencoded"}
@@ -206,7 +207,7 @@ def test_unsubscribe_page_then_goodbye_email_then_resubscribe(
 ) -> None:
     row, _ = add_subscriber(engine, "ada@example.org", ["diffusion"])
     assert row.id is not None
-    link = f"/unsubscribe/{make_token('test-secret', UNSUBSCRIBE, row.id, 1)}"
+    link = f"/unsubscribe/{make_token(SECRET, UNSUBSCRIBE, row.id, 1)}"
     with client(settings, engine, Clock()) as http:
         page = http.get(link)
         assert page.status_code == 200 and page.text.count("<button") == 1
@@ -227,7 +228,7 @@ def test_unsubscribed_address_signs_up_again_with_double_opt_in(
     row, _ = add_subscriber(engine, "ada@example.org", ["diffusion"])
     assert row.id is not None
     with client(settings, engine, Clock()) as http:
-        http.post(f"/unsubscribe/{make_token('test-secret', UNSUBSCRIBE, row.id, 1)}")
+        http.post(f"/unsubscribe/{make_token(SECRET, UNSUBSCRIBE, row.id, 1)}")
         http.post("/subscribe", data=form(interests="robots"))
         assert subscriber(engine, "ada@example.org").status == SubscriberStatus.pending
         [message] = smtp.to("ada@example.org")
@@ -294,13 +295,13 @@ def test_resubscribe_links_for_an_active_or_never_confirmed_address(
     )
     assert active.id is not None and pending.id is not None
     with client(settings, engine, Clock()) as http:
-        link = f"/resubscribe/{make_token('test-secret', RESUBSCRIBE, active.id, 1)}"
+        link = f"/resubscribe/{make_token(SECRET, RESUBSCRIBE, active.id, 1)}"
         shown = http.get(link)
         assert shown.status_code == 200 and "You are subscribed" in shown.text
         assert http.post(link).status_code == 200
-        unsubscribe = make_token("test-secret", UNSUBSCRIBE, pending.id, 1)
+        unsubscribe = make_token(SECRET, UNSUBSCRIBE, pending.id, 1)
         assert http.post(f"/unsubscribe/{unsubscribe}").status_code == 200
-        again = f"/resubscribe/{make_token('test-secret', RESUBSCRIBE, pending.id, 2)}"
+        again = f"/resubscribe/{make_token(SECRET, RESUBSCRIBE, pending.id, 2)}"
         assert "Subscribe again" in http.get(again).text
         refused = http.post(again)
         assert refused.status_code == 409 and "never confirmed" in refused.text
