@@ -14,13 +14,19 @@ def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
+def _number(value: float) -> str:
+    """A sample value in full: counts as integers, times to the microsecond (not 1.8e+09)."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
 def _family(
     name: str, kind: str, help_text: str, samples: Iterable[tuple[dict[str, str], float]]
 ) -> list[str]:
     lines = [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
     for labels, value in samples:
         label = ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items())
-        lines.append(f"{name}{{{label}}} {value:g}" if label else f"{name} {value:g}")
+        shown = _number(value)
+        lines.append(f"{name}{{{label}}} {shown}" if label else f"{name} {shown}")
     return lines
 
 

@@ -4,7 +4,7 @@ and the sign-up preview."""
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from xml.etree import ElementTree as ET
 
 import sqlalchemy as sa
@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from digest.config import Settings
 from digest.models import INTERESTS, SubscriberStatus
 from digest.sources.ingest import store
+from digest.sources.runner import SourceReport, record
 from digest.subscribers import subscribe as add_subscriber
 from digest.tokens import PREFERENCES, make_token
 from tests.kit.env import SECRET
@@ -151,3 +152,16 @@ def test_preview_sees_new_papers_once_its_cache_expires(settings: Settings, engi
         assert total() == "1"  # Within the minute the cached week is used.
         clock.advance(seconds=61)
         assert total() == "2"
+
+
+def test_metrics_print_times_in_full(settings: Settings, engine: Engine) -> None:
+    report = SourceReport(
+        source="hf",
+        kind="hf",
+        started_at=datetime(2026, 12, 1, 20, 30, 1, 250000, tzinfo=UTC),
+        finished_at=datetime(2026, 12, 1, 20, 30, 7, 500000, tzinfo=UTC),
+    )
+    record(engine, report)
+    with client(settings, engine, Clock()) as http:
+        text = http.get("/metrics").text
+    assert 'digest_source_last_ingest_timestamp_seconds{source="hf"} 1796157007.5' in text
