@@ -234,9 +234,6 @@ class Settings(BaseSettings):
     link_days: float = Field(
         default=90, gt=0, description="Preferences and digest links expire after this many days."
     )
-    unsubscribe_link_days: float = Field(
-        default=365, gt=0, description="Unsubscribe links expire after this many days."
-    )
     subscribe_per_ip_hour: int = Field(
         default=10, ge=1, description="Sign-ups accepted per client IP address per hour."
     )

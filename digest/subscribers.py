@@ -403,22 +403,18 @@ def update_preferences(
         replace_interests(conn, row.id, prefs)
 
 
-def unsubscribe(
-    engine: Engine, subscriber_id: int, now: datetime, *, version: int | None = None
-) -> int | None:
+def unsubscribe(engine: Engine, subscriber_id: int, now: datetime) -> int | None:
     """Unsubscribe at once and revoke every earlier link, in one statement.
 
-    With `version` (a link's), only while that link is current. Returns the new token
-    version, or None if nothing changed: already unsubscribed, a revoked link, no such id.
+    Returns the new token version, or None if nothing changed (already unsubscribed, or
+    no such subscriber).
     """
-    current = [] if version is None else [SUBSCRIBERS.c.token_version == version]
     with engine.begin() as conn:
         changed: int | None = conn.execute(
             SUBSCRIBERS.update()
             .where(
                 SUBSCRIBERS.c.id == subscriber_id,
                 SUBSCRIBERS.c.status != SubscriberStatus.unsubscribed,
-                *current,
             )
             .values(
                 status=SubscriberStatus.unsubscribed,

@@ -44,10 +44,8 @@ def _max_age(state: WebState, purpose: str) -> int | None:
     settings = state.settings
     if purpose == CONFIRM:
         return int(settings.confirm_link_hours * 3600)
-    if purpose == UNSUBSCRIBE:
-        return int(settings.unsubscribe_link_days * 86400)
-    if purpose == FEED:
-        return None
+    if purpose in (UNSUBSCRIBE, FEED):
+        return None  # an unsubscribe link only ever unsubscribes: it works for good
     return int(settings.link_days * 86400)
 
 
@@ -284,28 +282,39 @@ async def preferences(value: str, request: Request, state: State) -> HTMLRespons
     return _prefs_page(state, value, row, values, saved=True)
 
 
+def _unsubscribing(state: WebState, value: str) -> Any:
+    """The subscriber an unsubscribe link names: any of its links, however old, will do."""
+    sub_id, _ = read_link(state, UNSUBSCRIBE, value)
+    with state.engine.connect() as conn:
+        row = subscribers.load(conn, sub_id)
+    if row is None:
+        raise REPLACED
+    return row
+
+
 @router.get("/unsubscribe/{value}", response_class=HTMLResponse)
 def unsubscribe_page(value: str, state: State) -> HTMLResponse:
-    """One button that unsubscribes."""
-    row = subscriber_for(state, UNSUBSCRIBE, value)
+    """One button that unsubscribes; a link used before says so."""
+    row = _unsubscribing(state, value)
+    if row.status == SubscriberStatus.unsubscribed:
+        return state.page("unsubscribed.html", email=row.email, action=None)
     return state.page("unsubscribe.html", email=row.email, action=f"/unsubscribe/{value}")
 
 
 @router.post("/unsubscribe/{value}", response_class=HTMLResponse)
 async def unsubscribe(value: str, request: Request, state: State) -> HTMLResponse:
-    """RFC 8058 one-click target (no cookie, login or redirect) and the page's button."""
-    sub_id, link_version = read_link(state, UNSUBSCRIBE, value)
+    """RFC 8058 one-click target (no cookie, login or redirect) and the page's button.
+
+    Any unsubscribe link of the address works, however old (Gmail and Yahoo require
+    one-click to be honoured); a second use answers the same, without the way back,
+    which only the request that unsubscribed offers.
+    """
+    row = _unsubscribing(state, value)
     form = await request.form()
-    version = subscribers.unsubscribe(state.engine, sub_id, state.clock(), version=link_version)
-    with state.engine.connect() as conn:
-        row = subscribers.load(conn, sub_id)
-    if row is None:
-        raise REPLACED
-    if version is None:  # not unsubscribed by this request
-        if row.status != SubscriberStatus.unsubscribed:
-            raise REPLACED  # a link revoked since, of someone subscribed again
-        version = row.token_version  # Clients may POST twice: the answer stays the same.
-    elif form.get("source") == "page":
+    version = subscribers.unsubscribe(state.engine, row.id, state.clock())
+    if version is None:  # already unsubscribed: clients may POST twice
+        return state.page("unsubscribed.html", email=row.email, action=None)
+    if form.get("source") == "page":
         await send_goodbye(state, row.email, row.id, version)
     again = "/resubscribe/" + token(state, RESUBSCRIBE, row.id, version)
     return state.page("unsubscribed.html", email=row.email, action=again)

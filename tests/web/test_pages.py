@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import Engine
 
+from digest import subscribers
 from digest.config import Settings
 from digest.models import SubscriberStatus
 from digest.subscribers import subscribe as add_subscriber
@@ -306,3 +307,26 @@ def test_resubscribe_links_for_an_active_or_never_confirmed_address(
         refused = http.post(again)
         assert refused.status_code == 409 and "never confirmed" in refused.text
     assert subscriber(engine, "bob@example.org").status == SubscriberStatus.unsubscribed
+
+
+def test_an_unsubscribe_link_works_for_good_and_says_so_when_used_again(
+    settings: Settings, engine: Engine
+) -> None:
+    clock = Clock()
+    row, _ = add_subscriber(engine, "ada@example.org", ["diffusion"])
+    assert row.id is not None
+    old = f"/unsubscribe/{make_token(SECRET, UNSUBSCRIBE, row.id, 1, now=clock.now)}"
+    clock.advance(days=400)  # an email kept for over a year
+    with client(settings, engine, clock) as http:
+        assert "Unsubscribe" in http.get(old).text
+        first = http.post(old, data={"List-Unsubscribe": "One-Click"})
+        assert first.status_code == 200 and 'id="resubscribe"' in first.text
+        again = http.get(old)
+        assert again.status_code == 200 and "You are unsubscribed" in again.text
+        assert 'id="resubscribe"' not in again.text  # the way back is not for old links
+        repeat = http.post(old, data={"List-Unsubscribe": "One-Click"})
+        assert repeat.status_code == 200 and "You are unsubscribed" in repeat.text
+        # Subscribed again later: the old email's one-click still unsubscribes.
+        assert subscribers.resubscribe(engine, row.id, clock.now)
+        assert http.post(old, data={"List-Unsubscribe": "One-Click"}).status_code == 200
+    assert subscriber(engine, "ada@example.org").status == SubscriberStatus.unsubscribed
