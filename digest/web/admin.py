@@ -169,8 +169,26 @@ def export_csv(state: Admin) -> Response:
     with state.engine.connect() as conn:
         for row in conn.execute(sa.select(SUBSCRIBERS).order_by(SUBSCRIBERS.c.id)):
             interests = " | ".join(subscribers.interests_of(conn, row.id))
-            writer.writerow([*(getattr(row, f) for f in CSV_FIELDS), interests])
-    return Response(out.getvalue(), media_type="text/csv; charset=utf-8")
+            writer.writerow([_cell(v) for v in (*(getattr(row, f) for f in CSV_FIELDS), interests)])
+    return Response(
+        out.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="subscribers.csv"'},
+    )
+
+
+# A cell a spreadsheet would run as a formula starts with one of these (OWASP CSV injection).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: object) -> object:
+    """A CSV cell that a spreadsheet shows as text: a formula's start gets a leading '."""
+    return f"'{value}" if isinstance(value, str) and value.startswith(FORMULA_START) else value
+
+
+def _uncell(value: str) -> str:
+    """An exported cell read back: the ' that kept it from being a formula removed."""
+    return value[1:] if value.startswith("'") and value[1:].startswith(FORMULA_START) else value
 
 
 @router.post("/subscribers/import", summary="Import subscribers from CSV (as exported)")
@@ -178,6 +196,7 @@ async def import_csv(state: Admin, request: Request) -> ImportReport:
     text = (await request.body()).decode("utf-8-sig", errors="replace")
     report = ImportReport()
     for number, record in enumerate(csv.DictReader(io.StringIO(text)), start=2):
+        record = {k: _uncell(v) if isinstance(v, str) else v for k, v in record.items()}
         data: dict[str, Any] = {k: v for k, v in record.items() if k and v not in (None, "")}
         data["interests"] = [s for s in str(record.get("interests") or "").split("|") if s.strip()]
         try:

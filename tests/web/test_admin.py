@@ -187,3 +187,20 @@ def test_stats_count_a_real_bounce(settings: Settings, engine: Engine, smtp: Smt
         "unsubscribed": 0,
     }
     assert digest["status"] == "failed" and digest["last_reply"].startswith("550 5.1.1")
+
+
+def test_csv_export_keeps_formulas_from_running_and_names_the_file(
+    settings: Settings, engine: Engine
+) -> None:
+    add_subscriber(engine, "eve@example.org", ['=1+2 HYPERLINK "evil"', "robots"])
+    with client(settings, engine, Clock()) as http:
+        exported = http.get("/api/subscribers.csv", headers=AUTH)
+        assert exported.headers["content-disposition"] == 'attachment; filename="subscribers.csv"'
+        row = exported.text.splitlines()[1]
+        assert ',"\'=1+2 HYPERLINK ""evil"" | robots"' in row
+        with engine.begin() as conn:
+            conn.execute(sa.text("DELETE FROM subscriber"))
+        report = http.post("/api/subscribers/import", content=exported.text, headers=AUTH)
+        (eve,) = http.get("/api/subscribers", headers=AUTH).json()
+    assert report.json()["created"] == 1
+    assert eve["interests"] == ['=1+2 HYPERLINK "evil"', "robots"]
