@@ -244,8 +244,9 @@ class Settings(BaseSettings):
         default=60, ge=1, description="Interest previews per client IP address per minute."
     )
     forwarded_allow_ips: str = Field(
-        default="127.0.0.1",
-        description="Proxies trusted for X-Forwarded-For (comma-separated; '*' for any).",
+        default="",
+        description="Proxies trusted for X-Forwarded-For (comma-separated; '*' for any); "
+        "default: none, so no client can choose the address its requests count against.",
     )
 
     sources: list[SourceConfig] = Field(

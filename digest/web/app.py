@@ -81,8 +81,10 @@ def web_state(settings: Settings, engine: Engine, clock: Clock, matcher: Matcher
 async def count_requests(
     request: Request, call_next: Callable[[Request], Awaitable[Response]]
 ) -> Response:
-    """Count each request by method, route and status, for /metrics."""
+    """Count each request by method, route and status, for /metrics; HSTS over https."""
     response = await call_next(request)
+    if web(request).settings.base_url.startswith("https://"):
+        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
     route = request.scope.get("route")
     path = getattr(route, "path", "unmatched")
     web(request).requests[(request.method, path, response.status_code)] += 1
@@ -125,8 +127,8 @@ async def serve_web(
         create_app(settings, engine, clock=clock),
         host=host,
         port=port,
-        proxy_headers=True,
-        forwarded_allow_ips=settings.forwarded_allow_ips,
+        proxy_headers=bool(settings.forwarded_allow_ips),
+        forwarded_allow_ips=settings.forwarded_allow_ips or None,
         log_level="info",
         access_log=False,
     )

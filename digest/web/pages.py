@@ -32,7 +32,7 @@ from digest.web import accounts
 from digest.web.emails import send_goodbye, send_sign_up, token
 from digest.web.feed import atom
 from digest.web.preview import preview
-from digest.web.state import LinkProblem, WebState, web
+from digest.web.state import PAGE_HEADERS, LinkProblem, WebState, web
 
 router = APIRouter(include_in_schema=False)
 State = Annotated[WebState, Depends(web)]
@@ -371,7 +371,8 @@ def feed(value: str, state: State) -> Response:
     with state.engine.connect() as conn:
         papers = accounts.feed_papers(conn, row.id)
     body = atom(state.link(FEED, value), row, papers, state.clock())
-    return Response(body, media_type="application/atom+xml; charset=utf-8")
+    # The feed names the address: the same headers as the pages (no referrer, no cache).
+    return Response(body, media_type="application/atom+xml; charset=utf-8", headers=PAGE_HEADERS)
 
 
 @router.get("/static/web.js")

@@ -16,6 +16,7 @@ from digest.models import SubscriberStatus
 from digest.subscribers import subscribe as add_subscriber
 from digest.tokens import (
     CONFIRM,
+    FEED,
     PREFERENCES,
     RESUBSCRIBE,
     UNSUBSCRIBE,
@@ -330,3 +331,32 @@ def test_an_unsubscribe_link_works_for_good_and_says_so_when_used_again(
         assert subscribers.resubscribe(engine, row.id, clock.now)
         assert http.post(old, data={"List-Unsubscribe": "One-Click"}).status_code == 200
     assert subscriber(engine, "ada@example.org").status == SubscriberStatus.unsubscribed
+
+
+def test_a_client_cannot_move_its_sign_ups_to_another_address(
+    settings: Settings, engine: Engine
+) -> None:
+    limited = web_settings(settings, subscribe_per_ip_hour=1)
+    with client(limited, engine, Clock()) as http:
+        first = http.post("/subscribe", data=form("a@example.org"))
+        spoofed = http.post(
+            "/subscribe", data=form("b@example.org"), headers={"X-Forwarded-For": "203.0.113.9"}
+        )
+    assert first.status_code == 200
+    assert spoofed.status_code == 429  # counted against 127.0.0.1, where it came from
+
+
+def test_https_pages_and_the_feed_carry_the_security_headers(
+    settings: Settings, engine: Engine
+) -> None:
+    row, _ = add_subscriber(engine, "ada@example.org", ["diffusion"])
+    assert row.id is not None
+    feed = f"/feed/{make_token(SECRET, FEED, row.id, 1)}"
+    with client(settings, engine, Clock()) as http:
+        for path in ("/", feed, "/healthz"):
+            answer = http.get(path)
+            assert answer.status_code == 200, path
+            assert answer.headers["strict-transport-security"] == "max-age=31536000"
+        atom = http.get(feed)
+    assert atom.headers["referrer-policy"] == "no-referrer"
+    assert atom.headers["cache-control"] == "no-store"
