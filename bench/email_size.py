@@ -17,6 +17,8 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from markupsafe import Markup
+
 from digest.config import Settings
 from digest.mail.message import compose
 from digest.mail.render import DigestView, PaperView, Renderer
@@ -94,7 +96,15 @@ def main() -> None:
     digest = view(pool[:20])
     plain = Renderer(settings)
     plain_template = plain.env.get_template("email/digest.html")
-    context = {"digest": digest, "subject": "s", "settings": settings, "list_name": "x"}
+    card = plain.env.get_template("email/_paper.html")
+    context = {
+        "digest": digest,
+        "subject": "s",
+        "settings": settings,
+        "list_name": "x",
+        # Each paper's card rendered in place, not inlined: the templates alone.
+        "paper_html": lambda paper: Markup(card.render(paper=paper)),
+    }
 
     def baseline() -> None:
         plain_template.render(context)

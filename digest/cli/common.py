@@ -34,6 +34,15 @@ def fail(message: str, code: int = FAILED) -> NoReturn:
     raise typer.Exit(code)
 
 
+@contextmanager
+def refusing(*errors: type[Exception], code: int = USAGE) -> Iterator[None]:
+    """Turn `errors` raised inside into `error: <message>` and exit `code`."""
+    try:
+        yield
+    except errors as exc:
+        fail(str(exc), code)
+
+
 def settings() -> Settings:
     """The operator's settings; a bad one stops with the variable and the reason."""
     try:

@@ -163,10 +163,8 @@ def search(
     else:
         with common.engine() as engine, engine.connect() as conn:
             papers = stored_papers(conn)
-    try:
+    with common.refusing(InterestError):
         found = search(papers, query)
-    except InterestError as exc:
-        fail(str(exc), USAGE)
     for item in found[:limit]:
         if as_json:
             record = {"id": item.paper.id, "title": item.paper.title}
@@ -191,11 +189,9 @@ def explain(
     """Show which of a subscriber's interest lines match a paper, and why."""
     from digest.search import explain as explain_paper
 
-    try:
-        with common.engine() as engine:
-            paper, verdicts = explain_paper(engine, email, paper_id)
-    except (LookupError, SubscriberError) as exc:
-        fail(str(exc))
+    refused = common.refusing(LookupError, SubscriberError, code=common.FAILED)
+    with refused, common.engine() as engine:
+        paper, verdicts = explain_paper(engine, email, paper_id)
     console.print(f"[{paper.id}] {paper.title}", highlight=False, markup=False)
     for verdict in verdicts:
         if verdict.matches:

@@ -8,7 +8,7 @@ import typer
 
 from digest import subscribers
 from digest.cli import common
-from digest.cli.common import USAGE, console, err, fail
+from digest.cli.common import console, err, fail
 from digest.clock import utcnow
 from digest.delivery.views import preview as preview_digest
 from digest.mail.render import Renderer, RenderError
@@ -40,35 +40,28 @@ def subscribe(
 
     The values are checked as the sign-up page and the admin API check them.
     """
-    try:
-        with common.engine() as engine:
-            subscriber, created = subscribers.subscribe(
-                engine,
-                email,
-                interest,
-                timezone=timezone,
-                send_hour=hour,
-                cadence=cadence,
-                max_papers=max_papers,
-                weekday=weekday,
-                empty_note=empty_note,
-            )
-    except SubscriberError as exc:
-        fail(str(exc), USAGE)
+    with common.refusing(SubscriberError), common.engine() as engine:
+        subscriber, created = subscribers.subscribe(
+            engine,
+            email,
+            interest,
+            timezone=timezone,
+            send_hour=hour,
+            cadence=cadence,
+            max_papers=max_papers,
+            weekday=weekday,
+            empty_note=empty_note,
+        )
     verb = "subscribed" if created else "updated"
-    with common.engine() as engine, engine.connect() as conn:
-        lines = subscribers.interests_of(conn, subscriber.id)
-    console.print(f"{verb} {subscriber.email} with {len(lines)} interest(s)")
+    # Every line given is stored: an empty or invalid one is refused above.
+    console.print(f"{verb} {subscriber.email} with {len(interest)} interest(s)")
 
 
 @app.command()
 def unsubscribe(email: Annotated[str, typer.Argument(help="The subscriber's address.")]) -> None:
     """Stop sending to a subscriber at once."""
-    with common.engine() as engine:
-        try:
-            done = subscribers.unsubscribe_address(engine, email)
-        except SubscriberError as exc:
-            fail(str(exc), USAGE)
+    with common.refusing(SubscriberError), common.engine() as engine:
+        done = subscribers.unsubscribe_address(engine, email)
     if done is None:
         fail(f"no subscriber {email}")
     console.print(f"unsubscribed {email}" if done else f"{email} was already unsubscribed")
@@ -82,19 +75,14 @@ def preview(
     """Print the digest a subscriber would get now (text, or HTML with --html)."""
     settings = common.settings()
     with common.engine(settings) as engine:
-        with engine.connect() as conn:
-            try:
-                subscriber = subscribers.find(conn, email)
-            except SubscriberError as exc:
-                fail(str(exc), USAGE)
+        with common.refusing(SubscriberError), engine.connect() as conn:
+            subscriber = subscribers.find(conn, email)
         if subscriber is None:
             fail(f"no subscriber {email}")
-        try:
+        with common.refusing(RenderError, code=common.FAILED):
             result = preview_digest(
                 engine, InterestMatcher(), Renderer(settings), subscriber.id, utcnow()
             )
-        except RenderError as exc:
-            fail(str(exc))
     if result is None:
         err.print(f"nothing new matches the interests of {subscriber.email}")
         return

@@ -176,15 +176,14 @@ def bounces(
         fail("give --maildir DIR or --imap URL (or set DIGEST_BOUNCE_IMAP_URL)", USAGE)
     with common.engine(settings) as engine:
         report: BounceReport
-        try:
+        with (
+            common.refusing(ImapError, code=common.FAILED),
+            common.refusing(FileNotFoundError, ImapUrlError),
+        ):
             if maildir is not None:
                 report = process_maildir(engine, settings, maildir)
             else:
                 report = process_imap(engine, settings, imap)
-        except (FileNotFoundError, ImapUrlError) as exc:
-            fail(str(exc), USAGE)
-        except ImapError as exc:
-            fail(str(exc))
     for address in report.bounced:
         console.print(f"bounced: {address}", highlight=False)
     for what in report.unmatched:

@@ -127,34 +127,27 @@ class Candidates:
 
     def choose(self, due: Due, now: datetime) -> Selection:
         """One subscriber's digest: new and owed papers, each under its best line, shared."""
-        start = self.starts[due.subscriber_id]
-        owed = self.owed.get(due.subscriber_id, set())
-        best: dict[int, tuple[str, Choice]] = {}
-        for query, canonical in self.interests.get(due.subscriber_id, []):
+        sub = due.subscriber_id
+        start, owed = self.starts[sub], self.owed.get(sub, set())
+        best: dict[int, tuple[bool, Choice, str]] = {}  # paper -> (author line?, choice, line)
+        for query, canonical in self.interests.get(sub, []):
             author = follows_author(canonical)
             for hit in self.hits.get(canonical, []):
                 paper = hit.paper_id
-                if (self.seen_at[paper] <= start and paper not in owed) or (
-                    due.subscriber_id,
-                    paper,
-                ) in self.ledger:
+                due_now = self.seen_at[paper] > start or paper in owed
+                if not due_now or (sub, paper) in self.ledger:
                     continue
                 current = best.get(paper)
-                if current is None or (author, hit.score) > (
-                    follows_author(current[0]),
-                    current[1].score,
-                ):
+                if current is None or (author, hit.score) > (current[0], current[1].score):
                     choice = Choice(paper, hit.score, query, hit.terms, seen=self.seen_at[paper])
-                    best[paper] = (canonical, choice)
+                    best[paper] = (author, choice, canonical)
         lines: dict[str, list[Choice]] = {}
-        for canonical, choice in best.values():
+        for _, choice, canonical in best.values():
             lines.setdefault(canonical, []).append(choice)
         for found in lines.values():
             found.sort(key=_order)
         shown, held = share(lines, due.max_papers)
-        return Selection(
-            due.subscriber_id, due.period, start, now, shown, held, note=due.empty_note
-        )
+        return Selection(sub, due.period, start, now, shown, held, note=due.empty_note)
 
 
 def _who(

@@ -13,10 +13,11 @@ from digest.models import DIGEST_PAPERS, DIGESTS, PAPERS, SENT_PAPERS
 def recent_digests(
     conn: Connection, subscriber_id: int, limit: int = 10, *, only: int | None = None
 ) -> list[Any]:
-    """The subscriber's latest digests that were sent, newest first, with paper counts."""
+    """The subscriber's latest digests that were sent, newest first, with the number of
+    papers each showed (those held over are not counted)."""
     count = (
         sa.select(sa.func.count())
-        .where(DIGEST_PAPERS.c.digest_id == DIGESTS.c.id)
+        .where(DIGEST_PAPERS.c.digest_id == DIGESTS.c.id, DIGEST_PAPERS.c.held.is_(False))
         .scalar_subquery()
         .label("papers")
     )
