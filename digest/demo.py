@@ -28,7 +28,7 @@ SAMPLE_PAPERS = Path(__file__).parent / "data" / "sample_papers.jsonl"
 # 60 real arXiv entries (their metadata is CC0): the 20 of an API query for cs.LG OR cs.AI
 # and 40 of the cs.AI listing feed, converted from recorded responses to JSONL.
 DEMO_SUBSCRIBERS: list[tuple[str, list[str], str, int]] = [
-    ("ada@example.org", ["LLM agents", "diffusion"], "Europe/London", 10),
+    ("ada@example.org", ["agents", "diffusion"], "Europe/London", 10),
     (
         "grace@example.org",
         ['"mixture of experts"', "RAG", 'author:"Jian Yang"'],

@@ -8,10 +8,15 @@ is evaluated; the email, the full list and the feed link a paper through `paper_
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import date
 from typing import Any
 
+import sqlalchemy as sa
+from sqlalchemy import Connection
+
 from digest.match.index import PaperDoc
+from digest.match.query import InterestError, Node, Not, Term, parse
 from digest.models import PAPERS
 
 # What `paper_doc` reads from a paper row.
@@ -22,6 +27,7 @@ DOC_COLUMNS = (
     PAPERS.c.upvotes,
     PAPERS.c.authors,
     PAPERS.c.categories,
+    PAPERS.c.arxiv_id,
 )
 _UNSAFE = re.compile(r"[\x00-\x20\x7f\u2028\u2029]")
 
@@ -35,7 +41,45 @@ def paper_doc(row: Any, paper_id: int | None = None) -> PaperDoc:
         upvotes=row.upvotes,
         authors=tuple(row.authors or ()),
         categories=tuple(row.categories or ()),
+        arxiv_id=getattr(row, "arxiv_id", None),
     )
+
+
+def seed_papers(conn: Connection, lines: Iterable[str]) -> dict[str, PaperDoc]:
+    """The stored papers that the `like:` terms of `lines` name, by the reference written."""
+    refs = {term.words[0] for line in lines for term in _like_terms(line)}
+    if not refs:
+        return {}
+    found: dict[str, PaperDoc] = {}
+    ordered = sorted(refs)
+    for start in range(0, len(ordered), 500):
+        chunk = ordered[start : start + 500]
+        numbers = [int(ref) for ref in chunk if ref.isdigit()]
+        named = [ref for ref in chunk if not ref.isdigit()]
+        wanted = sa.or_(PAPERS.c.id.in_(numbers), sa.func.lower(PAPERS.c.arxiv_id).in_(named))
+        for row in conn.execute(sa.select(*DOC_COLUMNS).where(wanted)):
+            doc = paper_doc(row)
+            found[str(doc.id)] = doc
+            if doc.arxiv_id:
+                found[doc.arxiv_id.casefold()] = doc
+    return {ref: found[ref] for ref in refs if ref in found}
+
+
+def _like_terms(line: str) -> list[Term]:
+    try:
+        query = parse(line)
+    except InterestError:
+        return []
+    return [term for term in _all_terms(query.root) if term.field == "like"]
+
+
+def _all_terms(node: Node) -> list[Term]:
+    """Every term of a tree, exclusions included (a `-like:` needs its seed too)."""
+    if isinstance(node, Term):
+        return [node]
+    if isinstance(node, Not):
+        return _all_terms(node.child)
+    return [term for child in node.children for term in _all_terms(child)]
 
 
 def paper_date(row: Any) -> date | None:

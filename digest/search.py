@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 
@@ -75,25 +76,28 @@ def explain(engine: Engine, email: str, paper_id: int) -> tuple[PaperDoc, list[L
         subscriber = find(conn, email)
         if subscriber is None:
             raise LookupError(f"no subscriber {email}")
-        row = conn.execute(sa.select(*DOC_COLUMNS).where(PAPERS.c.id == paper_id)).first()
-        if row is None:
-            raise LookupError(f"no paper with id {paper_id}")
+        papers = stored_papers(conn)
         lines = interests_of(conn, subscriber.id)
-        paper = paper_doc(row)
-        index = Index([paper])
-        verdicts = []
-        for line in lines:
-            query = parse(line)
-            ranked = rank(index, query)
-            present = {str(t) for t in query.terms if index.term(t).bits}
-            verdicts.append(
-                LineVerdict(
-                    line=line,
-                    canonical=query.canonical,
-                    matches=bool(ranked.bits),
-                    score=float(ranked.scores[0]) if len(ranked.scores) else 0.0,
-                    matched=tuple(str(t) for t in query.terms if str(t) in present),
-                    missing=tuple(str(t) for t in query.terms if str(t) not in present),
-                )
+    # The whole store is the batch, as `digest search` sees it: the same words weigh the same.
+    position = next((i for i, paper in enumerate(papers) if paper.id == paper_id), None)
+    if position is None:
+        raise LookupError(f"no paper with id {paper_id}")
+    paper = papers[position]
+    index = Index(papers)
+    verdicts = []
+    for line in lines:
+        query = parse(line)
+        ranked = rank(index, query)
+        present = {t.shown for t in query.terms if index.term(t).bits >> position & 1}
+        found = np.flatnonzero(ranked.docs == position)
+        verdicts.append(
+            LineVerdict(
+                line=line,
+                canonical=query.canonical,
+                matches=bool(ranked.bits >> position & 1),
+                score=float(ranked.scores[found[0]]) if len(found) else 0.0,
+                matched=tuple(t.shown for t in query.terms if t.shown in present),
+                missing=tuple(t.shown for t in query.terms if t.shown not in present),
             )
+        )
     return paper, verdicts

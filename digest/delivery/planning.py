@@ -37,7 +37,7 @@ from digest.models import (
     SENT_PAPERS,
     DigestStatus,
 )
-from digest.papers import DOC_COLUMNS, paper_doc
+from digest.papers import DOC_COLUMNS, paper_doc, seed_papers
 from digest.subscribers import Line, lines_of
 
 NEVER = datetime.min.replace(tzinfo=UTC)
@@ -242,7 +242,8 @@ def _candidates(
     if not papers:
         return Candidates(starts, {}, interests, {}, set(), owed)
     wanted = {canonical for lines in interests.values() for _, canonical in lines}
-    hits = matcher.match([paper_doc(row) for row in papers.values()], wanted)
+    seeds = seed_papers(conn, wanted)
+    hits = matcher.match([paper_doc(row) for row in papers.values()], wanted, seeds)
     seen_at = {row.id: row.first_seen_at for row in papers.values()}
     return Candidates(
         starts,

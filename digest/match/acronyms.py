@@ -1,6 +1,7 @@
 """Acronyms and their long forms: a curated table, and pairs learned from the papers.
 
-Learned pairs come from "long form (ACRONYM)" in the papers themselves."""
+Learned pairs come from "long form (ACRONYM)" in the papers themselves; an acronym that
+the papers also write as an ordinary lower-case word ("cats") is not learned."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from collections.abc import Iterable
 from functools import lru_cache
 from importlib import resources
 
-from digest.match.text import analyse, prepare, stem
+from digest.match.text import analyse, prepare
 
-# A dictionary from the acronym (folded, singular) to its long forms, each a tuple of stems.
+# A dictionary from the acronym (folded, singular) to its long forms, each a tuple of
+# folded words.
 Table = dict[str, frozenset[tuple[str, ...]]]
 
 _DEFINITION = re.compile(r"\(\s*([A-Za-z0-9][A-Za-z0-9-]{0,10})\s*\)")
@@ -38,9 +40,12 @@ _STOP = frozenset(
 _MAX_EXTRA_WORDS = 2
 
 
+_LOWER_WORD = re.compile(r"(?<![\w-])[a-z]{3,}(?![\w-])")
+
+
 def long_form(text: str) -> tuple[str, ...]:
-    """The stems of a long form, as phrases over stemmed text compare them."""
-    return tuple(stem(word) for word in analyse(text)[0])
+    """The folded words of a long form."""
+    return tuple(analyse(text)[0])
 
 
 @lru_cache(maxsize=1)
@@ -85,7 +90,7 @@ def _spell(letters: str, words: list[str]) -> tuple[str, ...] | None:
 
 
 def definitions(text: str) -> Iterable[tuple[str, tuple[str, ...]]]:
-    """(acronym, long-form stems) for each "long form (ACRONYM)" in `text`."""
+    """(acronym, long-form words) for each "long form (ACRONYM)" in `text`."""
     prepared = prepare(text)
     for found in _DEFINITION.finditer(prepared):
         acronym = found.group(1)
@@ -99,7 +104,7 @@ def definitions(text: str) -> Iterable[tuple[str, tuple[str, ...]]]:
             if words:
                 key = analyse(acronym)[0]
                 if len(key) == 1:
-                    yield key[0], tuple(stem(word) for word in words)
+                    yield key[0], tuple(words)
                 break
 
 
@@ -107,11 +112,17 @@ def learn(texts: Iterable[str], base: Table | None = None) -> Table:
     """The curated table plus the pairs defined in `texts`; the curated entries win."""
     table = dict(curated() if base is None else base)
     learned: dict[str, set[tuple[str, ...]]] = defaultdict(set)
+    ordinary: set[str] = set()  # words the papers write in lower case, as words
     for text in texts:
+        ordinary.update(_LOWER_WORD.findall(text))
         if "(" in text:
             for acronym, words in definitions(text):
-                # Short or common-word acronyms ("AT", "CATS") would match ordinary words.
+                # Short acronyms ("AT") would match ordinary words.
                 if acronym not in table and len(acronym) >= 3 and acronym not in _STOP:
                     learned[acronym].add(words)
-    table.update((key, frozenset(value)) for key, value in learned.items())
+    table.update(
+        (key, frozenset(value))
+        for key, value in learned.items()
+        if key not in ordinary and key + "s" not in ordinary  # "CATS" next to "cats"
+    )
     return table

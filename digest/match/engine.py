@@ -8,7 +8,7 @@ loop over subscribers x papers.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -105,7 +105,7 @@ def _trending(index: Index, query: Query, docs: Ints) -> Ranked:
 
 def matched_terms(index: Index, ranked: Ranked, doc: int) -> tuple[str, ...]:
     """The positive terms of the interest that occur in paper `doc` (the "why")."""
-    return tuple(str(t) for t in ranked.terms if index.term(t).bits >> doc & 1)
+    return tuple(t.shown for t in ranked.terms if index.term(t).bits >> doc & 1)
 
 
 class Matcher(Protocol):
@@ -115,17 +115,30 @@ class Matcher(Protocol):
     job (or `fan_out`'s, for a whole population at once).
     """
 
-    def match(self, papers: Sequence[PaperDoc], interests: Iterable[str]) -> dict[str, list[Hit]]:
-        """Map each interest's canonical form to the papers it matches, best first."""
+    def match(
+        self,
+        papers: Sequence[PaperDoc],
+        interests: Iterable[str],
+        seeds: Mapping[str, PaperDoc] | None = None,
+    ) -> dict[str, list[Hit]]:
+        """Map each interest's canonical form to the papers it matches, best first.
+
+        `seeds` are the papers outside the batch that `like:` terms name.
+        """
         ...
 
 
 class InterestMatcher:
     """The interest language over a batch: stems, phrases, fields, acronyms, BM25F ranking."""
 
-    def match(self, papers: Sequence[PaperDoc], interests: Iterable[str]) -> dict[str, list[Hit]]:
+    def match(
+        self,
+        papers: Sequence[PaperDoc],
+        interests: Iterable[str],
+        seeds: Mapping[str, PaperDoc] | None = None,
+    ) -> dict[str, list[Hit]]:
         """Map each distinct interest's canonical form (and each line as given) to its hits."""
-        index = Index(papers)
+        index = Index(papers, seeds=seeds)
         results: dict[str, list[Hit]] = {}
         for line in interests:
             query = parse(line)

@@ -9,15 +9,15 @@ acronym matches its long forms (and a long form its acronym).
 from __future__ import annotations
 
 import re
-from collections import defaultdict
 from collections.abc import Iterable
 from functools import lru_cache
 
 from digest.match.acronyms import curated
+from digest.match.index import PHRASE_STOP, Pattern, acronym_classes, loose_key, own_patterns
 from digest.match.query import FIELDS
-from digest.match.text import _word, stem
+from digest.match.text import _CJK, CJK_LETTERS, _word, stem
 
-_RAW_WORD = re.compile(r"[^\W_]+")
+_RAW_WORD = re.compile(r"[A-Za-z]{1,2}(?:\+\+|#)(?![\w+#])|[^\W_]+")
 # Fields whose terms are found in running text (author and category terms are not).
 TEXT_FIELDS = ("", "title", "abstract")
 
@@ -29,10 +29,25 @@ def tokens(text: str) -> tuple[Token, ...]:
     """The words of `text` with their places, folded and stemmed as the index does."""
     found = []
     for m in _RAW_WORD.finditer(text):
-        folded = _word(m.group(0))
-        if folded:
-            found.append((m.start(), m.end(), folded, stem(folded)))
+        for start, end in _pieces(m.group(0), m.start()):
+            folded = _word(text[start:end])
+            if folded:
+                found.append((start, end, folded, stem(folded)))
     return tuple(found)
+
+
+def _pieces(word: str, offset: int) -> list[tuple[int, int]]:
+    """Where the words of one raw word are: itself, or its CJK runs as pairs of characters."""
+    if not _CJK.search(word):
+        return [(offset, offset + len(word))]
+    found: list[tuple[int, int]] = []
+    for run in re.finditer(f"[{CJK_LETTERS}]+|[^{CJK_LETTERS}]+", word):
+        start, end = offset + run.start(), offset + run.end()
+        if _CJK.fullmatch(run.group(0)) and end - start > 1:
+            found.extend((i, i + 2) for i in range(start, end - 1))
+        else:
+            found.append((start, end))
+    return found
 
 
 def parse_term(term: str) -> tuple[str, tuple[str, ...], bool]:
@@ -46,30 +61,34 @@ def parse_term(term: str) -> tuple[str, tuple[str, ...], bool]:
 
 
 @lru_cache(maxsize=1)
-def _acronyms() -> tuple[dict[str, frozenset[tuple[str, ...]]], dict[tuple[str, ...], set[str]]]:
-    table = curated()
-    reverse: dict[tuple[str, ...], set[str]] = defaultdict(set)
-    for acronym, forms in table.items():
-        for form in forms:
-            reverse[form].add(acronym)
-    return table, dict(reverse)
+def _families() -> dict[object, frozenset[Pattern]]:
+    return acronym_classes(curated())
 
 
 @lru_cache(maxsize=8192)
-def patterns(term: str) -> tuple[tuple[tuple[str, ...], bool], ...]:
-    """What to look for in text for one term: (words, compare folded words exactly)."""
+def patterns(term: str) -> tuple[Pattern, ...]:
+    """What to look for in text for one term: (words, compared by stem?), as the index does."""
     field, words, exact = parse_term(term)
     if field not in TEXT_FIELDS or not words:
         return ()
-    folded = tuple(_word(w) for w in words)
-    found: list[tuple[tuple[str, ...], bool]] = []
-    found.append((folded, True) if exact else (tuple(stem(w) for w in folded), False))
-    table, reverse = _acronyms()
-    if not exact and len(folded) == 1:
-        found += [(form, False) for form in table.get(folded[0], ())]
-    stems = tuple(stem(w) for w in folded)
-    found += [((acronym,), True) for acronym in reverse.get(stems, ())]
-    return tuple(found)
+    folded = tuple(w for word in words for w in _word_parts(word))
+    families = _families()
+    family = families.get(folded[0]) if len(folded) == 1 else None
+    if family is None and len(folded) == 1 and folded[0].endswith("s"):
+        family = families.get(folded[0][:-1])
+    family = family or families.get(loose_key(folded))
+    found = set(own_patterns(folded, not exact))
+    if family is not None:
+        found = set(family) | (found if exact else set())
+    return tuple(sorted(found))
+
+
+def _word_parts(word: str) -> list[str]:
+    """A word of a term as the index folds it (a CJK run as pairs of characters)."""
+    folded = _word(word)
+    if not _CJK.search(folded):
+        return [folded]
+    return [folded[start:end] for start, end in _pieces(folded, 0)]
 
 
 def spans(text: str, terms: Iterable[str]) -> list[tuple[int, int]]:
@@ -78,12 +97,18 @@ def spans(text: str, terms: Iterable[str]) -> list[tuple[int, int]]:
     if not wanted or not text:
         return []
     words = tokens(text)
+    loose = tuple(w for w in words if w[2] not in PHRASE_STOP)
     hits: list[tuple[int, int]] = []
-    for sequence, exact in wanted:
+    for sequence, stemmed in wanted:
+        among = words
+        if stemmed and len(sequence) > 1:
+            # A loose phrase skips PHRASE_STOP words, in the text and in the phrase.
+            sequence = tuple(s for s in sequence if s not in PHRASE_STOP) or sequence[:1]
+            among = loose if len(sequence) > 1 else words
         size = len(sequence)
-        for i in range(len(words) - size + 1):
-            window = words[i : i + size]
-            if all((w[2] if exact else w[3]) == s for w, s in zip(window, sequence, strict=True)):
+        for i in range(len(among) - size + 1):
+            window = among[i : i + size]
+            if all((w[3] if stemmed else w[2]) == s for w, s in zip(window, sequence, strict=True)):
                 hits.append((window[0][0], window[-1][1]))
     merged: list[tuple[int, int]] = []
     for start, end in sorted(hits):

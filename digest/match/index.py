@@ -9,20 +9,20 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
 from digest.match.acronyms import Table, learn
+from digest.match.like import TITLE_WEIGHT, similar
 from digest.match.query import Term
 from digest.match.text import analyse, name_parts, names_match, stem
 
 Ints = npt.NDArray[np.int64]
 Floats = npt.NDArray[np.float64]
 
-TITLE_WEIGHT = 2.5
 K1, B = 1.2, 0.75
 UPVOTE_BOOST = 0.05  # score x (1 + 0.05 ln(1 + upvotes)): a nudge, not a ranking of its own
 FIELD_SCORE = 1.0  # what an author: or cat: term adds; they have no term frequency
@@ -38,6 +38,7 @@ class PaperDoc:
     upvotes: int | None = None
     authors: tuple[str, ...] = field(default=())
     categories: tuple[str, ...] = field(default=())
+    arxiv_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,19 @@ def from_bits(bits: int, size: int) -> Ints:
         return np.zeros(0, dtype=np.int64)
     raw = np.frombuffer(bits.to_bytes((size + 7) // 8, "little"), dtype=np.uint8)
     return np.flatnonzero(np.unpackbits(raw, bitorder="little")[:size])
+
+
+# Words a loose phrase skips on both sides: `mixture of experts` = "mixture-of-experts" =
+# "mixture experts"; `vision and language` = "vision-language". Not "the": "in the
+# context of" is not "in-context".
+PHRASE_STOP = frozenset(["of", "for", "and"])
+SLOP = 0  # other words a loose phrase allows between its words (0: adjacent)
+
+
+def _positions(flat: Ints) -> tuple[Ints, Ints]:
+    """Positions in `flat` sorted by word id, and the word ids in that order."""
+    order = np.argsort(flat, kind="stable")
+    return order, flat[order]
 
 
 class _Field:
@@ -98,24 +112,19 @@ class _Field:
             every = exact + stems + extra
             pairs_doc.extend([doc] * len(every))
             pairs_token.extend(every)
+        self.stops = frozenset(
+            vocab["\0" + stem(w)] for w in PHRASE_STOP if "\0" + stem(w) in vocab
+        )
+        self.loose_sequences = [
+            [t for t in seq if t not in self.stops] for seq in self.stem_sequences
+        ]
         # All papers' words end to end, -1 between papers, and where each word occurs: a
         # phrase is then checked at every occurrence of its first word at once.
-        flat: list[int] = []
-        flat_stems: list[int] = []
-        for exact, stems in zip(self.sequences, self.stem_sequences, strict=True):
-            flat.extend(exact)
-            flat.append(-1)
-            flat_stems.extend(stems)
-            flat_stems.append(-1)
-        self.flat: Ints = np.array(flat, dtype=np.int64)
-        self.flat_stems: Ints = np.array(flat_stems, dtype=np.int64)
-        lengths = np.array([len(s) for s in self.sequences], dtype=np.float64)
-        self.doc_of: Ints = np.repeat(np.arange(len(texts)), (lengths + 1).astype(np.int64))
-        # Per stemmed?: positions sorted by word id, and the word ids in that order.
-        self._order = {
-            stemmed: (np.argsort(flat, kind="stable"), np.sort(flat))
-            for stemmed, flat in ((False, self.flat), (True, self.flat_stems))
+        self._flat = {
+            kind: self._join(sequences)
+            for kind, sequences in (("exact", self.sequences), ("loose", self.loose_sequences))
         }
+        lengths = np.array([len(s) for s in self.sequences], dtype=np.float64)
         average = float(lengths.mean()) if len(lengths) and lengths.mean() > 0 else 1.0
         self.norm: Floats = 1 - B + B * lengths / average
         keys, counts = np.unique(
@@ -127,6 +136,18 @@ class _Field:
         self.tf: Floats = counts.astype(np.float64)
         self.starts: Ints = np.searchsorted(tokens, np.arange(len(vocab) + 1))
 
+    @staticmethod
+    def _join(sequences: list[list[int]]) -> tuple[Ints, Ints, Ints, Ints]:
+        """(flat word ids, the paper of each position, positions by id, ids in that order)."""
+        flat: list[int] = []
+        for sequence in sequences:
+            flat.extend(sequence)
+            flat.append(-1)
+        array = np.array(flat, dtype=np.int64)
+        sizes = np.array([len(s) + 1 for s in sequences], dtype=np.int64)
+        doc_of = np.repeat(np.arange(len(sequences)), sizes)
+        return (array, doc_of, *_positions(array))
+
     def token(self, word: str, stemmed: bool) -> int | None:
         """The id of a word (or of a stem), if any paper has it."""
         return self.vocab.get("\0" + word if stemmed else word)
@@ -136,28 +157,123 @@ class _Field:
         start, end = self.starts[token], self.starts[token + 1]
         return self.docs[start:end], self.tf[start:end]
 
-    def occurrences(self, words: tuple[str, ...], stemmed: bool) -> tuple[Ints, Floats]:
-        """Papers holding the words consecutively (a phrase), and how often."""
+    def phrase(self, words: tuple[str, ...], stemmed: bool) -> list[int] | None:
+        """The ids a phrase is compared by (stems without PHRASE_STOP when loose), or None."""
         ids = [self.token(word, stemmed) for word in words]
         if any(token is None for token in ids):
-            return np.zeros(0, dtype=np.int64), np.zeros(0)
+            return None
         tokens = [token for token in ids if token is not None]
+        if stemmed and len(tokens) > 1:
+            kept = [token for token in tokens if token not in self.stops]
+            tokens = kept or tokens[:1]
+        return tokens
+
+    def occurrences(self, words: tuple[str, ...], stemmed: bool) -> tuple[Ints, Floats]:
+        """Papers holding the words in order (a phrase: adjacent, or within SLOP), how often."""
+        tokens = self.phrase(words, stemmed)
+        if tokens is None:
+            return np.zeros(0, dtype=np.int64), np.zeros(0)
         if len(tokens) == 1:
             return self.postings(tokens[0])
-        flat = self.flat_stems if stemmed else self.flat
-        order, ordered = self._order[stemmed]
+        flat, doc_of, order, ordered = self._flat["loose" if stemmed else "exact"]
         lo, hi = np.searchsorted(ordered, [tokens[0], tokens[0] + 1])
         starts = order[lo:hi]
-        for offset, token in enumerate(tokens[1:], start=1):
-            starts = starts[flat[np.minimum(starts + offset, len(flat) - 1)] == token]
-        docs, counts = np.unique(self.doc_of[starts], return_counts=True)
+        current = starts
+        last = len(flat) - 1
+        for token in tokens[1:]:
+            found = np.full(len(current), -1, dtype=np.int64)
+            for gap in range(SLOP if stemmed else 0, -1, -1):  # the nearest occurrence wins
+                at = np.minimum(current + 1 + gap, last)
+                hit = (flat[at] == token) & (doc_of[at] == doc_of[current])
+                found[hit] = at[hit]
+            kept = found >= 0
+            starts, current = starts[kept], found[kept]
+        docs, counts = np.unique(doc_of[starts], return_counts=True)
         return docs, counts.astype(np.float64)
 
 
-class Index:
-    """Everything matching needs to know about one batch of papers."""
+Pattern = tuple[tuple[str, ...], bool]  # words, and whether they are compared by stem
 
-    def __init__(self, papers: Sequence[PaperDoc], acronyms: Table | None = None) -> None:
+
+def loose_key(words: tuple[str, ...]) -> tuple[str, ...]:
+    """Folded words as a loose phrase compares them: stems, without PHRASE_STOP words."""
+    stems = tuple(stem(word) for word in words)
+    kept = tuple(s for s, w in zip(stems, words, strict=True) if w not in PHRASE_STOP)
+    return kept or stems
+
+
+MAX_JOINS = 5  # a phrase of up to this many words also matches with its words run together
+
+
+def own_patterns(words: tuple[str, ...], stemmed: bool) -> set[Pattern]:
+    """A term's own word sequences: its words (by stem when bare), and joined forms.
+
+    Any neighbours may be written as one word: `parameter efficient fine tuning` also
+    matches "parameter-efficient finetuning" and "parameterefficientfinetuning".
+    """
+    gaps = len(words) - 1
+    found: set[Pattern] = set()
+    for mask in range(1 << gaps if gaps < MAX_JOINS else 1):
+        joined = [words[0]]
+        for gap, word in enumerate(words[1:]):
+            if mask >> gap & 1:
+                joined[-1] += word
+            else:
+                joined.append(word)
+        found.add((tuple(stem(w) for w in joined) if stemmed else tuple(joined), stemmed))
+    if gaps >= MAX_JOINS:
+        whole = "".join(words)
+        found.add(((stem(whole),) if stemmed else (whole,), stemmed))
+    return found
+
+
+def acronym_classes(table: Table) -> dict[object, frozenset[Pattern]]:
+    """For each acronym and each long form (by `loose_key`): what the whole family matches.
+
+    Acronyms that share a long form are one family, so an acronym and each of its long
+    forms always find the same papers.
+    """
+    parent: dict[str, str] = {a: a for a in table}
+
+    def root(a: str) -> str:
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    owner: dict[tuple[str, ...], str] = {}
+    for acronym, forms in table.items():
+        for form in forms:
+            other = owner.setdefault(loose_key(form), acronym)
+            parent[root(other)] = root(acronym)
+    families: dict[str, set[Pattern]] = defaultdict(set)
+    for acronym, forms in table.items():
+        found = families[root(acronym)]
+        found.update({((acronym,), False), ((stem(acronym),), True)})
+        for form in forms:
+            found.update(own_patterns(form, True))
+    classes: dict[object, frozenset[Pattern]] = {}
+    for acronym, forms in table.items():
+        family = frozenset(families[root(acronym)])
+        classes[acronym] = family
+        for form in forms:
+            classes[loose_key(form)] = family
+    return classes
+
+
+class Index:
+    """Everything matching needs to know about one batch of papers.
+
+    `seeds` holds papers outside the batch that `like:` terms may name (by arXiv id or by
+    stored id, as text); papers of the batch are found by themselves.
+    """
+
+    def __init__(
+        self,
+        papers: Sequence[PaperDoc],
+        acronyms: Table | None = None,
+        seeds: Mapping[str, PaperDoc] | None = None,
+    ) -> None:
         self.papers = papers
         self.size = len(papers)
         self.everything = (1 << self.size) - 1
@@ -166,10 +282,8 @@ class Index:
             "abstract": _Field([paper.abstract for paper in papers]),
         }
         self.acronyms = acronyms if acronyms is not None else learn(p.abstract for p in papers)
-        self.long_forms: dict[tuple[str, ...], set[str]] = defaultdict(set)
-        for acronym, forms in self.acronyms.items():
-            for form in forms:
-                self.long_forms[form].add(acronym)
+        self.classes = acronym_classes(self.acronyms)
+        self.seeds = dict(seeds or {})
         self.authors: dict[str, list[tuple[int, tuple[str, ...]]]] = defaultdict(list)
         self.categories: dict[str, list[int]] = defaultdict(list)
         for doc, paper in enumerate(papers):
@@ -185,6 +299,7 @@ class Index:
         self.upvotes: Floats = upvotes
         self.boost: Floats = 1 + UPVOTE_BOOST * np.log1p(upvotes)
         self._cache: dict[Term, TermHits] = {}
+        self._refs: dict[str, int] | None = None
 
     def term(self, term: Term) -> TermHits:
         """The hits and scores of one term (cached for the batch)."""
@@ -197,6 +312,9 @@ class Index:
         if term.field in ("author", "cat"):
             docs = self._field_docs(term)
             return TermHits(to_bits(docs), docs, np.full(len(docs), FIELD_SCORE))
+        if term.field == "like":
+            docs, scores = similar(self, term.words[0])
+            return TermHits(to_bits(docs), docs, scores)
         fields = ("title", "abstract") if not term.field else (term.field,)
         pseudo = np.zeros(self.size)
         for name in fields:
@@ -227,27 +345,49 @@ class Index:
             }
         return np.array(sorted(found), dtype=np.int64)
 
-    def patterns(self, term: Term, index: _Field) -> set[tuple[tuple[str, ...], bool]]:
+    def family(self, words: tuple[str, ...]) -> frozenset[Pattern] | None:
+        """What an acronym or a long form matches with its whole family, if it has one."""
+        if len(words) == 1:
+            word = words[0]
+            found = self.classes.get(word)
+            if found is None and word.endswith("s"):
+                found = self.classes.get(word[:-1])  # "llms" typed in lower case
+            if found is not None:
+                return found
+        return self.classes.get(loose_key(words))
+
+    def patterns(self, term: Term, index: _Field) -> set[Pattern]:
         """The word sequences that count as the term: (words, stemmed?) pairs."""
         words = term.words
         stemmed = not term.exact
-        found = {(tuple(stem(w) for w in words) if stemmed else words, stemmed)}
-        if len(words) > 1:
-            joined = "".join(words)
-            found.add(((stem(joined),) if stemmed else (joined,), stemmed))
-        elif stemmed and len(words[0]) >= 5 and index.token(words[0], False) is None:
+        family = self.family(words)
+        if family is not None:
+            # A bare acronym or long form is its family; quoted, it is itself and its family.
+            return set(family) | (set() if stemmed else own_patterns(words, False))
+        found = own_patterns(words, stemmed)
+        if (
+            len(words) == 1
+            and stemmed
+            and len(words[0]) >= 5
+            and index.token(words[0], False) is None
+        ):
             # "incontext" also matches "in context" when both halves are words of the batch.
             word = words[0]
             for cut in range(2, len(word) - 1):
                 head, tail = word[:cut], word[cut:]
                 if index.token(head, False) is not None and index.token(tail, False) is not None:
                     found.add(((head, tail), False))
-        acronym = words[0] if len(words) == 1 else None
-        if acronym and acronym not in self.acronyms and acronym.endswith("s"):
-            acronym = acronym[:-1]  # "llms" typed in lower case
-        if acronym in self.acronyms:
-            found.add(((acronym,), False))
-            found.update((form, True) for form in self.acronyms[acronym])
-        for short in self.long_forms.get(tuple(stem(w) for w in words), ()):
-            found.add(((short,), False))
         return found
+
+    def find(self, ref: str) -> tuple[PaperDoc | None, int | None]:
+        """The paper a `like:` reference names, and its position in the batch if it is in it."""
+        if self._refs is None:
+            self._refs = {}
+            for doc, paper in enumerate(self.papers):
+                self._refs[str(paper.id)] = doc
+                if paper.arxiv_id:
+                    self._refs[paper.arxiv_id.casefold()] = doc
+        position = self._refs.get(ref)
+        if position is not None:
+            return self.papers[position], position
+        return self.seeds.get(ref), None

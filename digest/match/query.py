@@ -1,9 +1,10 @@
 """The interest language: one line a subscriber types, parsed into a tree.
 
-Words and "quoted phrases" must all match (AND); `OR` between terms offers alternatives
-(it binds tighter than AND, as in web search); `-term` excludes; parentheses group;
-`title:`, `abstract:`, `author:` and `cat:` restrict a term to one field.
-Bare words match by stem; quoted words match exactly.
+Bare words side by side are one loose phrase (`state space models`: the words together,
+in order, by stem); `AND` and "quoted phrases" separate terms, which must all match;
+`OR` between terms offers alternatives; `-word` excludes; parentheses group; `title:`,
+`abstract:`, `author:` and `cat:` restrict a term to one field; `like:ID` finds papers
+similar to one paper. Quoted words match exactly.
 """
 
 from __future__ import annotations
@@ -22,7 +23,10 @@ TRENDING_MOST = 50
 # `LoRA -survey  # Adapters`: the line's own label, after a space and "#".
 _LABEL = re.compile(r"\s#(.*)$")
 _TRENDING = re.compile(r"\s*trending(?::(\d+))?(?=\s|$)", re.IGNORECASE)
-FIELDS = ("title", "abstract", "author", "cat")
+FIELDS = ("title", "abstract", "author", "cat", "like")
+_RUN_FIELDS = ("", "title", "abstract")  # fields whose term may be a run of bare words
+# like:2401.12345, like:2401.12345v2, like:hep-th/9901001, or a stored paper's id
+_REF = re.compile(r"(\d{4}\.\d{4,5}|[a-z][a-z-]*(?:\.[a-z]{2})?/\d{7}|\d{1,12})(?:v\d+)?")
 _FIELD = re.compile(r"([A-Za-z]+):")
 _WORD = re.compile(r'[^\s()"]+')
 _DASHES = re.compile(r"-+(?=\s|$)")  # a word of dashes only: no letters, not an exclusion
@@ -52,6 +56,14 @@ class Term:
     def is_phrase(self) -> bool:
         """True when the term has more than one word."""
         return len(self.words) > 1
+
+    @property
+    def shown(self) -> str:
+        """The term as a reader reads it: a loose phrase with spaces (`state space models`)."""
+        if self.exact or self.field in ("author", "cat", "like") or not self.is_phrase:
+            return str(self)
+        prefix = f"{self.field}:" if self.field else ""
+        return prefix + " ".join(self.words)
 
     def __str__(self) -> str:
         prefix = f"{self.field}:" if self.field else ""
@@ -90,9 +102,21 @@ def render(node: Node, top: bool = False) -> str:
         return str(node)
     if isinstance(node, Not):
         return "-" + render(node.child)
-    parts = sorted({render(child) for child in node.children})
-    text = (" OR " if isinstance(node, Or) else " ").join(parts)
-    return text if top and isinstance(node, And) else f"({text})"
+    if isinstance(node, Or):
+        return "(" + " OR ".join(sorted({render(child) for child in node.children})) + ")"
+    text = ""
+    previous: Node | None = None
+    for child in sorted(node.children, key=render):
+        # Two bare terms side by side would read as one phrase: `AND` keeps them apart.
+        apart = _runs(previous) and isinstance(child, Term) and _runs(child) and not child.field
+        text = f"{text} AND {render(child)}" if apart else f"{text} {render(child)}".strip()
+        previous = child
+    return text if top else f"({text})"
+
+
+def _runs(node: Node | None) -> bool:
+    """Whether bare words written after this node would join it as one phrase."""
+    return isinstance(node, Term) and node.field in _RUN_FIELDS and not node.exact
 
 
 def positive_terms(node: Node) -> list[Term]:
@@ -167,7 +191,7 @@ def _lex(line: str) -> list[_Token]:
             kind = "or" if word == "OR" else "and" if word == "AND" else "word"
             found.append((kind, word, i))
             i = end
-    return [token for token in found if token[0] != "and"]
+    return found
 
 
 class _Parser:
@@ -190,6 +214,12 @@ class _Parser:
     def conjunction(self, field: str, depth: int) -> Node:
         children: list[Node] = []
         while (token := self.peek()) is not None and token[0] != ")":
+            if token[0] == "and":
+                self.take()
+                following = self.peek()
+                if not children or following is None or following[0] in (")", "or", "and"):
+                    raise self.error("'AND' must stand between two terms", token[2])
+                continue
             children.append(self.unary(field, depth))
         if token is not None and depth == 0:
             raise self.error("unmatched ')'", token[2])
@@ -204,7 +234,7 @@ class _Parser:
             self.take()
             if self.peek() is None or self.peek()[0] in (")", "or"):  # type: ignore[index]
                 raise self.error("'-' must be followed by the term to exclude", token[2])
-            return Not(self.primary(field, depth))
+            return Not(self.primary(field, depth, run=False))
         alternatives = [self.primary(field, depth)]
         while (token := self.peek()) is not None and token[0] == "or":
             self.take()
@@ -216,14 +246,14 @@ class _Parser:
             alternatives.append(self.primary(field, depth))
         return alternatives[0] if len(alternatives) == 1 else Or(tuple(alternatives))
 
-    def primary(self, field: str, depth: int) -> Node:
+    def primary(self, field: str, depth: int, run: bool = True) -> Node:
         kind, text, column = self.take()
         if kind == "field":
             if field:
                 raise self.error(f"'{text}:' cannot be used inside '{field}:'", column)
             if self.peek() is None:
                 raise self.error(f"'{text}:' must be followed by a term", column)
-            return self.primary(text, depth)
+            return self.primary(text, depth, run)
         if kind == "(":
             inner = self.conjunction(field, depth + 1)
             closing = self.peek()
@@ -239,6 +269,15 @@ class _Parser:
             raise self.error("'-' cannot exclude an exclusion", column)
         if kind == ")":
             raise self.error("unmatched ')'", column)
+        if kind == "and":
+            raise self.error("'AND' must stand between two terms", column)
+        if kind == "word" and run and field in _RUN_FIELDS:
+            # Bare words side by side are one phrase: `state space models`.
+            while (following := self.peek()) is not None and following[0] == "word":
+                _, word, at = self.take()
+                if not _words(word):
+                    raise self.error(f"{word!r} has no letters or digits", at)
+                text = f"{text} {word}"
         return self.term(field, text, kind == "phrase", column)
 
     def term(self, field: str, raw: str, quoted: bool, column: int) -> Term:
@@ -252,6 +291,14 @@ class _Parser:
             if not parts:
                 raise self.error(f"author: needs a name, not {raw!r}", column)
             return Term("author", parts)
+        if field == "like":
+            ref = _REF.fullmatch(raw.strip().casefold())
+            if ref is None:
+                raise self.error(
+                    f"like: takes an arXiv id such as 2401.04088 or a paper number, not {raw!r}",
+                    column,
+                )
+            return Term("like", (ref[1],))
         words = _words(raw)
         if not words:
             shown = f'"{raw}"' if quoted else raw
@@ -368,6 +415,8 @@ def readable(line: str) -> str:
     by: dict[str, list[str]] = {"author": [], "cat": []}
     field, depth, skip = "", 0, -1  # skip: the depth of an excluded group, while in it
     for kind, text, _ in lexed:
+        if kind == "and":
+            continue
         if kind == "(":
             depth += 1
         elif kind == ")":
@@ -382,7 +431,7 @@ def readable(line: str) -> str:
         elif skip == depth:
             skip, field = -1, ""
         else:
-            shown = "or" if kind == "or" else text
+            shown = "or" if kind == "or" else f"papers like {text}" if field == "like" else text
             (by[field] if field in by and kind != "or" else words).append(shown)
             field = ""
     people = ", ".join(by["author"])

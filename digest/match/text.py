@@ -2,7 +2,8 @@
 
 Scientific text needs more than lower-casing: Unicode NFKC and casefold, accents folded,
 every dash alike, LaTeX reduced to text (`$\\mu$P` -> "mup"), plurals of acronyms
-(LLMs -> llm), and Snowball stems for bare query words.
+(LLMs -> llm), programming-language names kept whole (C++, C#), Chinese, Japanese and
+Korean text as overlapping character pairs, and light stems for bare query words.
 """
 
 from __future__ import annotations
@@ -47,10 +48,19 @@ _TRANSLATE = (
     }
     | {0x3C2: "sigma", 0x3D1: "theta", 0x3D5: "phi", 0x3F5: "epsilon"}
 )
-_COMPOUND = re.compile(r"[^\W_]+(?:-[^\W_]+)*")
+# `C++`, `C#` and `F#` are words of their own; otherwise a word is letters and digits,
+# hyphenated parts kept together.
+_COMPOUND = re.compile(r"[A-Za-z]{1,2}(?:\+\+|#)(?![\w+#])|[^\W_]+(?:-[^\W_]+)*")
+_PART = re.compile(r"[a-z]{1,2}(?:\+\+|#)$|[^\W_]+")
+# Han, Hiragana, Katakana and Hangul: no spaces between words, so pairs of characters
+# stand for words (as Lucene's CJK bigram filter does).
+CJK_LETTERS = (
+    "\u2e80-\u2fdf\u3040-\u30ff\u3100-\u31ff\u3400-\u4dbf\u4e00-\u9fff"
+    "\uac00-\ud7af\uf900-\ufaff\U00020000-\U0002fa1f"
+)
+_CJK = re.compile(f"([{CJK_LETTERS}]+)")
 _NAME_PART = re.compile(r"[^\W\d_]+")
 _ACRONYM_PLURAL = re.compile(r"[A-Za-z0-9]*[A-Z][A-Za-z0-9]*[A-Z0-9]s")
-_stemmer = Stemmer.Stemmer("english")
 # British spellings whose stems differ from the American ones ("quantisation", "analyse").
 _SPELLING = [
     ("isations", "izations"), ("isation", "ization"), ("yses", "yzes"), ("ysed", "yzed"),
@@ -104,13 +114,31 @@ def _word(part: str) -> str:
     return fold_word(part)
 
 
+def _bigrams(word: str) -> list[str]:
+    """A folded word with its CJK runs cut into overlapping pairs of characters."""
+    if not _CJK.search(word):
+        return [word]
+    found: list[str] = []
+    for piece in _CJK.split(word):
+        if not piece:
+            continue
+        if _CJK.fullmatch(piece):
+            found.extend(
+                [piece] if len(piece) == 1 else [piece[i : i + 2] for i in range(len(piece) - 1)]
+            )
+        else:
+            found.append(piece)
+    return found
+
+
 @lru_cache(maxsize=1 << 18)
 def _compound(raw: str) -> tuple[tuple[str, ...], str | None]:
     """The folded parts of one raw (possibly hyphenated) word, and their joined form."""
-    parts = [_word(part) for part in raw.split("-")]
+    parts = [_word(part) for part in (raw.split("-") if "-" in raw else (raw,))]
     # Folding can expand one character into several words' worth (rare ligatures).
-    words = tuple(w for part in parts for w in _COMPOUND.findall(part))
-    return words, "".join(words) if len(words) > 1 else None
+    words = tuple(b for part in parts for w in _PART.findall(part) for b in _bigrams(w))
+    joined = len(words) > 1 and "-" in raw
+    return words, "".join(words) if joined else None
 
 
 def analyse(text: str) -> tuple[list[str], list[str]]:
@@ -132,17 +160,69 @@ def tokens(text: str) -> list[str]:
     return analyse(text)[0]
 
 
+_VOWEL = re.compile("[aeiouy]")
+_DOUBLE = re.compile(r"([bdfgkmnprt])\1$")
+_snowball = Stemmer.Stemmer("english")
+
+
+def _plural(word: str) -> str:
+    """Plurals and the third person only (Lucene's minimal English stemmer, and -ches)."""
+    if len(word) < 4 or not word.endswith("s") or word.endswith(("ss", "us", "is")):
+        return word
+    if word.endswith("ies") and not word.endswith(("eies", "aies")):
+        return word[:-3] + "y"
+    if word.endswith(("ches", "shes", "xes", "sses", "zes")):
+        return word[:-2]
+    return word[:-1]
+
+
+def _light(word: str) -> str:
+    """Plurals, the regular inflections -ed and -ing, and -ize/-ization; nothing else.
+
+    "models"/"modeling"/"modelled" -> "model", "pruned"/"pruning" -> "prun" and
+    "quantized"/"quantization" -> "quantiz", but "general", "generalization", "generative"
+    and "generation" stay four words.
+    """
+    word = _plural(word)
+    if word.endswith("ization"):
+        return word[:-5]
+    for ending in ("ing", "ed"):
+        base = word[: -len(ending)]
+        if word.endswith(ending) and len(base) >= 3 and _VOWEL.search(base):
+            if _DOUBLE.search(base) or (base.endswith("ell") and len(base) >= 6):
+                base = base[:-1]  # "stopped", "embedding", "modelled"
+            return base
+    if word.endswith("e") and len(word) > 3 and _VOWEL.search(word[:-1]):
+        return word[:-1]
+    return word
+
+
+def _snowball_stem(word: str) -> str:
+    result: str = _snowball.stemWord(word)
+    return result
+
+
+STEMMERS = {"light": _light, "minimal": _plural, "snowball": _snowball_stem}
+_stem_word = _light
+
+
+def use_stemmer(name: str) -> None:
+    """Switch the stemmer (bench/relevance.py compares them); clears the caches of stems."""
+    global _stem_word
+    _stem_word = STEMMERS[name]
+    stem.cache_clear()
+
+
 @lru_cache(maxsize=1 << 18)
 def stem(word: str) -> str:
-    """The Snowball (English) stem of a folded word; words with digits are kept whole."""
-    if any(ch.isdigit() for ch in word):
+    """The light stem of a folded word; words with digits or non-Latin letters are kept."""
+    if not word.isascii() or not word.isalpha():
         return word
     for british, american in _SPELLING:
         if word.endswith(british):
             word = word[: -len(british)] + american
             break
-    result: str = _stemmer.stemWord(word)
-    return result
+    return _stem_word(word)
 
 
 _TITLE_WORD = re.compile(r"\w+")

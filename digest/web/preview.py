@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 from digest.match.engine import Hit, Matcher
 from digest.match.index import PaperDoc
 from digest.models import PAPERS
-from digest.papers import DOC_COLUMNS, paper_date, paper_doc, paper_url, web_url
+from digest.papers import DOC_COLUMNS, paper_date, paper_doc, paper_url, seed_papers, web_url
 
 PREVIEW_DAYS = 7
 SHOWN = 10
@@ -82,7 +82,6 @@ class PaperCache:
         since = now - timedelta(days=PREVIEW_DAYS)
         query = sa.select(
             *DOC_COLUMNS,
-            PAPERS.c.arxiv_id,
             PAPERS.c.url,
             PAPERS.c.first_seen_at,
             PAPERS.c.published_at,
@@ -109,7 +108,9 @@ def preview(
     by_id = {doc.paper.id: doc for doc in docs}
     missing = {c for _, c in interests} - hits.keys()
     if missing and docs:
-        hits.update(matcher.match([doc.paper for doc in docs], missing))
+        with cache.engine.connect() as conn:
+            seeds = seed_papers(conn, missing)
+        hits.update(matcher.match([doc.paper for doc in docs], missing, seeds))
     best: dict[int, tuple[float, str]] = {}
     for line, canonical in interests:
         found = hits.get(canonical, [])

@@ -81,7 +81,7 @@ def test_explain_says_which_lines_match_and_what_is_missing(
         ).scalar_one()
     output = run(cli_env, "explain", "ada@example.org", str(paper_id))
     assert "match  MoE  score" in output
-    assert "no     diffusion molecules -llm  missing: diffusion, molecules" in output
+    assert "no     diffusion molecules -llm  missing: diffusion molecules" in output
     assert "no paper with id 999" in run(cli_env, "explain", "ada@example.org", "999", code=1)
     assert "no subscriber" in run(cli_env, "explain", "bob@example.org", "1", code=1)
 

@@ -31,21 +31,33 @@ def matched(line: str, papers: list[PaperDoc] = PAPERS) -> list[int]:
     return [hit.paper_id for hit in result[parse(line).canonical]]
 
 
-def test_words_and_phrases() -> None:
-    assert parse("diffusion models").root == And((Term("", ("diffusion",)), Term("", ("models",))))
+def test_words_side_by_side_are_one_loose_phrase() -> None:
+    assert parse("diffusion models").root == Term("", ("diffusion", "models"))
+    assert parse("diffusion models").root == parse("diffusion-models").root
+    assert parse("diffusion AND models").root == And(
+        (Term("", ("diffusion",)), Term("", ("models",)))
+    )
+    assert parse('"diffusion" models').root == And(
+        (Term("", ("diffusion",), True), Term("", ("models",)))
+    )
+    assert parse("title:vision transformers").root == Term("title", ("vision", "transformers"))
+    assert parse("author:hinton diffusion").canonical == "author:hinton diffusion"
     assert parse('"mixture of experts"').root == Term("", ("mixture", "of", "experts"), True)
     assert parse("in-context").root == Term("", ("in", "context"))
 
 
-def test_or_binds_tighter_than_and_and_exclusions_and_parentheses() -> None:
+def test_or_separates_phrases_exclusions_take_one_word_and_parentheses_group() -> None:
     a, b, c = (Term("", (w,)) for w in "abc")
-    assert parse("a OR b c").root == And((Or((a, b)), c))
+    assert parse("a OR b c").root == Or((a, Term("", ("b", "c"))))
+    assert parse("a b OR c").root == Or((Term("", ("a", "b")), c))
+    assert parse("(a OR b) c").root == And((Or((a, b)), c))
+    assert parse("c -a b").root == And((Not(a), b, c))  # an exclusion ends a phrase
     assert parse("a (b OR c)").root == And((Or((b, c)), a))  # children in canonical order
     assert parse("a -b").root == And((Not(b), a))
     assert parse('a -"b c"').root == And((Not(Term("", ("b", "c"), True)), a))
     assert parse("a -(b OR c)").root == And((Not(Or((b, c))), a))
-    assert parse("a AND b").root == parse("a b").root
-    assert parse("a or b").root == And((a, b, Term("", ("or",))))
+    assert parse("a AND b").root == parse("a (b)").root == And((a, b))
+    assert parse("a or b").root == Term("", ("a", "or", "b"))
 
 
 def test_fields() -> None:
@@ -58,10 +70,18 @@ def test_fields() -> None:
 
 
 def test_canonical_form_is_shared_by_equivalent_lines_and_parses_to_itself() -> None:
-    assert parse('b  a "X Y"').canonical == parse('"x y" A b').canonical
+    assert parse('b AND a "X Y"').canonical == parse('"x y" A AND b').canonical
+    assert parse("state space models").canonical == "state-space-models"
+    assert parse("State-space models").canonical == "state-space-models"
     assert parse("(b OR a) c").canonical == parse("c (a OR b)").canonical == "(a OR b) c"
-    assert parse("a a (a)").canonical == "a"
-    for line in ['author:"A. Lovelace" cat:cs.LG', 'x -"y z" (p OR title:q)', "in-context"]:
+    assert parse("a AND a AND (a)").canonical == "a"
+    for line in [
+        'author:"A. Lovelace" cat:cs.LG',
+        'x -"y z" (p OR title:q)',
+        "in-context",
+        "a b AND c d",
+        "like:2401.04088 -survey",
+    ]:
         canonical = parse(line).canonical
         assert parse(canonical).canonical == canonical
 
@@ -82,7 +102,7 @@ def _escape(text: str) -> str:
         ('"!!"', "'\"!!\"' has no letters or digits (at column 1)"),
         (
             "year:2024 llm",
-            "unknown field 'year' (use title:, abstract:, author:, cat:) (at column 1)",
+            "unknown field 'year' (use title:, abstract:, author:, cat:, like:) (at column 1)",
         ),
         ("(a OR b", "unmatched '(' (at column 1)"),
         ("a OR b)", "unmatched ')' (at column 7)"),
@@ -105,6 +125,9 @@ def _escape(text: str) -> str:
         ("llm -llm", "llm is both required and excluded"),
         ("title:(" + " OR ".join(f"w{i}" for i in range(40)) + ")", "too complex"),
         ("Diffusion -diffusion", "diffusion is both required and excluded"),
+        ("a AND", "'AND' must stand between two terms"),
+        ("like:", "'like:' must be followed by a term (at column 1)"),
+        ("like:yesterday", "like: takes an arXiv id such as 2401.04088 or a paper number"),
     ],
 )
 def test_invalid_lines_are_refused_with_the_reason(line: str, message: str) -> None:
@@ -148,7 +171,8 @@ def test_exclusions_and_alternatives() -> None:
     assert sorted(matched("diffusion -creep")) == [2, 4]
     assert matched("diffusion -title:models") == [4]
     assert matched("(metals OR moe) -title:routing") == [3]
-    assert matched("experts mixture") == [1, 2]
+    assert matched("experts AND mixture") == [1, 2]
+    assert matched("experts mixture") == []  # a phrase, in this order
 
 
 def test_authors_with_initials_and_accents_and_categories() -> None:
