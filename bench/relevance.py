@@ -1,6 +1,6 @@
 """Relevance of interest lines on graded judgments over ../shared/data/papers.jsonl.
 
-    .venv/bin/python bench/relevance.py [--stemmer light] [--slop 0] [--per-query] [--json]
+    .venv/bin/python bench/relevance.py [--stemmer light] [--window 3] [--per-query] [--json]
 
 bench/judgments.json holds real interests (phrases, acronyms with their long forms,
 exclusions, `like:` seeds), each with what the researcher means and the papers graded
@@ -150,17 +150,17 @@ def _line(name: str, figures: dict[str, float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--stemmer", default="light", choices=sorted(text.STEMMERS))
-    parser.add_argument("--slop", type=int, default=index_module.SLOP)
+    parser.add_argument("--window", type=int, default=index_module.WINDOW)
     parser.add_argument("--per-query", action="store_true", help="print every query")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
     if not PAPERS.exists():
         sys.exit(f"error: {PAPERS} is absent (set DIGEST_SHARED_DIR)")
     text.use_stemmer(args.stemmer)
-    index_module.SLOP = args.slop
+    index_module.WINDOW = args.window
     judgments = json.loads(JUDGMENTS.read_text("utf-8"))
     result = evaluate(load_papers(), judgments)
-    result["settings"] = {"stemmer": args.stemmer, "slop": args.slop}
+    result["settings"] = {"stemmer": args.stemmer, "window": args.window}
     if args.json:
         print(json.dumps(result, indent=1))
         return

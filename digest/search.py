@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 
 from digest.match.engine import matched_terms, rank
+from digest.match.highlight import spans
 from digest.match.index import Index, PaperDoc
 from digest.match.query import parse
 from digest.models import PAPERS
@@ -21,11 +22,28 @@ from digest.subscribers import find, interests_of
 
 @dataclass(frozen=True)
 class Found:
-    """A paper an interest matched: its score and the terms that matched."""
+    """A paper an interest matched: its score, the terms that matched, and how.
+
+    `found` gives, for each matched term, the words of the title and abstract that matched
+    it as written there: its other forms, its acronym or long form, its joined spelling.
+    """
 
     paper: PaperDoc
     score: float
     matched: tuple[str, ...]
+    found: dict[str, tuple[str, ...]]
+
+
+def surface_forms(paper: PaperDoc, terms: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    """For each term, the distinct spellings of it in the paper's title and abstract."""
+    forms: dict[str, tuple[str, ...]] = {}
+    for term in terms:
+        seen: dict[str, None] = {}
+        for text in (paper.title, paper.abstract):
+            for start, end in spans(text, [term]):
+                seen.setdefault(" ".join(text[start:end].split()), None)
+        forms[term] = tuple(seen)
+    return forms
 
 
 def stored_papers(conn: Connection) -> list[PaperDoc]:
@@ -50,12 +68,11 @@ def search(
     index = index if index is not None else Index(papers)
     ranked = rank(index, query)
     stop = len(ranked.docs) if limit is None else limit
-    return [
-        Found(papers[doc], float(score), matched_terms(index, ranked, doc))
-        for doc, score in zip(
-            ranked.docs[:stop].tolist(), ranked.scores[:stop].tolist(), strict=True
-        )
-    ]
+    found = []
+    for doc, score in zip(ranked.docs[:stop].tolist(), ranked.scores[:stop].tolist(), strict=True):
+        terms = matched_terms(index, ranked, doc)
+        found.append(Found(papers[doc], float(score), terms, surface_forms(papers[doc], terms)))
+    return found
 
 
 @dataclass(frozen=True)

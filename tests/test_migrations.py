@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
@@ -29,5 +30,38 @@ def test_upgrade_is_idempotent_and_downgrade_empties(database_url: str) -> None:
     engine = make_engine(database_url)
     try:
         assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
+    finally:
+        engine.dispose()
+
+
+def test_stored_interests_are_parsed_again_as_typed(database_url: str) -> None:
+    upgrade(database_url, "0007_held_papers")
+    engine = make_engine(database_url)
+    rows = [
+        ("state space models", "models space state"),  # the old form: three words anywhere
+        ("LoRA -survey", "-survey lora"),  # unchanged
+        ("diffusion AND", "diffusion"),  # refused now: keeps its old form, which parses
+    ]
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO subscriber (email, status, timezone, send_hour, cadence, "
+                    "weekday, max_papers, token_version, created_at) VALUES "
+                    "('ada@example.org', 'active', 'UTC', 8, 'daily', 0, 20, 0, '2026-12-01')"
+                )
+            )
+            for position, (query, canonical) in enumerate(rows):
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO interest (subscriber_id, query, canonical, position) "
+                        "VALUES (1, :q, :c, :p)"
+                    ),
+                    {"q": query, "c": canonical, "p": position},
+                )
+        upgrade(database_url)
+        with engine.connect() as conn:
+            stored = conn.execute(sa.text("SELECT canonical FROM interest ORDER BY position"))
+            assert [row[0] for row in stored] == ["state-space-models", "-survey lora", "diffusion"]
     finally:
         engine.dispose()

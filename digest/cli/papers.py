@@ -169,6 +169,7 @@ def search(
         if as_json:
             record = {"id": item.paper.id, "title": item.paper.title}
             record |= {"score": round(item.score, 4), "matched": list(item.matched)}
+            record["found"] = {term: list(forms) for term, forms in item.found.items()}
             typer.echo(json.dumps(record, ensure_ascii=False))
         else:
             console.print(

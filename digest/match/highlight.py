@@ -13,7 +13,17 @@ from collections.abc import Iterable
 from functools import lru_cache
 
 from digest.match.acronyms import curated
-from digest.match.index import PHRASE_STOP, Pattern, acronym_classes, loose_key, own_patterns
+from digest.match.index import (
+    PHRASE_STOP,
+    WINDOW,
+    Family,
+    Pattern,
+    acronym_classes,
+    family_patterns,
+    loose_key,
+    own_patterns,
+    windowed,
+)
 from digest.match.query import FIELDS
 from digest.match.text import _CJK, CJK_LETTERS, _word, stem
 
@@ -61,7 +71,7 @@ def parse_term(term: str) -> tuple[str, tuple[str, ...], bool]:
 
 
 @lru_cache(maxsize=1)
-def _families() -> dict[object, frozenset[Pattern]]:
+def _families() -> dict[object, Family]:
     return acronym_classes(curated())
 
 
@@ -77,9 +87,9 @@ def patterns(term: str) -> tuple[Pattern, ...]:
     if family is None and len(folded) == 1 and folded[0].endswith("s"):
         family = families.get(folded[0][:-1])
     family = family or families.get(loose_key(folded))
-    found = set(own_patterns(folded, not exact))
+    found = own_patterns(folded, not exact)
     if family is not None:
-        found = set(family) | (found if exact else set())
+        found |= family_patterns(family, curated(), not exact)
     return tuple(sorted(found))
 
 
@@ -91,6 +101,25 @@ def _word_parts(word: str) -> list[str]:
     return [folded[start:end] for start, end in _pieces(folded, 0)]
 
 
+def _near(words: tuple[Token, ...], stems: tuple[str, ...]) -> list[tuple[int, int]]:
+    """Where all `stems` occur within the index's WINDOW of each other: the whole stretch."""
+    reach = len(stems) - 1 + WINDOW
+    found = []
+    for i, word in enumerate(words):
+        if word[3] != stems[0]:
+            continue
+        around = range(max(0, i - reach), min(len(words), i + reach + 1))
+        # For each other stem, its occurrence nearest to this one.
+        places = [
+            min((j for j in around if words[j][3] == s), key=lambda j: abs(j - i), default=None)
+            for s in stems[1:]
+        ]
+        if all(place is not None for place in places):
+            chosen = [i, *(p for p in places if p is not None)]
+            found.append((words[min(chosen)][0], words[max(chosen)][1]))
+    return found
+
+
 def spans(text: str, terms: Iterable[str]) -> list[tuple[int, int]]:
     """The character ranges of `text` where any of `terms` occurs, in order, merged."""
     wanted = [p for term in terms for p in patterns(term)]
@@ -100,11 +129,13 @@ def spans(text: str, terms: Iterable[str]) -> list[tuple[int, int]]:
     loose = tuple(w for w in words if w[2] not in PHRASE_STOP)
     hits: list[tuple[int, int]] = []
     for sequence, stemmed in wanted:
-        among = words
         if stemmed and len(sequence) > 1:
             # A loose phrase skips PHRASE_STOP words, in the text and in the phrase.
             sequence = tuple(s for s in sequence if s not in PHRASE_STOP) or sequence[:1]
-            among = loose if len(sequence) > 1 else words
+        if stemmed and windowed(sequence):
+            hits.extend(_near(loose, sequence))
+            continue
+        among = loose if stemmed and len(sequence) > 1 else words
         size = len(sequence)
         for i in range(len(among) - size + 1):
             window = among[i : i + size]

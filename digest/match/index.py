@@ -71,7 +71,21 @@ def from_bits(bits: int, size: int) -> Ints:
 # "mixture experts"; `vision and language` = "vision-language". Not "the": "in the
 # context of" is not "in-context".
 PHRASE_STOP = frozenset(["of", "for", "and"])
-SLOP = 0  # other words a loose phrase allows between its words (0: adjacent)
+# A loose phrase's words may come in any order, with up to WINDOW other words among them:
+# `low precision training` finds "training in low precision" (bench/relevance.py chose 3
+# over adjacent words in order, and over 1, 2, 5 and 8).
+WINDOW = 3
+# A phrase holding one of these is syntax, not a bag of words: `in-context learning` and
+# `learning to rank` stay side by side and in order.
+FUNCTION_WORDS = frozenset(
+    "a an the in on at to by with from into onto over under as via per vs versus "
+    "without within between is are be not no or".split()
+)
+
+
+def windowed(stems: Sequence[str]) -> bool:
+    """Whether a loose phrase (its stems) may match within WINDOW, in any order."""
+    return len(stems) > 1 and not any(s in FUNCTION_WORDS for s in stems)
 
 
 def _positions(flat: Ints) -> tuple[Ints, Ints]:
@@ -124,6 +138,10 @@ class _Field:
             kind: self._join(sequences)
             for kind, sequences in (("exact", self.sequences), ("loose", self.loose_sequences))
         }
+        self._first = {}
+        for kind, (_, doc_of, _, _) in self._flat.items():
+            sizes = np.bincount(doc_of, minlength=len(texts))
+            self._first[kind] = (np.cumsum(sizes) - sizes)[doc_of]
         lengths = np.array([len(s) for s in self.sequences], dtype=np.float64)
         average = float(lengths.mean()) if len(lengths) and lengths.mean() > 0 else 1.0
         self.norm: Floats = 1 - B + B * lengths / average
@@ -169,25 +187,36 @@ class _Field:
         return tokens
 
     def occurrences(self, words: tuple[str, ...], stemmed: bool) -> tuple[Ints, Floats]:
-        """Papers holding the words in order (a phrase: adjacent, or within SLOP), how often."""
+        """Papers holding the words, and how often: quoted, adjacent and in order; bare,
+        within WINDOW other words of each other, in any order."""
         tokens = self.phrase(words, stemmed)
         if tokens is None:
             return np.zeros(0, dtype=np.int64), np.zeros(0)
         if len(tokens) == 1:
             return self.postings(tokens[0])
-        flat, doc_of, order, ordered = self._flat["loose" if stemmed else "exact"]
+        kind = "loose" if stemmed else "exact"
+        flat, doc_of, order, ordered = self._flat[kind]
         lo, hi = np.searchsorted(ordered, [tokens[0], tokens[0] + 1])
         starts = order[lo:hi]
-        current = starts
-        last = len(flat) - 1
-        for token in tokens[1:]:
-            found = np.full(len(current), -1, dtype=np.int64)
-            for gap in range(SLOP if stemmed else 0, -1, -1):  # the nearest occurrence wins
-                at = np.minimum(current + 1 + gap, last)
-                hit = (flat[at] == token) & (doc_of[at] == doc_of[current])
-                found[hit] = at[hit]
-            kept = found >= 0
-            starts, current = starts[kept], found[kept]
+        if stemmed and windowed(words):
+            # Each other word within `reach` of an occurrence of the first, in its paper.
+            reach = len(tokens) - 1 + WINDOW
+            first = self._first[kind]
+            for token in tokens[1:]:
+                a, b = np.searchsorted(ordered, [token, token + 1])
+                places = order[a:b]
+                if not len(places):
+                    return np.zeros(0, dtype=np.int64), np.zeros(0)
+                at = np.searchsorted(places, np.maximum(starts - reach, first[starts]))
+                near = places[np.minimum(at, len(places) - 1)]
+                ok = (
+                    (at < len(places)) & (near <= starts + reach) & (doc_of[near] == doc_of[starts])
+                )
+                starts = starts[ok]
+        else:
+            last = len(flat) - 1
+            for offset, token in enumerate(tokens[1:], start=1):
+                starts = starts[flat[np.minimum(starts + offset, last)] == token]
         docs, counts = np.unique(doc_of[starts], return_counts=True)
         return docs, counts.astype(np.float64)
 
@@ -227,8 +256,11 @@ def own_patterns(words: tuple[str, ...], stemmed: bool) -> set[Pattern]:
     return found
 
 
-def acronym_classes(table: Table) -> dict[object, frozenset[Pattern]]:
-    """For each acronym and each long form (by `loose_key`): what the whole family matches.
+Family = frozenset[tuple[str, ...]]  # the folded words of an acronym (one) and long forms
+
+
+def acronym_classes(table: Table) -> dict[object, Family]:
+    """For each acronym and each long form (by `loose_key`): its whole family.
 
     Acronyms that share a long form are one family, so an acronym and each of its long
     forms always find the same papers.
@@ -246,19 +278,30 @@ def acronym_classes(table: Table) -> dict[object, frozenset[Pattern]]:
         for form in forms:
             other = owner.setdefault(loose_key(form), acronym)
             parent[root(other)] = root(acronym)
-    families: dict[str, set[Pattern]] = defaultdict(set)
+    members: dict[str, set[tuple[str, ...]]] = defaultdict(set)
     for acronym, forms in table.items():
-        found = families[root(acronym)]
-        found.update({((acronym,), False), ((stem(acronym),), True)})
-        for form in forms:
-            found.update(own_patterns(form, True))
-    classes: dict[object, frozenset[Pattern]] = {}
+        members[root(acronym)].update({(acronym,), *forms})
+    classes: dict[object, Family] = {}
     for acronym, forms in table.items():
-        family = frozenset(families[root(acronym)])
+        family = frozenset(members[root(acronym)])
         classes[acronym] = family
         for form in forms:
             classes[loose_key(form)] = family
     return classes
+
+
+def family_patterns(family: Family, acronyms: Mapping[str, object], stemmed: bool) -> set[Pattern]:
+    """What a family matches: acronyms as written (and, bare, by stem), long forms as
+    phrases (quoted: exactly, side by side)."""
+    found: set[Pattern] = set()
+    for words in family:
+        if len(words) == 1 and words[0] in acronyms:
+            found.add((words, False))
+            if stemmed:
+                found.add(((stem(words[0]),), True))
+        else:
+            found |= own_patterns(words, stemmed)
+    return found
 
 
 class Index:
@@ -345,7 +388,7 @@ class Index:
             }
         return np.array(sorted(found), dtype=np.int64)
 
-    def family(self, words: tuple[str, ...]) -> frozenset[Pattern] | None:
+    def family(self, words: tuple[str, ...]) -> Family | None:
         """What an acronym or a long form matches with its whole family, if it has one."""
         if len(words) == 1:
             word = words[0]
@@ -362,8 +405,8 @@ class Index:
         stemmed = not term.exact
         family = self.family(words)
         if family is not None:
-            # A bare acronym or long form is its family; quoted, it is itself and its family.
-            return set(family) | (set() if stemmed else own_patterns(words, False))
+            # An acronym or long form is its family: bare, by stem; quoted, exactly.
+            return family_patterns(family, self.acronyms, stemmed) | own_patterns(words, stemmed)
         found = own_patterns(words, stemmed)
         if (
             len(words) == 1

@@ -56,8 +56,9 @@ class Batch(Protocol):
 
 
 MAX_TERMS = 25  # as Lucene's MoreLikeThis
-MIN_SIMILARITY = 0.2
+MIN_SIMILARITY = 0.12
 MAX_DOC_SHARE = 0.25  # words in more of the batch than this say nothing (when it is large)
+MIN_DOC_FREQ = 3  # words in fewer papers (the seed counted) are the seed's own names
 LARGE_BATCH = 50
 # Function words, dropped whatever the batch (Lucene's English stop set, and a few more).
 _STOP_WORDS = (
@@ -97,7 +98,7 @@ def seed_query(index: Batch, paper: Doc) -> Seed:
     scored: list[tuple[float, str]] = []
     for key, tf in counts.items():
         df = 1 + len(index.term(Term("", (form[key],))).docs)
-        if index.size >= LARGE_BATCH and df > MAX_DOC_SHARE * size:
+        if index.size >= LARGE_BATCH and not MIN_DOC_FREQ <= df <= MAX_DOC_SHARE * size:
             continue
         scored.append((tf * math.log(1 + size / df), key))
     scored.sort(key=lambda pair: (-pair[0], pair[1]))

@@ -4,25 +4,25 @@ For tests and as the baseline of bench/match.py; far too slow for a population."
 
 from __future__ import annotations
 
-from digest.match.index import SLOP, Index
+from digest.match.index import WINDOW, Index, windowed
 from digest.match.query import And, Node, Not, Or, Term
 from digest.match.text import name_parts, names_match
 
 
-def _follows(seq: list[int], tokens: list[int], slop: int) -> bool:
-    """Whether `tokens` occur in `seq` in order, each within `slop` words of the one before."""
-    for start, token in enumerate(seq):
-        if token != tokens[0]:
-            continue
-        at = start
-        for wanted in tokens[1:]:
-            window = seq[at + 1 : at + 2 + slop]
-            if wanted not in window:
-                break
-            at += 1 + window.index(wanted)
-        else:
-            return True
-    return False
+def _adjacent(seq: list[int], tokens: list[int]) -> bool:
+    """Whether `tokens` occur in `seq` side by side, in order."""
+    n = len(tokens)
+    return any(seq[i : i + n] == tokens for i in range(len(seq) - n + 1))
+
+
+def _near(seq: list[int], tokens: list[int]) -> bool:
+    """Whether every token occurs within `reach` words of an occurrence of the first."""
+    reach = len(tokens) - 1 + WINDOW
+    return any(
+        token == tokens[0]
+        and all(other in seq[max(0, i - reach) : i + reach + 1] for other in tokens[1:])
+        for i, token in enumerate(seq)
+    )
 
 
 def _has(index: Index, name: str, doc: int, words: tuple[str, ...], stemmed: bool) -> bool:
@@ -34,8 +34,9 @@ def _has(index: Index, name: str, doc: int, words: tuple[str, ...], stemmed: boo
         seq = (field.stem_sequences if stemmed else field.sequences)[doc]
         return tokens[0] in seq or tokens[0] in field.compounds[doc]
     if stemmed:
-        return _follows(field.loose_sequences[doc], tokens, SLOP)
-    return _follows(field.sequences[doc], tokens, 0)
+        near = _near if windowed(words) else _adjacent
+        return near(field.loose_sequences[doc], tokens)
+    return _adjacent(field.sequences[doc], tokens)
 
 
 def term_matches(index: Index, term: Term, doc: int) -> bool:

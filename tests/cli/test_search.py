@@ -54,6 +54,9 @@ def test_search_a_file_as_json_reports_bad_lines(cli_env: dict[str, str], tmp_pa
         "Sparse Mixture-of-Experts at Scale",
     ]
     assert records[0]["matched"] == ["llm"]
+    # Which expansion matched: the long form in one paper, the plural acronym in the other.
+    assert records[0]["found"] == {"llm": ["Large language models", "large language models"]}
+    assert records[1]["found"] == {"llm": ["LLMs"]}
     assert records[0]["score"] > records[1]["score"] > 0
     assert "papers.jsonl:4: title" in output
 

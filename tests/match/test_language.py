@@ -156,7 +156,8 @@ def test_dashes_phrases_and_joined_words_are_alike() -> None:
 
 
 def test_acronyms_match_long_forms_and_plurals() -> None:
-    assert matched("MoE") == [1]
+    # "Experts in a mixture": the long form's words within a few words, in any order.
+    assert matched("MoE") == matched("mixture of experts") == [1, 2]
     assert matched("LLM") == matched("llms") == [1]
     assert matched("ICL") == [4]
     assert matched('"large language models"') == [1]
@@ -170,9 +171,11 @@ def test_latex_is_text() -> None:
 def test_exclusions_and_alternatives() -> None:
     assert sorted(matched("diffusion -creep")) == [2, 4]
     assert matched("diffusion -title:models") == [4]
-    assert matched("(metals OR moe) -title:routing") == [3]
+    assert matched("(metals OR moe) -title:routing") == [3, 2]
     assert matched("experts AND mixture") == [1, 2]
-    assert matched("experts mixture") == []  # a phrase, in this order
+    assert matched("experts mixture") == [1, 2]  # a phrase's words, near each other
+    assert matched('"experts mixture"') == []  # quoted: side by side, in this order
+    assert matched("experts creep") == []  # not near each other: never in one paper
 
 
 def test_authors_with_initials_and_accents_and_categories() -> None:
