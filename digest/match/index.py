@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
-from digest.match.acronyms import Table, learn
+from digest.match.acronyms import Table, curated, learn
 from digest.match.like import TITLE_WEIGHT, similar
 from digest.match.query import Term
-from digest.match.text import analyse, name_parts, names_match, stem
+from digest.match.text import CAPS, analyse, capitalised, name_parts, names_match, stem
 
 Ints = npt.NDArray[np.int64]
 Floats = npt.NDArray[np.float64]
@@ -77,10 +77,11 @@ PHRASE_STOP = frozenset(["of", "for", "and"])
 WINDOW = 3
 # A phrase holding one of these is syntax, not a bag of words: `in-context learning` and
 # `learning to rank` stay side by side and in order.
-FUNCTION_WORDS = frozenset(
-    "a an the in on at to by with from into onto over under as via per vs versus "
-    "without within between is are be not no or".split()
+_FUNCTION_WORDS = (
+    "a an the in on at to by with from into onto over under as via per vs versus without "
+    "within between is are be not no or"
 )
+FUNCTION_WORDS = frozenset(_FUNCTION_WORDS.split())
 
 
 def windowed(stems: Sequence[str]) -> bool:
@@ -120,6 +121,7 @@ class _Field:
             exact = [pair[0] for pair in pairs]
             stems = [pair[1] for pair in pairs]
             extra = [i for w in joined for i in word_ids(w)]
+            extra += [vocab.setdefault(w, len(vocab)) for w in capitalised(text)]
             self.sequences.append(exact)
             self.stem_sequences.append(stems)
             self.compounds.append(frozenset(extra))
@@ -290,12 +292,20 @@ def acronym_classes(table: Table) -> dict[object, Family]:
     return classes
 
 
-def family_patterns(family: Family, acronyms: Mapping[str, object], stemmed: bool) -> set[Pattern]:
+def family_patterns(
+    family: Family, acronyms: Mapping[str, object], stemmed: bool, learned: Set[str] = frozenset()
+) -> set[Pattern]:
     """What a family matches: acronyms as written (and, bare, by stem), long forms as
-    phrases (quoted: exactly, side by side)."""
+    phrases (quoted: exactly, side by side).
+
+    A `learned` acronym is only found written in capitals: the long form of "CATS" must
+    not find every paper about cats.
+    """
     found: set[Pattern] = set()
     for words in family:
-        if len(words) == 1 and words[0] in acronyms:
+        if len(words) == 1 and words[0] in learned:
+            found.add(((CAPS + words[0],), False))
+        elif len(words) == 1 and words[0] in acronyms:
             found.add((words, False))
             if stemmed:
                 found.add(((stem(words[0]),), True))
@@ -326,6 +336,7 @@ class Index:
         }
         self.acronyms = acronyms if acronyms is not None else learn(p.abstract for p in papers)
         self.classes = acronym_classes(self.acronyms)
+        self.learned = frozenset(self.acronyms.keys() - curated().keys())
         self.seeds = dict(seeds or {})
         self.authors: dict[str, list[tuple[int, tuple[str, ...]]]] = defaultdict(list)
         self.categories: dict[str, list[int]] = defaultdict(list)
@@ -405,8 +416,10 @@ class Index:
         stemmed = not term.exact
         family = self.family(words)
         if family is not None:
-            # An acronym or long form is its family: bare, by stem; quoted, exactly.
-            return family_patterns(family, self.acronyms, stemmed) | own_patterns(words, stemmed)
+            # An acronym or long form is its family: bare, by stem; quoted, exactly and
+            # also as typed.
+            found = family_patterns(family, self.acronyms, stemmed, self.learned)
+            return found if stemmed else found | own_patterns(words, False)
         found = own_patterns(words, stemmed)
         if (
             len(words) == 1

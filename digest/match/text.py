@@ -155,6 +155,17 @@ def analyse(text: str) -> tuple[list[str], list[str]]:
     return words, joined
 
 
+_CAPITALS = re.compile(r"(?<![\w-])[A-Za-z0-9]*[A-Z][A-Za-z0-9]*[A-Z][A-Za-z0-9]*(?![\w-])")
+CAPS = "\1"  # prefix of a word as written in capitals ("CATS"), not as a plain word
+
+
+def capitalised(text: str) -> set[str]:
+    """The words of `text` written with two capitals or more (acronyms), folded."""
+    if not any(ch.isupper() for ch in text):
+        return set()
+    return {CAPS + _word(raw) for raw in _CAPITALS.findall(prepare(text))}
+
+
 def tokens(text: str) -> list[str]:
     """The words of `text`, folded; punctuation and dashes separate words."""
     return analyse(text)[0]

@@ -211,3 +211,30 @@ def test_title_outweighs_abstract_and_upvotes_nudge() -> None:
 def test_an_empty_batch_or_empty_paper_matches_nothing() -> None:
     assert InterestMatcher().match([], ["llm", "a -b"]) == {"llm": [], "a -b": [], "-b a": []}
     assert matched("a -b", [PaperDoc(1, "", "")]) == []
+
+
+def test_programming_languages_are_words_of_their_own() -> None:
+    papers = [
+        PaperDoc(1, "Fuzzing C++ compilers", "Templates in C++."),
+        PaperDoc(2, "A C# analyser", "Roslyn and C#."),
+        PaperDoc(3, "Type inference for C", "The C language, and F# too."),
+    ]
+    assert matched("C++", papers) == [1]
+    assert matched("C#", papers) == [2]
+    assert matched("F#", papers) == [3]
+    assert matched('"C"', papers) == [3]
+    assert parse("C++").canonical == "c++"
+    assert parse("C#").canonical == "c#"
+
+
+def test_chinese_japanese_and_korean_are_read_as_pairs_of_characters() -> None:
+    papers = [
+        PaperDoc(1, "大语言模型的推理能力评测", "我们评测大语言模型。"),
+        PaperDoc(2, "语言学概论", "一本关于语言的书。"),
+        PaperDoc(3, "大規模言語モデルの評価", "日本語の評価。"),
+        PaperDoc(4, "거대 언어 모델 평가", "한국어 평가."),
+    ]
+    assert matched("大语言模型", papers) == [1]
+    assert sorted(matched("语言", papers)) == [1, 2]
+    assert matched("言語モデル", papers) == [3]
+    assert matched("언어 모델", papers) == [4]

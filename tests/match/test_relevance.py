@@ -3,11 +3,14 @@ the papers that must be found, and those that must not."""
 
 from __future__ import annotations
 
+import re
 from functools import cache
 
 import pytest
 
-from digest.match.index import Index
+from digest.match.acronyms import curated, learn
+from digest.match.engine import InterestMatcher
+from digest.match.index import Index, PaperDoc
 from digest.search import file_papers, search
 from tests.kit.env import shared_papers
 
@@ -220,3 +223,81 @@ def test_the_title_ranks_first_and_matched_terms_are_reported() -> None:
     assert '"speculative decoding"' in found[0].matched
     medusa = next(f for f in found if f.paper.title.startswith("Medusa"))
     assert "medusa" in medusa.matched
+
+
+def test_a_run_of_words_is_one_phrase() -> None:
+    # The three words appear in 24 papers; as one idea, in 6, every one about SSMs.
+    assert len(titles("state AND space AND models")) == 24
+    found = titles("state space models")
+    assert found == titles("SSM") == titles("state-space model")
+    assert "On the Parameterization and Initialization of Diagonal State Space Models" in found
+    assert len(found) == 6
+
+
+def test_every_acronym_and_long_form_find_the_same_papers() -> None:
+    # Over the whole curated table and every pair learned from these papers.
+    index = _index()
+    differ = []
+    for acronym, forms in index.acronyms.items():
+        expected = titles(acronym.upper())
+        for form in forms:
+            if titles(" ".join(form)) != expected:
+                differ.append((acronym, " ".join(form)))
+    assert differ == []
+    assert len(index.acronyms) > len(curated()) + 100  # learned pairs were checked too
+
+
+def test_a_learned_acronym_does_not_pull_in_the_common_word() -> None:
+    papers = [
+        PaperDoc(1, "CATS", "Contextually Aware Thresholding for Sparsity (CATS) prunes."),
+        PaperDoc(2, "Pets", "Cats and dogs, classified from photos."),
+        PaperDoc(3, "Later", "CATS, again, with contextually aware thresholding for sparsity."),
+    ]
+    hits = InterestMatcher().match(papers, ["contextually aware thresholding for sparsity", "CATS"])
+    assert [h.paper_id for h in hits["contextually-aware-thresholding-for-sparsity"]] == [1, 3]
+    assert sorted(h.paper_id for h in hits["cats"]) == [1, 3]
+    # An acronym the papers also write as a lower-case word is not learned at all.
+    assert "cats" not in learn(["Thresholding Sparsity (CATS).", "cats and dogs"])
+
+
+def test_words_do_not_drift_to_other_words() -> None:
+    general = titles("general")
+    assert len(general) < 60  # Snowball's "general" found 128 of the papers
+    texts = {p.title: f"{p.title} {p.abstract}" for p in _index().papers}
+    assert all(re.search(r"\bgenerals?\b", texts[title], re.IGNORECASE) for title in general)
+    assert titles("generalization") == titles("generalisation") == titles("generalize")
+    papers = [PaperDoc(1, "Generative models", ""), PaperDoc(2, "Text generation", "")]
+    hits = InterestMatcher().match(papers, ["generative", "generation", "generations"])
+    assert [[h.paper_id for h in hits[key]] for key in hits] == [[1], [2], [2]]
+    assert titles("pruning") == titles("pruned")
+    assert titles("quantization") == titles("quantized")
+
+
+def test_the_title_holding_the_phrase_ranks_first() -> None:
+    index = _index()
+    top = search(index.papers, "mixture of experts", 10, index=index)
+    assert all(
+        "mixture of expert" in " ".join(f.paper.title.lower().replace("-", " ").split())
+        or "moe" in f.paper.title.lower()
+        for f in top
+    )
+
+
+def test_like_finds_papers_similar_to_a_stored_one() -> None:
+    index = _index()
+    seed = next(p for p in index.papers if p.title.startswith("DeepSeekMoE"))
+    found = search(index.papers, f"like:{seed.id}", index=index)
+    assert seed.title not in {f.paper.title for f in found}  # never the seed itself
+    assert 20 <= len(found) <= 80
+    moe = sum(
+        "expert" in f.paper.title.lower() or "moe" in f.paper.title.lower() for f in found[:10]
+    )
+    assert moe >= 8
+    surveys = titles(f"like:{seed.id} -survey")
+    assert "A Survey on Inference Optimization Techniques for Mixture of Experts Models" in {
+        f.paper.title for f in found
+    }
+    assert (
+        "A Survey on Inference Optimization Techniques for Mixture of Experts Models" not in surveys
+    )
+    assert titles("like:9999999") == set()  # a paper nobody has stored matches nothing
