@@ -155,6 +155,7 @@ class _Field:
         self.docs: Ints = docs
         self.tf: Floats = counts.astype(np.float64)
         self.starts: Ints = np.searchsorted(tokens, np.arange(len(vocab) + 1))
+        self._words: list[str] | None = None
 
     @staticmethod
     def _join(sequences: list[list[int]]) -> tuple[Ints, Ints, Ints, Ints]:
@@ -167,6 +168,14 @@ class _Field:
         sizes = np.array([len(s) + 1 for s in sequences], dtype=np.int64)
         doc_of = np.repeat(np.arange(len(sequences)), sizes)
         return (array, doc_of, *_positions(array))
+
+    def words(self) -> list[str]:
+        """Every word and stem of the field by id (stems without their marker)."""
+        if self._words is None:
+            self._words = [""] * len(self.vocab)
+            for word, token in self.vocab.items():
+                self._words[token] = word.lstrip("\0")
+        return self._words
 
     def token(self, word: str, stemmed: bool) -> int | None:
         """The id of a word (or of a stem), if any paper has it."""

@@ -2,8 +2,9 @@
 
 The seed paper's words are weighed by tf-idf (title words count TITLE_WEIGHT times, the
 document frequencies are the batch's, the seed counted in), the MAX_TERMS best become one
-weighted query, and a paper matches when it scores at least MIN_SIMILARITY of what the seed
-itself would score. The seed itself never matches.
+weighted query, and a paper matches when it scores at least MIN_SHARE_OF_BEST of the most
+similar paper's score (and never less than MIN_SIMILARITY of what the seed itself would
+score, so a batch with nothing alike yields nothing). The seed itself never matches.
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ class Batch(Protocol):
 
 
 MAX_TERMS = 25  # as Lucene's MoreLikeThis
-MIN_SIMILARITY = 0.12
+MIN_SHARE_OF_BEST = 0.25  # of the most similar paper's score...
+MIN_SIMILARITY = 0.05  # ... and of what the seed itself would score, at least
 MAX_DOC_SHARE = 0.25  # words in more of the batch than this say nothing (when it is large)
 MIN_DOC_FREQ = 3  # words in fewer papers (the seed counted) are the seed's own names
 LARGE_BATCH = 50
@@ -125,5 +127,6 @@ def similar(index: Batch, ref: str) -> tuple[Ints, Floats]:
         total[position] = 0.0
     if ceiling <= 0:
         return nothing
-    docs = np.flatnonzero(total >= MIN_SIMILARITY * ceiling)
+    floor = max(MIN_SHARE_OF_BEST * float(total.max(initial=0.0)), MIN_SIMILARITY * ceiling)
+    docs = np.flatnonzero((total >= floor) & (total > 0))
     return docs, total[docs]

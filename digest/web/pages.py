@@ -136,6 +136,18 @@ def _fields(form: Any) -> dict[str, Any]:
     return {name: str(form[name]) for name in FORM_FIELDS if name in form}
 
 
+def _with_added(values: dict[str, Any], form: Any) -> bool:
+    """Add the related term the reader pressed as a line of its own (once); True if pressed."""
+    added = str(form.get("add", "")).strip()
+    if not added:
+        return False
+    lines = [line for line in str(values.get("interests", "")).splitlines() if line.strip()]
+    if added.casefold() not in {line.strip().casefold() for line in lines}:
+        lines.append(added)
+    values["interests"] = "\n".join(lines)
+    return True
+
+
 def _client(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
@@ -145,7 +157,7 @@ async def subscribe(request: Request, state: State) -> HTMLResponse:
     """Sign up (pending until confirmed), or preview matches when that button was pressed."""
     form = await request.form()
     values = {**_defaults(state), **_fields(form)}
-    if form.get("action") == "preview":
+    if _with_added(values, form) or form.get("action") == "preview":
         state.check_limit(state.previews, _client(request))
         found, errors = subscribers.parse_interests(values["interests"])
         problem = SubscriberError({}, errors) if errors else None
@@ -192,7 +204,8 @@ async def preview_fragment(request: Request, state: State) -> HTMLResponse:
     lines = text.splitlines()
     result = await run_in_threadpool(preview, state.cache, state.matcher, found, state.clock())
     line_errors = [(n, lines[n - 1], m) for n, m in sorted(errors.items())]
-    return state.page("_preview.html", preview=result, line_errors=line_errors)
+    form_id = "preferences" if form.get("form") == "preferences" else "subscribe"
+    return state.page("_preview.html", preview=result, line_errors=line_errors, form_id=form_id)
 
 
 @router.get("/confirm/{value}", response_class=HTMLResponse)
@@ -271,6 +284,12 @@ async def preferences(value: str, request: Request, state: State) -> HTMLRespons
     form = await request.form()
     values: dict[str, Any] = _fields(form)
     values.update(email=row.email, paused=bool(form.get("paused")))
+    if _with_added(values, form):
+        # A related term pressed: shown in the box with its preview, saved only by Save.
+        state.check_limit(state.previews, _client(request))
+        found, _ = subscribers.parse_interests(values["interests"])
+        result = await run_in_threadpool(preview, state.cache, state.matcher, found, state.clock())
+        return _prefs_page(state, value, row, values, preview=result, added=True)
     try:
         prefs: Prefs = validate_prefs(values, default_max=state.settings.default_max_papers)
     except SubscriberError as exc:

@@ -12,7 +12,9 @@ import sqlalchemy as sa
 from sqlalchemy import Engine
 
 from digest.match.engine import Hit, Matcher
-from digest.match.index import PaperDoc
+from digest.match.index import Index, PaperDoc
+from digest.match.query import parse
+from digest.match.suggest import Related, related
 from digest.models import PAPERS
 from digest.papers import DOC_COLUMNS, paper_date, paper_doc, paper_url, seed_papers, web_url
 
@@ -38,6 +40,7 @@ class Preview:
     papers: list[PreviewPaper] = field(default_factory=list)
     total: int = 0
     per_interest: dict[str, int] = field(default_factory=dict)
+    related: dict[str, list[Related]] = field(default_factory=dict)
 
 
 class Doc(NamedTuple):
@@ -51,6 +54,7 @@ class Doc(NamedTuple):
 
 
 MAX_CACHED_INTERESTS = 2000
+MAX_SUGGESTED_LINES = 5  # related terms are offered for the last lines typed
 
 
 class PaperCache:
@@ -63,6 +67,8 @@ class PaperCache:
         self._loaded: datetime | None = None
         self._docs: list[Doc] = []
         self._hits: dict[str, list[Hit]] = {}
+        self._index: Index | None = None
+        self._related: dict[str, list[Related]] = {}
         self._lock = threading.Lock()
 
     def docs(self, now: datetime) -> list[Doc]:
@@ -92,6 +98,23 @@ class PaperCache:
                 for r in conn.execute(query)
             ]
         self._docs, self._hits, self._loaded = docs, {}, now
+        self._index, self._related = None, {}
+
+    def related(self, now: datetime, canonical: str) -> list[Related]:
+        """Terms to offer beside one line, over the window's papers (cached per line)."""
+        docs = self.docs(now)
+        with self._lock:
+            if canonical in self._related:
+                return self._related[canonical]
+            if self._index is None:
+                self._index = Index([doc.paper for doc in self._docs])
+            index = self._index
+        found = related(index, parse(canonical)) if docs else []
+        with self._lock:
+            if len(self._related) > MAX_CACHED_INTERESTS:
+                self._related = {}
+            self._related[canonical] = found
+        return found
 
 
 def preview(
@@ -118,6 +141,10 @@ def preview(
         for hit in found:
             if hit.paper_id not in best or hit.score > best[hit.paper_id][0]:
                 best[hit.paper_id] = (hit.score, line)
+    for line, canonical in interests[-MAX_SUGGESTED_LINES:]:
+        offered = cache.related(now, canonical)
+        if offered:
+            result.related[line] = offered
     per_day = Counter(by_id[paper_id].seen for paper_id in best)
     result.days = [(day, per_day.get(day, 0)) for day in days]
     result.total = len(best)

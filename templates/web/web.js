@@ -1,12 +1,13 @@
-// Optional: pre-fill the time zone from the browser and preview matches while typing.
+// Optional: pre-fill the time zone from the browser, preview matches while typing, and add
+// a related term as a line of its own when it is pressed.
 (function () {
   "use strict";
-  var form = document.getElementById("subscribe");
+  var form = document.getElementById("subscribe") || document.getElementById("preferences");
   if (!form) return;
   var tz = document.getElementById("timezone");
   try {
     var local = Intl.DateTimeFormat().resolvedOptions().timeZone;
-    if (local && tz.value === "UTC") {
+    if (tz && local && tz.value === "UTC" && form.id === "subscribe") {
       for (var i = 0; i < tz.options.length; i++) {
         if (tz.options[i].value === local) { tz.value = local; break; }
       }
@@ -18,6 +19,7 @@
   function refresh() {
     var body = new URLSearchParams();
     body.set("interests", box.value);
+    body.set("form", form.id);
     fetch("/preview", { method: "POST", body: body, credentials: "omit" })
       .then(function (r) { return r.ok ? r.text() : null; })
       .then(function (html) {
@@ -32,5 +34,17 @@
   box.addEventListener("input", function () {
     clearTimeout(timer);
     timer = setTimeout(refresh, 700);
+  });
+  // A related term pressed: one more line in the box, and a fresh preview.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest ? event.target.closest("button.suggest") : null;
+    if (!button) return;
+    event.preventDefault();
+    var lines = box.value.split("\n").filter(function (l) { return l.trim(); });
+    var known = lines.map(function (l) { return l.trim().toLowerCase(); });
+    if (known.indexOf(button.value.toLowerCase()) < 0) lines.push(button.value);
+    box.value = lines.join("\n");
+    button.disabled = true;
+    refresh();
   });
 })();
