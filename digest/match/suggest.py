@@ -20,6 +20,8 @@ from digest.match.query import Query, Term
 MAX_FOREGROUND = 200  # the best matches stand for the line
 MIN_SHARE = 0.15  # a related term occurs in at least this share of them
 MIN_LIFT = 4.0  # ... and at least this many times more often than in the batch
+MIN_COUNT = 3  # ... and in three papers at least
+MIN_BATCH = 100  # fewer papers than this say too little about what is common
 _SKIP = STOP | FUNCTION_WORDS | PHRASE_STOP
 
 
@@ -44,7 +46,8 @@ def family_terms(index: Index, query: Query) -> list[Related]:
                 continue
             acronym = len(words) == 1 and words[0] in index.acronyms
             text = words[0].upper() if acronym else " ".join(words)
-            reason = f"the acronym of {term.shown}" if acronym else f"the long form of {term.shown}"
+            shown = term.shown.upper() if term.words[0] in index.acronyms else term.shown
+            reason = f"the acronym of {shown}" if acronym else f"the long form of {shown}"
             found.append(Related(text, reason, same_papers=True))
     return found
 
@@ -82,7 +85,7 @@ def significant_terms(index: Index, query: Query, limit: int = 5) -> list[Relate
     """Words and word pairs far more common in the line's matches than in the batch."""
     ranked = rank(index, query, keep=MAX_FOREGROUND)
     docs = ranked.docs.tolist()
-    if len(docs) < 2 or index.size < 4 * len(docs):
+    if len(docs) < MIN_COUNT or index.size < max(MIN_BATCH, 4 * len(docs)):
         return []
     counts, spelling = _counts(index, docs)
     # Words of the line, of its acronyms and of their long forms say nothing new.
@@ -93,7 +96,7 @@ def significant_terms(index: Index, query: Query, limit: int = 5) -> list[Relate
     for key, count in counts.items():
         share = count / len(docs)
         text = spelling[key]
-        if share < MIN_SHARE or count < 2 or set(key) <= own:
+        if share < MIN_SHARE or count < MIN_COUNT or set(key) <= own:
             continue
         background = len(index.term(Term("", tuple(text.split()))).docs)
         lift = share / max(background / index.size, 1e-9)

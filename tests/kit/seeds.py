@@ -124,3 +124,24 @@ def dsn(
         f"\n--B\nContent-Type: text/rfc822-headers\n\n{original}"
         f"\n--B--\n"
     ).encode()
+
+
+def topical_papers() -> list[PaperIn]:
+    """110 papers: 12 on state space models (all naming Mamba), 98 on graphs."""
+    ssm = [
+        PaperIn(
+            id=f"2412.{i:05d}v1",
+            title=f"Selective state space models, part {i}",
+            abstract="We train Mamba, a state space model, on long sequences.",
+        )
+        for i in range(12)
+    ]
+    graphs = [
+        PaperIn(
+            id=f"2412.{100 + i:05d}v1",
+            title=f"Graph study {i}",
+            abstract=f"Message passing over graph number {i}.",
+        )
+        for i in range(98)
+    ]
+    return ssm + graphs

@@ -10,6 +10,7 @@ from xml.etree import ElementTree as ET
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
+from digest import subscribers
 from digest.config import Settings
 from digest.models import INTERESTS, SubscriberStatus
 from digest.sources.ingest import store
@@ -17,7 +18,7 @@ from digest.sources.runner import SourceReport, record
 from digest.subscribers import subscribe as add_subscriber
 from digest.tokens import PREFERENCES, make_token
 from tests.kit.env import SECRET
-from tests.kit.seeds import PAPERS, send_digest
+from tests.kit.seeds import PAPERS, send_digest, topical_papers
 from tests.kit.smtp import SmtpSink
 from tests.kit.web import Clock, client, form, link_in, subscriber
 
@@ -105,6 +106,35 @@ def test_preview_counts_last_week_matches_per_day(settings: Settings, engine: En
         assert "Latent Diffusion" not in page.text
         assert "molecules</textarea>" in page.text
     assert subscriber(engine, "ada@example.org") is None  # A preview subscribes nobody.
+
+
+def test_related_terms_are_offered_and_added_only_when_pressed(
+    settings: Settings, engine: Engine
+) -> None:
+    clock = Clock()
+    store(engine, topical_papers(), now=clock.now - timedelta(hours=1))
+    with client(settings, engine, clock) as http:
+        fragment = http.post("/preview", data={"interests": "state space models"}).text
+        assert "also finds SSM" in fragment  # the acronym: the same papers, no button
+        assert 'name="add" value="mamba"' in fragment and 'form="subscribe"' in fragment
+        assert 'value="graph"' not in fragment  # common in the batch, not in the matches
+        # Without the script, the button submits the form: the line is added, not saved.
+        page = http.post("/subscribe", data=form(interests="state space models", add="mamba"))
+        assert page.status_code == 200 and "state space models\nmamba</textarea>" in page.text
+        assert subscriber(engine, "ada@example.org") is None
+        again = http.post(
+            "/subscribe", data=form(interests="state space models\nmamba", add="Mamba")
+        )
+        assert "state space models\nmamba</textarea>" in again.text  # once only
+
+        row, _ = add_subscriber(engine, "bob@example.org", ["state space models"])
+        prefs = f"/preferences/{make_token(SECRET, PREFERENCES, row.id, 1)}"
+        shown = http.post(prefs, data=form(interests="state space models", add="mamba"))
+        assert "Nothing is saved until you press Save" in shown.text
+        assert "state space models\nmamba</textarea>" in shown.text
+        assert 'form="preferences"' in shown.text
+    with engine.connect() as conn:
+        assert subscribers.interests_of(conn, row.id) == ["state space models"]
 
 
 def test_health_metrics_and_script(settings: Settings, engine: Engine) -> None:

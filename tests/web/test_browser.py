@@ -20,7 +20,7 @@ from digest.mail.capture import free_port
 from digest.models import SubscriberStatus
 from digest.sources.ingest import store
 from tests.kit.browser import SCREENSHOTS
-from tests.kit.seeds import PAPERS, send_digest
+from tests.kit.seeds import PAPERS, send_digest, topical_papers
 from tests.kit.smtp import SmtpSink
 from tests.kit.web import Clock, link_in, server, subscriber
 
@@ -139,3 +139,30 @@ def link_in_at(message: Any, purpose: str, base: str) -> str:
 
 # link_in (https://digest.test) is for the HTTP tests; here links point at the live server.
 _ = link_in
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_related_term_is_added_with_one_click_in_chromium(
+    settings: Settings, engine: Engine, browser: Any
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(browser, 10)
+    clock = Clock()
+    store(engine, topical_papers(), now=clock.now - timedelta(hours=2))
+    with server(settings, engine, clock) as base:
+        browser.get(base + "/")
+        browser.find_element(By.ID, "interests").send_keys("state space models")
+        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "button.suggest")))
+        preview = browser.find_element(By.ID, "preview").text
+        assert "also finds SSM" in preview and "12 papers" in preview
+        shoot(browser, "11-related-terms")
+        browser.find_element(By.CSS_SELECTOR, "button.suggest[value=mamba]").click()
+        box = browser.find_element(By.ID, "interests")
+        wait.until(lambda _: box.get_property("value") == "state space models\nmamba")
+        wait.until(ec.text_to_be_present_in_element((By.ID, "preview"), "mamba: 12"))
+        assert browser.current_url.rstrip("/") == base  # added in place, nothing submitted
+    assert subscriber(engine, "ada@example.org") is None
