@@ -1,6 +1,7 @@
-"""Relevance of interest lines on graded judgments over ../shared/data/papers.jsonl.
+"""Relevance of interest lines on graded judgments over the shared papers.jsonl.
 
-    .venv/bin/python bench/relevance.py [--stemmer light] [--window 3] [--per-query] [--json]
+    .venv/bin/python bench/relevance.py [--stemmer light] [--window 3] [--relevant 1]
+                                        [--per-query] [--json]
 
 bench/judgments.json holds real interests (phrases, acronyms with their long forms,
 exclusions, `like:` seeds), each with what the researcher means and the papers graded
@@ -91,15 +92,16 @@ def substring(papers: list[PaperDoc], line: str) -> list[int] | None:
     return found
 
 
-def evaluate(papers: list[PaperDoc], judgments: list[dict]) -> dict:
-    """Every query's figures, the macro averages and the acronym gap."""
+def evaluate(papers: list[PaperDoc], judgments: list[dict], threshold: int = 1) -> dict:
+    """Every query's figures, the macro averages and the acronym gap (relevant: grade >=
+    `threshold`)."""
     by_title = {paper.title: paper.id for paper in papers}
     index = Index(papers)
     rows = []
     gap = (0.0, "")
     for interest in judgments:
         grades = {by_title[title]: grade for title, grade in interest["grades"].items()}
-        relevant = {doc for doc, grade in grades.items() if grade >= 1}
+        relevant = {doc for doc, grade in grades.items() if grade >= threshold}
         f1s = []
         for line in interest["queries"]:
             ranked = rank(index, parse(line))
@@ -147,10 +149,29 @@ def _line(name: str, figures: dict[str, float]) -> str:
     )
 
 
+def _other_stemmers() -> None:
+    """Offer Snowball (PyStemmer) and Lucene's KStem (krovetzstemmer) for comparison, when
+    installed (`pip install PyStemmer krovetzstemmer`)."""
+    try:
+        import Stemmer
+
+        text.STEMMERS["snowball"] = Stemmer.Stemmer("english").stemWord
+    except ImportError:
+        pass
+    try:
+        import krovetzstemmer  # type: ignore[import-not-found]
+
+        text.STEMMERS["kstem"] = krovetzstemmer.Stemmer().stem
+    except ImportError:
+        pass
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    _other_stemmers()
     parser.add_argument("--stemmer", default="light", choices=sorted(text.STEMMERS))
     parser.add_argument("--window", type=int, default=index_module.WINDOW)
+    parser.add_argument("--relevant", type=int, default=1, choices=(1, 2), help="lowest grade")
     parser.add_argument("--per-query", action="store_true", help="print every query")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
@@ -159,8 +180,12 @@ def main() -> None:
     text.use_stemmer(args.stemmer)
     index_module.WINDOW = args.window
     judgments = json.loads(JUDGMENTS.read_text("utf-8"))
-    result = evaluate(load_papers(), judgments)
-    result["settings"] = {"stemmer": args.stemmer, "window": args.window}
+    result = evaluate(load_papers(), judgments, args.relevant)
+    result["settings"] = {
+        "stemmer": args.stemmer,
+        "window": args.window,
+        "relevant": f"grade >= {args.relevant}",
+    }
     if args.json:
         print(json.dumps(result, indent=1))
         return

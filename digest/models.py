@@ -88,7 +88,7 @@ class Paper(SQLModel, table=True):
     url: str | None = Field(default=None, max_length=500)
     pdf_url: str | None = Field(default=None, max_length=500)
     doi: str | None = Field(default=None, max_length=200)
-    arxiv_id: str | None = Field(default=None, max_length=50)
+    arxiv_id: str | None = Field(default=None, max_length=50, index=True)
     published_at: datetime | None = _ts(nullable=True)
     first_seen_at: datetime = _ts(index=True)
     updated_at: datetime = _ts()

@@ -41,13 +41,22 @@ def paper_doc(row: Any, paper_id: int | None = None) -> PaperDoc:
         upvotes=row.upvotes,
         authors=tuple(row.authors or ()),
         categories=tuple(row.categories or ()),
-        arxiv_id=getattr(row, "arxiv_id", None),
+        arxiv_id=_arxiv_id(getattr(row, "arxiv_id", None)),
     )
+
+
+_ARXIV_ID = re.compile(r"(?:arxiv:)?(.+?)(?:v\d+)?", re.IGNORECASE)
+
+
+def _arxiv_id(value: str | None) -> str | None:
+    """An arXiv id as `like:` names it: no "arXiv:" prefix, no version, lower case."""
+    found = _ARXIV_ID.fullmatch(value.strip()) if value else None
+    return found[1].casefold() if found else None
 
 
 def seed_papers(conn: Connection, lines: Iterable[str]) -> dict[str, PaperDoc]:
     """The stored papers that the `like:` terms of `lines` name, by the reference written."""
-    refs = {term.words[0] for line in lines for term in _like_terms(line)}
+    refs = {term.words[0] for line in lines if "like:" in line for term in _like_terms(line)}
     if not refs:
         return {}
     found: dict[str, PaperDoc] = {}
@@ -56,7 +65,7 @@ def seed_papers(conn: Connection, lines: Iterable[str]) -> dict[str, PaperDoc]:
         chunk = ordered[start : start + 500]
         numbers = [int(ref) for ref in chunk if ref.isdigit()]
         named = [ref for ref in chunk if not ref.isdigit()]
-        wanted = sa.or_(PAPERS.c.id.in_(numbers), sa.func.lower(PAPERS.c.arxiv_id).in_(named))
+        wanted = sa.or_(PAPERS.c.id.in_(numbers), PAPERS.c.arxiv_id.in_(named))
         for row in conn.execute(sa.select(*DOC_COLUMNS).where(wanted)):
             doc = paper_doc(row)
             found[str(doc.id)] = doc

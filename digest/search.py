@@ -22,16 +22,16 @@ from digest.subscribers import find, interests_of
 
 @dataclass(frozen=True)
 class Found:
-    """A paper an interest matched: its score, the terms that matched, and how.
-
-    `found` gives, for each matched term, the words of the title and abstract that matched
-    it as written there: its other forms, its acronym or long form, its joined spelling.
-    """
+    """A paper an interest matched: its score and the terms that matched."""
 
     paper: PaperDoc
     score: float
     matched: tuple[str, ...]
-    found: dict[str, tuple[str, ...]]
+
+    def forms(self) -> dict[str, tuple[str, ...]]:
+        """For each matched term, the words of the title and abstract that matched it as
+        written there: its other forms, its acronym or long form, its joined spelling."""
+        return surface_forms(self.paper, self.matched)
 
 
 def surface_forms(paper: PaperDoc, terms: Sequence[str]) -> dict[str, tuple[str, ...]]:
@@ -68,11 +68,12 @@ def search(
     index = index if index is not None else Index(papers)
     ranked = rank(index, query)
     stop = len(ranked.docs) if limit is None else limit
-    found = []
-    for doc, score in zip(ranked.docs[:stop].tolist(), ranked.scores[:stop].tolist(), strict=True):
-        terms = matched_terms(index, ranked, doc)
-        found.append(Found(papers[doc], float(score), terms, surface_forms(papers[doc], terms)))
-    return found
+    return [
+        Found(papers[doc], float(score), matched_terms(index, ranked, doc))
+        for doc, score in zip(
+            ranked.docs[:stop].tolist(), ranked.scores[:stop].tolist(), strict=True
+        )
+    ]
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,8 @@ def test_stored_interests_are_parsed_again_as_typed(database_url: str) -> None:
     rows = [
         ("state space models", "models space state"),  # the old form: three words anywhere
         ("LoRA -survey", "-survey lora"),  # unchanged
-        ("diffusion AND", "diffusion"),  # refused now: keeps its old form, which parses
+        ("diffusion models AND", "diffusion models"),  # a dangling AND is dropped
+        ("a AND (", "a"),  # refused now: keeps its old form, which parses
     ]
     try:
         with engine.begin() as conn:
@@ -62,6 +63,11 @@ def test_stored_interests_are_parsed_again_as_typed(database_url: str) -> None:
         upgrade(database_url)
         with engine.connect() as conn:
             stored = conn.execute(sa.text("SELECT canonical FROM interest ORDER BY position"))
-            assert [row[0] for row in stored] == ["state-space-models", "-survey lora", "diffusion"]
+            assert [row[0] for row in stored] == [
+                "state-space-models",
+                "-survey lora",
+                "diffusion-models",
+                "a",
+            ]
     finally:
         engine.dispose()

@@ -5,10 +5,12 @@ Revises: 0007_held_papers
 Create Date: 2026-12-02
 
 The canonical form is what matching evaluates. Each stored line is parsed again as its
-owner typed it, so `state space models` now means the phrase. A line the new grammar
-refuses (a dangling `AND`) keeps its old canonical form, which still parses.
+owner typed it, so `state space models` now means the phrase. A dangling `AND`, which
+the new grammar refuses, is dropped first; a line that still does not parse keeps its old
+canonical form, which does. Papers get an index on their arXiv id (`like:` looks it up).
 """
 
+import re
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -26,8 +28,21 @@ _INTERESTS = sa.table(
 )
 
 
+_DANGLING_AND = re.compile(r"^\s*AND\b|\bAND\s*$|\bAND(?=\s+(?:AND|OR)\b)|(?<=\bOR)\s+AND\b")
+
+
+def _canonical(query: str) -> str | None:
+    for line in (query, _DANGLING_AND.sub(" ", query)):
+        try:
+            return parse(line).canonical
+        except InterestError:
+            continue
+    return None
+
+
 def upgrade() -> None:
     """Apply this revision: re-derive every canonical form from the line as typed."""
+    op.create_index("ix_paper_arxiv_id", "paper", ["arxiv_id"])
     conn = op.get_bind()
     last = 0
     while True:
@@ -41,11 +56,8 @@ def upgrade() -> None:
             return
         changed = []
         for row in rows:
-            try:
-                canonical = parse(row.query).canonical
-            except InterestError:
-                continue
-            if canonical != row.canonical:
+            canonical = _canonical(row.query)
+            if canonical is not None and canonical != row.canonical:
                 changed.append({"row_id": row.id, "new": canonical})
         if changed:
             conn.execute(
@@ -58,4 +70,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    """Revert this revision: nothing to undo in the schema (the old forms are not kept)."""
+    """Revert this revision: the index goes (the old canonical forms are not kept)."""
+    op.drop_index("ix_paper_arxiv_id", table_name="paper")

@@ -169,7 +169,7 @@ def search(
         if as_json:
             record = {"id": item.paper.id, "title": item.paper.title}
             record |= {"score": round(item.score, 4), "matched": list(item.matched)}
-            record["found"] = {term: list(forms) for term, forms in item.found.items()}
+            record["found"] = {term: list(forms) for term, forms in item.forms().items()}
             typer.echo(json.dumps(record, ensure_ascii=False))
         else:
             console.print(

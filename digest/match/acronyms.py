@@ -1,7 +1,7 @@
 """Acronyms and their long forms: a curated table, and pairs learned from the papers.
 
 Learned pairs come from "long form (ACRONYM)" in the papers themselves; an acronym that
-the papers also write as an ordinary lower-case word ("cats") is not learned."""
+the papers also write as an ordinary word ("cats", "Cats") is not learned."""
 
 from __future__ import annotations
 
@@ -40,7 +40,8 @@ _STOP = frozenset(
 _MAX_EXTRA_WORDS = 2
 
 
-_LOWER_WORD = re.compile(r"(?<![\w-])[a-z]{3,}(?![\w-])")
+# An ordinary word: lower case, or capitalised at most at its first letter ("Cats sleep").
+_ORDINARY_WORD = re.compile(r"(?<![\w-])[A-Za-z][a-z]{2,}(?![\w-])")
 
 
 def long_form(text: str) -> tuple[str, ...]:
@@ -112,9 +113,9 @@ def learn(texts: Iterable[str], base: Table | None = None) -> Table:
     """The curated table plus the pairs defined in `texts`; the curated entries win."""
     table = dict(curated() if base is None else base)
     learned: dict[str, set[tuple[str, ...]]] = defaultdict(set)
-    ordinary: set[str] = set()  # words the papers write in lower case, as words
+    ordinary: set[str] = set()  # words the papers write as ordinary words
     for text in texts:
-        ordinary.update(_LOWER_WORD.findall(text))
+        ordinary.update(word.lower() for word in _ORDINARY_WORD.findall(text))
         if "(" in text:
             for acronym, words in definitions(text):
                 # Short acronyms ("AT") would match ordinary words.

@@ -14,18 +14,18 @@ from functools import lru_cache
 
 from digest.match.acronyms import curated
 from digest.match.index import (
-    PHRASE_STOP,
     WINDOW,
     Family,
     Pattern,
     acronym_classes,
     family_patterns,
-    loose_key,
+    member_of,
     own_patterns,
+    phrase_variants,
     windowed,
 )
 from digest.match.query import FIELDS
-from digest.match.text import _CJK, CJK_LETTERS, _word, stem
+from digest.match.text import _CJK, CJK_LETTERS, PHRASE_STOP, _word, stem
 
 _RAW_WORD = re.compile(r"[A-Za-z]{1,2}(?:\+\+|#)(?![\w+#])|[^\W_]+")
 # Fields whose terms are found in running text (author and category terms are not).
@@ -83,13 +83,13 @@ def patterns(term: str) -> tuple[Pattern, ...]:
         return ()
     folded = tuple(w for word in words for w in _word_parts(word))
     families = _families()
-    family = families.get(folded[0]) if len(folded) == 1 else None
-    if family is None and len(folded) == 1 and folded[0].endswith("s"):
-        family = families.get(folded[0][:-1])
-    family = family or families.get(loose_key(folded))
+    family = member_of(families, folded)
     found = own_patterns(folded, not exact)
     if family is not None:
         found |= family_patterns(family, curated(), not exact)
+    elif not exact and len(folded) > 1:
+        for variant in phrase_variants(folded, families):
+            found |= own_patterns(variant, True)
     return tuple(sorted(found))
 
 
@@ -109,9 +109,13 @@ def _near(words: tuple[Token, ...], stems: tuple[str, ...]) -> list[tuple[int, i
         if word[3] != stems[0]:
             continue
         around = range(max(0, i - reach), min(len(words), i + reach + 1))
-        # For each other stem, its occurrence nearest to this one.
+        # For each other stem, its nearest occurrence after this one (else before it).
         places = [
-            min((j for j in around if words[j][3] == s), key=lambda j: abs(j - i), default=None)
+            min(
+                (j for j in around if words[j][3] == s),
+                key=lambda j: (j < i, abs(j - i)),
+                default=None,
+            )
             for s in stems[1:]
         ]
         if all(place is not None for place in places):

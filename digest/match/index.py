@@ -18,7 +18,16 @@ import numpy.typing as npt
 from digest.match.acronyms import Table, curated, learn
 from digest.match.like import TITLE_WEIGHT, similar
 from digest.match.query import Term
-from digest.match.text import CAPS, analyse, capitalised, name_parts, names_match, stem
+from digest.match.text import (
+    CAPS,
+    FUNCTION_WORDS,
+    PHRASE_STOP,
+    analyse,
+    capitalised,
+    name_parts,
+    names_match,
+    stem,
+)
 
 Ints = npt.NDArray[np.int64]
 Floats = npt.NDArray[np.float64]
@@ -67,26 +76,16 @@ def from_bits(bits: int, size: int) -> Ints:
     return np.flatnonzero(np.unpackbits(raw, bitorder="little")[:size])
 
 
-# Words a loose phrase skips on both sides: `mixture of experts` = "mixture-of-experts" =
-# "mixture experts"; `vision and language` = "vision-language". Not "the": "in the
-# context of" is not "in-context".
-PHRASE_STOP = frozenset(["of", "for", "and"])
 # A loose phrase's words may come in any order, with up to WINDOW other words among them:
 # `low precision training` finds "training in low precision" (bench/relevance.py chose 3
 # over adjacent words in order, and over 1, 2, 5 and 8).
 WINDOW = 3
-# A phrase holding one of these is syntax, not a bag of words: `in-context learning` and
-# `learning to rank` stay side by side and in order.
-_FUNCTION_WORDS = (
-    "a an the in on at to by with from into onto over under as via per vs versus without "
-    "within between is are be not no or"
-)
-FUNCTION_WORDS = frozenset(_FUNCTION_WORDS.split())
 
 
 def windowed(stems: Sequence[str]) -> bool:
-    """Whether a loose phrase (its stems) may match within WINDOW, in any order."""
-    return len(stems) > 1 and not any(s in FUNCTION_WORDS for s in stems)
+    """Whether a loose phrase (its stems) may match within WINDOW, in any order (a negative
+    WINDOW, for comparison: never)."""
+    return WINDOW >= 0 and len(stems) > 1 and not any(s in FUNCTION_WORDS for s in stems)
 
 
 def _positions(flat: Ints) -> tuple[Ints, Ints]:
@@ -323,6 +322,46 @@ def family_patterns(
     return found
 
 
+MAX_VARIANTS = 16  # spellings of a phrase with acronyms and long forms swapped inside it
+_LONGEST_FORM = 6
+
+
+def member_of(classes: Mapping[object, Family], words: tuple[str, ...]) -> Family | None:
+    """The family whose acronym (one word, plural or not) or long form `words` is."""
+    if len(words) == 1:
+        word = words[0]
+        found = classes.get(word)
+        if found is None and word.endswith("s"):
+            found = classes.get(word[:-1])  # "llms" typed in lower case
+        if found is not None:
+            return found
+    return classes.get(loose_key(words))  # a long form, of one word or more
+
+
+def phrase_variants(
+    words: tuple[str, ...], classes: Mapping[object, Family], learned: Set[str] = frozenset()
+) -> list[tuple[str, ...]]:
+    """The phrase, and the phrase with each acronym or long form inside it written as the
+    other members of its family: `LLM agents` is also "large language model agents"."""
+    pieces: list[list[tuple[str, ...]]] = []
+    i = 0
+    while i < len(words):
+        for j in range(min(len(words), i + _LONGEST_FORM), i, -1):
+            family = member_of(classes, words[i:j]) if j - i < len(words) else None
+            if family is not None:
+                others = [m for m in family if not (len(m) == 1 and m[0] in learned)]
+                pieces.append(sorted({words[i:j], *others}))
+                i = j
+                break
+        else:
+            pieces.append([words[i : i + 1]])
+            i += 1
+    variants: list[tuple[str, ...]] = [()]
+    for piece in pieces:
+        variants = [v + part for v in variants for part in piece][:MAX_VARIANTS]
+    return variants
+
+
 class Index:
     """Everything matching needs to know about one batch of papers.
 
@@ -343,7 +382,9 @@ class Index:
             "title": _Field([paper.title for paper in papers]),
             "abstract": _Field([paper.abstract for paper in papers]),
         }
-        self.acronyms = acronyms if acronyms is not None else learn(p.abstract for p in papers)
+        self.acronyms = (
+            acronyms if acronyms is not None else learn(f"{p.title}\n{p.abstract}" for p in papers)
+        )
         self.classes = acronym_classes(self.acronyms)
         self.learned = frozenset(self.acronyms.keys() - curated().keys())
         self.seeds = dict(seeds or {})
@@ -410,14 +451,7 @@ class Index:
 
     def family(self, words: tuple[str, ...]) -> Family | None:
         """What an acronym or a long form matches with its whole family, if it has one."""
-        if len(words) == 1:
-            word = words[0]
-            found = self.classes.get(word)
-            if found is None and word.endswith("s"):
-                found = self.classes.get(word[:-1])  # "llms" typed in lower case
-            if found is not None:
-                return found
-        return self.classes.get(loose_key(words))
+        return member_of(self.classes, words)
 
     def patterns(self, term: Term, index: _Field) -> set[Pattern]:
         """The word sequences that count as the term: (words, stemmed?) pairs."""
@@ -429,6 +463,11 @@ class Index:
             # also as typed.
             found = family_patterns(family, self.acronyms, stemmed, self.learned)
             return found if stemmed else found | own_patterns(words, False)
+        if stemmed and len(words) > 1:
+            found = set()
+            for variant in phrase_variants(words, self.classes, self.learned):
+                found |= own_patterns(variant, True)
+            return found
         found = own_patterns(words, stemmed)
         if (
             len(words) == 1

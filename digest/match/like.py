@@ -85,7 +85,8 @@ def _counts(paper: Doc) -> tuple[dict[str, float], dict[str, str]]:
     form: dict[str, str] = {}
     for text, weight in ((paper.title, TITLE_WEIGHT), (paper.abstract, 1.0)):
         for word in analyse(text)[0]:
-            if len(word) < 3 or word in STOP or not any(ch.isalpha() for ch in word):
+            short = len(word) < 3 and word.isascii()  # CJK words are pairs of characters
+            if short or word in STOP or not any(ch.isalpha() for ch in word):
                 continue
             key = stem(word)
             counts[key] += weight

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from typing import TypeAlias
 
-from digest.match.text import analyse, fold, name_parts
+from digest.match.text import analyse, fold, is_cjk_pairs, name_parts
 
 MAX_INTEREST_LENGTH = 300
 MAX_CANONICAL_LENGTH = 500  # Interest.canonical's column
@@ -63,6 +63,8 @@ class Term:
         if self.exact or self.field in ("author", "cat", "like") or not self.is_phrase:
             return str(self)
         prefix = f"{self.field}:" if self.field else ""
+        if is_cjk_pairs(self.words):  # 大语 语言 言模 模型 -> 大语言模型
+            return prefix + self.words[0] + "".join(w[1] for w in self.words[1:])
         return prefix + " ".join(self.words)
 
     def __str__(self) -> str:

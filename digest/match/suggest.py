@@ -13,9 +13,10 @@ from collections import Counter
 from dataclasses import dataclass
 
 from digest.match.engine import rank
-from digest.match.index import FUNCTION_WORDS, PHRASE_STOP, Index, loose_key
+from digest.match.index import Index, loose_key
 from digest.match.like import STOP
 from digest.match.query import Query, Term
+from digest.match.text import FUNCTION_WORDS, PHRASE_STOP
 
 MAX_FOREGROUND = 200  # the best matches stand for the line
 MIN_SHARE = 0.15  # a related term occurs in at least this share of them

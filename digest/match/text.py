@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from functools import lru_cache
-
-import Stemmer
+from itertools import pairwise
 
 _GREEK = {
     name: chr(code)
@@ -155,6 +155,26 @@ def analyse(text: str) -> tuple[list[str], list[str]]:
     return words, joined
 
 
+# Words a loose phrase skips on both sides: `mixture of experts` = "mixture-of-experts" =
+# "mixture experts"; `vision and language` = "vision-language". Not "the": "in the
+# context of" is not "in-context".
+PHRASE_STOP = frozenset(["of", "for", "and"])
+# A phrase holding one of these is syntax, not a bag of words: `in-context learning` and
+# `learning to rank` stay side by side and in order.
+_FUNCTION_WORDS = (
+    "a an the in on at to by with from into onto over under as via per vs versus without "
+    "within between is are be not no or"
+)
+FUNCTION_WORDS = frozenset(_FUNCTION_WORDS.split())
+
+
+def is_cjk_pairs(words: tuple[str, ...]) -> bool:
+    """Whether `words` are the overlapping character pairs of one CJK run."""
+    return all(_CJK.fullmatch(w) for w in words) and all(
+        len(a) == 2 and len(b) == 2 and a[1] == b[0] for a, b in pairwise(words)
+    )
+
+
 _CAPITALS = re.compile(r"(?<![\w-])[A-Za-z0-9]*[A-Z][A-Za-z0-9]*[A-Z][A-Za-z0-9]*(?![\w-])")
 CAPS = "\1"  # prefix of a word as written in capitals ("CATS"), not as a plain word
 
@@ -173,48 +193,60 @@ def tokens(text: str) -> list[str]:
 
 _VOWEL = re.compile("[aeiouy]")
 _DOUBLE = re.compile(r"([bdfgkmnprt])\1$")
-_snowball = Stemmer.Stemmer("english")
+# Porter's step 1b: after -ed/-ing, "generat", "enabl", "quantiz" and short stems that end
+# consonant-vowel-consonant ("prun", "rat", "not") get their "e" back.
+_RESTORE_E = re.compile(r"(at|bl|iz|yz)$|^[^aeiouy]*[aeiouy][^aeiouwxy]$")
+# Words that look inflected or plural and are not ("bias", "news", "embed").
+_KEPT_WORDS = (
+    "bias gas lens news series species atlas canvas chaos thus always perhaps whereas "
+    "embed hundred indeed"
+)
+_KEEP = frozenset(_KEPT_WORDS.split())
 
 
 def _plural(word: str) -> str:
     """Plurals and the third person only (Lucene's minimal English stemmer, and -ches)."""
-    if len(word) < 4 or not word.endswith("s") or word.endswith(("ss", "us", "is")):
+    if word in _KEEP or len(word) < 4 or not word.endswith("s"):
+        return word
+    if word.endswith("ses") and word[:-2] in _KEEP:
+        return word[:-2]  # "biases", "lenses"
+    if word.endswith(("ss", "us", "is")):
         return word
     if word.endswith("ies") and not word.endswith(("eies", "aies")):
         return word[:-3] + "y"
-    if word.endswith(("ches", "shes", "xes", "sses", "zes")):
+    if word.endswith(("ches", "shes", "xes", "sses", "zzes")):
         return word[:-2]
     return word[:-1]
 
 
 def _light(word: str) -> str:
-    """Plurals, the regular inflections -ed and -ing, and -ize/-ization; nothing else.
+    """Plurals, the regular inflections -ed and -ing, and -ization; nothing else.
 
-    "models"/"modeling"/"modelled" -> "model", "pruned"/"pruning" -> "prun" and
-    "quantized"/"quantization" -> "quantiz", but "general", "generalization", "generative"
-    and "generation" stay four words.
+    "models"/"modeling"/"modelled" -> "model", "pruned"/"pruning" -> "prune" and
+    "quantized"/"quantization" -> "quantize", but "general", "generalization",
+    "generative" and "generation" stay four words, and "note" is not "not".
     """
     word = _plural(word)
+    if word in _KEEP:
+        return word
     if word.endswith("ization"):
-        return word[:-5]
+        return word[:-5] + "e"
     for ending in ("ing", "ed"):
         base = word[: -len(ending)]
-        if word.endswith(ending) and len(base) >= 3 and _VOWEL.search(base):
-            if _DOUBLE.search(base) or (base.endswith("ell") and len(base) >= 6):
-                base = base[:-1]  # "stopped", "embedding", "modelled"
-            return base
-    if word.endswith("e") and len(word) > 3 and _VOWEL.search(word[:-1]):
-        return word[:-1]
+        if not word.endswith(ending) or len(base) < 2 or not _VOWEL.search(base):
+            continue
+        if ending == "ed" and base.endswith("e"):
+            return word  # "speed", "need", "proceed"
+        if _DOUBLE.search(base):
+            return base[:-1]  # "stopped", "embedding"
+        if base.endswith("ell") and len(base) >= 6:
+            return base[:-1]  # "modelled"
+        return base + "e" if _RESTORE_E.search(base) else base
     return word
 
 
-def _snowball_stem(word: str) -> str:
-    result: str = _snowball.stemWord(word)
-    return result
-
-
-STEMMERS = {"light": _light, "minimal": _plural, "snowball": _snowball_stem}
-_stem_word = _light
+STEMMERS: dict[str, Callable[[str], str]] = {"light": _light, "minimal": _plural}
+_stem_word: Callable[[str], str] = _light
 
 
 def use_stemmer(name: str) -> None:

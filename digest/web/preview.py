@@ -97,8 +97,9 @@ class PaperCache:
                 Doc(paper_doc(r), r.first_seen_at.date(), web_url(paper_url(r)), paper_date(r))
                 for r in conn.execute(query)
             ]
-        self._docs, self._hits, self._loaded = docs, {}, now
-        self._index, self._related = None, {}
+        self._loaded = now
+        if docs != self._docs:  # the same papers keep their matches, index and related terms
+            self._docs, self._hits, self._index, self._related = docs, {}, None, {}
 
     def related(self, now: datetime, canonical: str) -> list[Related]:
         """Terms to offer beside one line, over the window's papers (cached per line)."""
@@ -106,14 +107,17 @@ class PaperCache:
         with self._lock:
             if canonical in self._related:
                 return self._related[canonical]
-            if self._index is None:
-                self._index = Index([doc.paper for doc in self._docs])
             index = self._index
+        if index is None:
+            # Built outside the lock: other requests keep being served meanwhile.
+            index = Index([doc.paper for doc in docs])
         found = related(index, parse(canonical)) if docs else []
         with self._lock:
-            if len(self._related) > MAX_CACHED_INTERESTS:
-                self._related = {}
-            self._related[canonical] = found
+            if self._docs is docs:
+                self._index = index
+                if len(self._related) > MAX_CACHED_INTERESTS:
+                    self._related = {}
+                self._related[canonical] = found
         return found
 
 
@@ -131,8 +135,10 @@ def preview(
     by_id = {doc.paper.id: doc for doc in docs}
     missing = {c for _, c in interests} - hits.keys()
     if missing and docs:
-        with cache.engine.connect() as conn:
-            seeds = seed_papers(conn, missing)
+        seeds = {}
+        if any("like:" in line for line in missing):
+            with cache.engine.connect() as conn:
+                seeds = seed_papers(conn, missing)
         hits.update(matcher.match([doc.paper for doc in docs], missing, seeds))
     best: dict[int, tuple[float, str]] = {}
     for line, canonical in interests:

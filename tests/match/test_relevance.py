@@ -254,8 +254,14 @@ def test_a_learned_acronym_does_not_pull_in_the_common_word() -> None:
         PaperDoc(3, "Later", "CATS, again, with contextually aware thresholding for sparsity."),
     ]
     hits = InterestMatcher().match(papers, ["contextually aware thresholding for sparsity", "CATS"])
+    # "Cats" is an ordinary word of this batch: CATS is not learned, each line finds its own.
     assert [h.paper_id for h in hits["contextually-aware-thresholding-for-sparsity"]] == [1, 3]
-    assert sorted(h.paper_id for h in hits["cats"]) == [1, 3]
+    assert sorted(h.paper_id for h in hits["cats"]) == [1, 2, 3]
+    # Learned where nothing writes the word: found only in capitals, never as a word.
+    index = Index([papers[0], papers[2], PaperDoc(4, "Zoo", "CATs: a zoo guide.")])
+    assert index.acronyms["cats"] and index.family(("cats",)) is not None
+    hits = InterestMatcher().match(index.papers, ["contextually aware thresholding for sparsity"])
+    assert [h.paper_id for h in hits["contextually-aware-thresholding-for-sparsity"]] == [1, 3]
     # An acronym the papers also write as a lower-case word is not learned at all.
     assert "cats" not in learn(["Thresholding Sparsity (CATS).", "cats and dogs"])
 
