@@ -28,7 +28,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from digest.match import index as index_module  # noqa: E402
-from digest.match import text  # noqa: E402
+from digest.match import (  # noqa: E402
+    like,
+    taste,
+    text,
+)
 from digest.match.engine import rank  # noqa: E402
 from digest.match.index import Index, PaperDoc  # noqa: E402
 from digest.match.query import parse  # noqa: E402
@@ -142,6 +146,65 @@ def evaluate(papers: list[PaperDoc], judgments: list[dict], threshold: int = 1) 
     }
 
 
+FIRST_DIGEST = 10  # the papers a reader sees before giving feedback
+CLICKS = 3  # "More like this" on this many relevant papers, "Not for me" on as many others
+
+
+def _with_feedback(
+    index: Index, ranked: list[int], scores: dict[int, float], grades: dict[int, int]
+) -> tuple[list[int], list[int]] | None:
+    """The next digest (ids, best first) without and with the reader's feedback."""
+    first = ranked[:FIRST_DIGEST]
+    liked = [doc for doc in first if grades.get(doc, 0) >= 1][:CLICKS]
+    disliked = [doc for doc in first if grades.get(doc, 0) == 0][:CLICKS]
+    rest = [doc for doc in ranked if doc not in set(first)]
+    if not rest or not (liked or disliked):
+        return None
+
+    def similar(seed: int) -> dict[int, float]:
+        total, _ = like.likeness(index, str(seed))
+        return taste.similarities((index.papers[d].id, float(total[d])) for d in total.nonzero()[0])
+
+    likes = {seed: similar(seed) for seed in liked}
+    dislikes = {seed: similar(seed) for seed in disliked}
+    moved = {doc: scores[doc] * taste.nudge(doc, likes, dislikes).factor for doc in rest}
+    top = max(moved.values())
+    seen = set(first)
+    for doc, _, value in taste.extras(likes, set(ranked), lambda d: d not in seen):
+        moved[doc] = top * value
+    after = sorted(moved, key=lambda doc: (-moved[doc], doc))
+    return rest[:FIRST_DIGEST], after[:FIRST_DIGEST]
+
+
+def feedback_gain(papers: list[PaperDoc], judgments: list[dict], threshold: int = 1) -> dict:
+    """Precision of the next digest's first 10 and of all of it, without and with a
+    reader's CLICKS likes of relevant papers and CLICKS dislikes of others in the first."""
+    by_title = {paper.title: paper.id for paper in papers}
+    index = Index(papers)
+    rows = []
+    for interest in judgments:
+        grades = {by_title[t]: g for t, g in interest["grades"].items()}
+        for line in interest["queries"]:
+            found = rank(index, parse(line))
+            ranked = [papers[d].id for d in found.docs.tolist()]
+            scores = dict(zip(ranked, found.scores.tolist(), strict=True))
+            pair = _with_feedback(index, ranked, scores, grades)
+            if pair is None:
+                continue
+            row: dict[str, object] = {"query": line}
+            for name, digest in zip(("without", "with"), pair, strict=True):
+                good = [grades.get(doc, 0) >= threshold for doc in digest]
+                row[f"{name}_p10"] = sum(good[:10]) / 10
+                row[f"{name}_p"] = sum(good) / len(good) if good else 0.0
+            rows.append(row)
+
+    def mean(key: str) -> float:
+        return sum(float(r[key]) for r in rows) / len(rows) if rows else 0.0  # type: ignore[arg-type]
+
+    keys = ("without_p10", "with_p10", "without_p", "with_p")
+    return {"queries": rows, **{key: mean(key) for key in keys}}
+
+
 def _line(name: str, figures: dict[str, float]) -> str:
     return (
         f"{name:<34} P {figures['precision']:.3f}  R {figures['recall']:.3f}  "
@@ -180,7 +243,9 @@ def main() -> None:
     text.use_stemmer(args.stemmer)
     index_module.WINDOW = args.window
     judgments = json.loads(JUDGMENTS.read_text("utf-8"))
-    result = evaluate(load_papers(), judgments, args.relevant)
+    papers = load_papers()
+    result = evaluate(papers, judgments, args.relevant)
+    result["feedback"] = feedback_gain(papers, judgments, args.relevant)
     result["settings"] = {
         "stemmer": args.stemmer,
         "window": args.window,
@@ -207,6 +272,12 @@ def main() -> None:
     print(f"digest P@10 {result['p_at_10']:.3f}  nDCG@10 {result['ndcg_at_10']:.3f}")
     gap = result["acronym_gap"]
     print(f"largest acronym / long-form F1 gap: {gap['f1']:.3f} ({gap['pair']})")
+    fb = result["feedback"]
+    print(
+        f"next digest after {CLICKS} likes and {CLICKS} dislikes in the first "
+        f"{FIRST_DIGEST}, {len(fb['queries'])} queries: P@10 {fb['without_p10']:.3f} -> "
+        f"{fb['with_p10']:.3f}, precision {fb['without_p']:.3f} -> {fb['with_p']:.3f}"
+    )
 
 
 if __name__ == "__main__":

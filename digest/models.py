@@ -184,6 +184,27 @@ class DigestPaper(SQLModel, table=True):
     interest: str = Field(max_length=500)
     terms: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     held: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
+    moved: str = Field(default="", max_length=300, sa_column_kwargs={"server_default": ""})
+
+
+class FeedbackKind(StrEnum):
+    """What a reader said of a paper: more like it, or not for them."""
+
+    more = "more"
+    less = "less"
+
+
+class Feedback(SQLModel, table=True):
+    """A reader's one click on a paper ("More like this", "Not for me"), and why; the last
+    click on a paper is the one kept. `reason` is "topic", "author" or "kind", and `detail`
+    the author or the kind of paper ("survey") muted."""
+
+    subscriber_id: int = Field(foreign_key="subscriber.id", primary_key=True, ondelete="CASCADE")
+    paper_id: int = Field(foreign_key="paper.id", primary_key=True, ondelete="CASCADE")
+    kind: FeedbackKind = Field(sa_type=sa.String(10))
+    reason: str = Field(default="", max_length=20)
+    detail: str = Field(default="", max_length=300)
+    created_at: datetime = _ts()
 
 
 class SentPaper(SQLModel, table=True):
@@ -230,6 +251,7 @@ SUBSCRIBERS = table_of(Subscriber)
 INTERESTS = table_of(Interest)
 DIGESTS = table_of(Digest)
 DIGEST_PAPERS = table_of(DigestPaper)
+FEEDBACK = table_of(Feedback)
 SENT_PAPERS = table_of(SentPaper)
 INGEST_RUNS = table_of(IngestRun)
 HTTP_VALIDATORS = table_of(HttpValidator)

@@ -14,6 +14,7 @@ CONFIRM = "confirm"
 RESUBSCRIBE = "resubscribe"
 FEED = "feed"
 DIGESTS = "digests"  # a digest's full list, /digests/{token}/{digest id}
+FEEDBACK = "feedback"  # one paper's "More like this" / "Not for me", /feedback/{token}/{kind}
 
 
 # A link signed by a machine whose clock is a little ahead is not "expired".
@@ -73,6 +74,28 @@ def make_tokens(
         return {}
     payload = _current(secret, wanted[0]).dump_payload([subscriber_id, token_version])
     return {purpose: _signer(secret, purpose).sign(payload).decode() for purpose in wanted}
+
+
+def make_paper_tokens(
+    secret: str, subscriber_id: int, token_version: int, paper_ids: Iterable[int]
+) -> dict[int, str]:
+    """FEEDBACK tokens signing (subscriber id, token version, paper id), one per paper."""
+    serializer, signer = _current(secret, FEEDBACK), _signer(secret, FEEDBACK)
+    return {
+        paper: signer.sign(serializer.dump_payload([subscriber_id, token_version, paper])).decode()
+        for paper in paper_ids
+    }
+
+
+def read_paper_token(secret: str, token: str) -> tuple[int, int, int]:
+    """Verify a FEEDBACK token: (subscriber id, token version, paper id), or TokenError."""
+    try:
+        value = _current(secret, FEEDBACK).loads(token)
+    except BadSignature as exc:
+        raise TokenError(f"invalid {FEEDBACK} link: {exc.__class__.__name__}") from exc
+    if not (isinstance(value, list) and len(value) == 3 and all(type(v) is int for v in value)):
+        raise TokenError(f"invalid {FEEDBACK} link: unexpected payload")
+    return value[0], value[1], value[2]
 
 
 def read_token(

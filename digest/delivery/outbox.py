@@ -316,6 +316,7 @@ class Outbox:
                 dp.c.interest,
                 sa.cast(dp.c.terms, sa.Text).label("terms"),
                 dp.c.rank,
+                dp.c.moved,
             )
             .join(DIGESTS, DIGESTS.c.id == dp.c.digest_id)
             .outerjoin(
@@ -330,7 +331,9 @@ class Outbox:
         )
         found: dict[int, list[Choice]] = {}
         for row in conn.execute(query):
-            choice = Choice(row.paper_id, row.score, row.interest, _terms(row.terms), row.rank)
+            choice = Choice(
+                row.paper_id, row.score, row.interest, _terms(row.terms), row.rank, moved=row.moved
+            )
             found.setdefault(row.digest_id, []).append(choice)
         return found
 

@@ -16,7 +16,8 @@ Who is due is `slots`' job; what the email shows of the chosen papers is `views`
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
@@ -24,12 +25,17 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 
+from digest import feedback
 from digest.config import Settings
 from digest.db import insert_ignore
 from digest.delivery import slots
 from digest.delivery.slots import Due
+from digest.feedback import Taste
 from digest.match.engine import Hit, Matcher
+from digest.match.highlight import spans
 from digest.match.query import parse
+from digest.match.taste import extras, nudge, similarities
+from digest.match.text import name_parts, names_match
 from digest.models import (
     DIGEST_PAPERS,
     DIGESTS,
@@ -54,6 +60,7 @@ class Choice:
     terms: tuple[str, ...]
     rank: int = 0  # its place in the planned digest, once planned
     seen: datetime = NEVER  # when the paper was first seen (planning orders ties by it)
+    moved: str = ""  # how the reader's feedback moved it ("ranked up: like “...”")
 
 
 @dataclass
@@ -115,6 +122,70 @@ def _order(choice: Choice) -> tuple[float, datetime, int]:
 
 
 @dataclass
+class Feedback:
+    """The due subscribers' feedback and what planning needs to apply it: each seed's
+    similar papers of the batch, the seeds' titles, and the papers' authors and titles."""
+
+    tastes: dict[int, Taste]
+    similar: dict[int, dict[int, float]]  # seed paper -> paper -> similarity
+    titles: dict[int, str]  # seed paper -> title
+    papers: dict[int, Any]  # paper -> its row (title, authors), for muting
+
+    def allows(self, taste: Taste) -> Callable[[int], bool]:
+        """Whether a paper survives the reader's muted authors and kinds of paper."""
+        authors = [name_parts(a) for a in taste.muted_authors]
+        kinds = list(taste.muted_kinds)
+
+        def allowed(paper: int) -> bool:
+            row = self.papers.get(paper)
+            if row is None:
+                return True
+            names = [name_parts(a) for a in row.authors or ()]
+            if any(names_match(muted, name) for muted in authors for name in names):
+                return False
+            return not (kinds and spans(row.title, kinds))
+
+        return allowed
+
+    def apply(
+        self,
+        taste: Taste,
+        best: dict[int, tuple[bool, Choice, str]],
+        due_now: Callable[[int], bool],
+    ) -> dict[int, tuple[bool, Choice, str]]:
+        """Scores moved by likeness to liked and disliked papers, and a few extras."""
+        liked = {seed: self.similar.get(seed, {}) for seed in taste.liked}
+        disliked = {seed: self.similar.get(seed, {}) for seed in taste.disliked}
+        moved: dict[int, tuple[bool, Choice, str]] = {}
+        for paper, (author, choice, canonical) in best.items():
+            push = nudge(paper, liked, disliked)
+            reason = ""
+            if push.seed is not None:
+                verb = "ranked up: like" if push.up else "ranked down: not for me,"
+                reason = f"{verb} “{clip_title(self.titles.get(push.seed, ''))}”"
+            score = round(choice.score * push.factor, 6)
+            moved[paper] = (author, replace(choice, score=score, moved=reason), canonical)
+        top = max((c.score for _, c, _ in moved.values()), default=1.0)
+        for paper, seed, value in extras(liked, set(moved), due_now):
+            line = f"like:{seed}  # More like “{clip_title(self.titles.get(seed, ''))}”"
+            reason = f"added: like “{clip_title(self.titles.get(seed, ''))}”"
+            choice = Choice(paper, round(top * value, 6), line, (f"like:{seed}",), moved=reason)
+            moved[paper] = (False, replace(choice, seen=self.seen_at_of(paper)), f"like:{seed}")
+        return moved
+
+    def seen_at_of(self, paper: int) -> datetime:
+        """When a paper was first seen, for ordering ties."""
+        row = self.papers.get(paper)
+        return getattr(row, "first_seen_at", None) or NEVER
+
+
+def clip_title(title: str, size: int = 80) -> str:
+    """A seed paper's title as the why line quotes it."""
+    title = " ".join(title.split())
+    return title if len(title) <= size else title[: size - 1].rstrip() + "…"
+
+
+@dataclass
 class Candidates:
     """What the due subscribers' digests are chosen from: papers, interests, matches, ledger."""
 
@@ -124,6 +195,7 @@ class Candidates:
     hits: dict[str, list[Hit]]  # per canonical interest
     ledger: set[tuple[int, int]]  # (subscriber, paper) already sent
     owed: dict[int, set[int]]  # papers an earlier digest matched and did not send
+    feedback: Feedback = field(default_factory=lambda: Feedback({}, {}, {}, {}))
 
     def choose(self, due: Due, now: datetime) -> Selection:
         """One subscriber's digest: new and owed papers, each under its best line, shared."""
@@ -141,6 +213,16 @@ class Candidates:
                 if current is None or (author, hit.score) > (current[0], current[1].score):
                     choice = Choice(paper, hit.score, query, hit.terms, seen=self.seen_at[paper])
                     best[paper] = (author, choice, canonical)
+        taste = self.feedback.tastes.get(sub)
+        if taste is not None:
+            allowed = self.feedback.allows(taste)
+            best = {p: b for p, b in best.items() if allowed(p)}
+
+            def fits(paper: int) -> bool:
+                fresh = self.seen_at.get(paper, NEVER) > start or paper in owed
+                return fresh and (sub, paper) not in self.ledger and allowed(paper)
+
+            best = self.feedback.apply(taste, best, fits)
         lines: dict[str, list[Choice]] = {}
         for _, choice, canonical in best.values():
             lines.setdefault(canonical, []).append(choice)
@@ -241,10 +323,18 @@ def _candidates(
     interests = lines_of(conn, ids)
     if not papers:
         return Candidates(starts, {}, interests, {}, set(), owed)
+    tastes = feedback.tastes(conn, ids)
+    refs = {str(seed) for taste in tastes.values() for seed in taste.seeds()}
     wanted = {canonical for lines in interests.values() for _, canonical in lines}
-    seeds = seed_papers(conn, wanted)
-    hits = matcher.match([paper_doc(row) for row in papers.values()], wanted, seeds)
+    seeds = seed_papers(conn, wanted | {f"like:{ref}" for ref in refs})
+    docs = [paper_doc(row) for row in papers.values()]
+    hits = matcher.match(docs, wanted, seeds)
     seen_at = {row.id: row.first_seen_at for row in papers.values()}
+    similar = {
+        int(ref): similarities(pairs)
+        for ref, pairs in (matcher.likeness(docs, refs, seeds) if refs else {}).items()
+    }
+    titles = {int(ref): doc.title for ref, doc in seeds.items() if ref.isdigit()}
     return Candidates(
         starts,
         seen_at,
@@ -252,6 +342,7 @@ def _candidates(
         hits,
         _ledger(conn, ids, earliest),
         owed,
+        Feedback(tastes, similar, titles, papers if tastes else {}),
     )
 
 
@@ -308,6 +399,7 @@ def _paper_rows(digest_id: int, chosen: Selection) -> list[dict[str, Any]]:
             "interest": c.interest,
             "terms": list(c.terms),
             "held": held,
+            "moved": c.moved,
         }
         for rank, (c, held) in enumerate(rows, start=1)
     ]

@@ -17,10 +17,17 @@ from digest.match.engine import Matcher
 from digest.models import PAPERS, SUBSCRIBERS
 from digest.papers import hf_url, paper_date, paper_url, pdf_url
 from digest.subscribers import interests_of
-from digest.tokens import DIGESTS, PREFERENCES, UNSUBSCRIBE, make_tokens
+from digest.tokens import (
+    DIGESTS,
+    FEEDBACK,
+    PREFERENCES,
+    UNSUBSCRIBE,
+    make_paper_tokens,
+    make_tokens,
+)
 
 # A paper as shown for one interest and its matched terms.
-ViewKey = tuple[int, str, tuple[str, ...]]
+ViewKey = tuple[int, str, tuple[str, ...], str]
 
 
 def load_papers(conn: Connection, paper_ids: Iterable[int]) -> dict[int, Any]:
@@ -41,7 +48,7 @@ def paper_views(
     made = {} if views is None else views
     out = []
     for c in choices:
-        key = (c.paper_id, c.interest, c.terms)
+        key = (c.paper_id, c.interest, c.terms, c.moved)
         view = made.get(key)
         if view is None:
             view = made[key] = paper_view(papers[c.paper_id], c)
@@ -64,6 +71,7 @@ def paper_view(row: Any, c: Choice) -> PaperView:
         hf_url=hf_url(row),
         code_url=row.github_repo,
         published=paper_date(row),
+        moved=c.moved,
     )
 
 
@@ -92,10 +100,20 @@ def digest_view(
     def link(purpose: str) -> str:
         return f"{base}/{purpose}/{tokens[purpose]}"
 
+    feedback = make_paper_tokens(
+        secret, subscriber.id, subscriber.token_version, [c.paper_id for c in choices]
+    )
     return DigestView(
         email=subscriber.email,
         period=period,
         papers=paper_views(choices, papers, views),
+        actions=[
+            (
+                f"{base}/{FEEDBACK}/{feedback[c.paper_id]}/more",
+                f"{base}/{FEEDBACK}/{feedback[c.paper_id]}/less",
+            )
+            for c in choices
+        ],
         interests=list(dict.fromkeys(c.interest for c in choices)),
         more_count=more_count,
         unsubscribe_url=link(UNSUBSCRIBE),

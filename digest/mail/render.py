@@ -67,6 +67,7 @@ class PaperView:
     hf_url: str | None = None
     code_url: str | None = None
     published: date | None = None
+    moved: str = ""  # how the reader's feedback moved it
 
     @property
     def link(self) -> str | None:
@@ -91,7 +92,9 @@ class PaperView:
         The words the paper uses are quoted only where they differ from the interest's
         (a stem, an acronym's long form), so a word is never just repeated.
         """
-        return explain(
+        if self.moved.startswith("added:"):
+            return f"{self.moved.removeprefix('added: ')}, which you marked “More like this”."
+        why = explain(
             self.interest,
             self.terms,
             self.title,
@@ -100,6 +103,7 @@ class PaperView:
             self.categories,
             self.upvotes,
         )
+        return f"{why.rstrip('.')}; {self.moved}." if self.moved else why
 
     @property
     def meta(self) -> list[str]:
@@ -128,6 +132,14 @@ class DigestView:
     more_url: str = ""
     extra: dict[str, str] = field(default_factory=dict)
     subscribed: list[str] = field(default_factory=list)
+    actions: list[tuple[str, str]] = field(default_factory=list)  # per paper: more, less
+
+    def actions_for(self, paper: PaperView) -> tuple[str, str] | None:
+        """The "More like this" and "Not for me" links of one of the digest's papers."""
+        for shown, links in zip(self.papers, self.actions, strict=False):
+            if shown is paper:
+                return links
+        return None
 
     @property
     def when(self) -> str:

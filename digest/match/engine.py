@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from digest.match.index import Floats, Index, Ints, PaperDoc, from_bits, to_bits
+from digest.match.like import likeness
 from digest.match.query import Node, Not, Or, Query, Term, parse
 
 
@@ -127,9 +128,43 @@ class Matcher(Protocol):
         """
         ...
 
+    def likeness(
+        self, papers: Sequence[PaperDoc], refs: Iterable[str], seeds: Mapping[str, PaperDoc]
+    ) -> dict[str, list[tuple[int, float]]]:
+        """For each paper reference, how like it every paper of the batch is (id, score>0)."""
+        ...
+
 
 class InterestMatcher:
-    """The interest language over a batch: stems, phrases, fields, acronyms, BM25F ranking."""
+    """The interest language over a batch: stems, phrases, fields, acronyms, BM25F ranking.
+
+    The index of the last batch is kept, so that `likeness` after `match` on the same
+    papers does not index them again.
+    """
+
+    def __init__(self) -> None:
+        self._last: tuple[Sequence[PaperDoc], Index] | None = None
+
+    def _index(self, papers: Sequence[PaperDoc], seeds: Mapping[str, PaperDoc] | None) -> Index:
+        if self._last is not None and self._last[0] is papers:
+            index = self._last[1]
+            index.seeds.update(seeds or {})
+            return index
+        index = Index(papers, seeds=seeds)
+        self._last = (papers, index)
+        return index
+
+    def likeness(
+        self, papers: Sequence[PaperDoc], refs: Iterable[str], seeds: Mapping[str, PaperDoc]
+    ) -> dict[str, list[tuple[int, float]]]:
+        """For each paper reference, how like it every paper of the batch is (id, score>0)."""
+        index = self._index(papers, seeds)
+        found: dict[str, list[tuple[int, float]]] = {}
+        for ref in refs:
+            total, _ = likeness(index, ref)
+            docs = np.flatnonzero(total > 0)
+            found[ref] = [(papers[d].id, float(total[d])) for d in docs.tolist()]
+        return found
 
     def match(
         self,
@@ -138,7 +173,7 @@ class InterestMatcher:
         seeds: Mapping[str, PaperDoc] | None = None,
     ) -> dict[str, list[Hit]]:
         """Map each distinct interest's canonical form (and each line as given) to its hits."""
-        index = Index(papers, seeds=seeds)
+        index = self._index(papers, seeds)
         results: dict[str, list[Hit]] = {}
         for line in interests:
             query = parse(line)

@@ -110,12 +110,12 @@ def seed_query(index: Batch, paper: Doc) -> Seed:
     return Seed(tuple(form[key] for _, key in best), tuple(score / top for score, _ in best))
 
 
-def similar(index: Batch, ref: str) -> tuple[Ints, Floats]:
-    """The papers of the batch similar to the paper `ref` names (positions), and scores."""
-    nothing = np.zeros(0, dtype=np.int64), np.zeros(0)
+def likeness(index: Batch, ref: str) -> tuple[Floats, float]:
+    """How like the paper `ref` names each paper of the batch is (0 for the seed itself),
+    and what the seed itself would score (0 if no such paper)."""
     paper, position = index.find(ref)
     if paper is None:
-        return nothing
+        return np.zeros(index.size), 0.0
     seed = seed_query(index, paper)
     total = np.zeros(index.size)
     ceiling = 0.0
@@ -126,8 +126,14 @@ def similar(index: Batch, ref: str) -> tuple[Ints, Floats]:
         ceiling += weight * float(hits.scores.max(initial=0.0))
     if position is not None:
         total[position] = 0.0
+    return total, ceiling
+
+
+def similar(index: Batch, ref: str) -> tuple[Ints, Floats]:
+    """The papers of the batch similar to the paper `ref` names (positions), and scores."""
+    total, ceiling = likeness(index, ref)
     if ceiling <= 0:
-        return nothing
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
     floor = max(MIN_SHARE_OF_BEST * float(total.max(initial=0.0)), MIN_SIMILARITY * ceiling)
     docs = np.flatnonzero((total >= floor) & (total > 0))
     return docs, total[docs]

@@ -18,6 +18,7 @@ from digest.db import make_engine
 from digest.mail.render import Renderer
 from digest.match.engine import InterestMatcher, Matcher
 from digest.web.admin import router as admin_router
+from digest.web.feedback import router as feedback_router
 from digest.web.limits import Limiter, RateLimited
 from digest.web.ops import router as ops_router
 from digest.web.pages import router as pages_router
@@ -56,7 +57,7 @@ def create_app(
     app.middleware("http")(count_requests)
     app.add_exception_handler(LinkProblem, link_problem)  # type: ignore[arg-type]
     app.add_exception_handler(RateLimited, rate_limited)  # type: ignore[arg-type]
-    for router in (ops_router, pages_router, admin_router):
+    for router in (ops_router, pages_router, feedback_router, admin_router):
         app.include_router(router)
     return app
 

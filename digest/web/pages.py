@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
-from digest import subscribers
+from digest import feedback, subscribers
 from digest.delivery.planning import Choice
 from digest.delivery.views import paper_view
 from digest.mail.render import PaperView
@@ -254,6 +254,7 @@ def _prefs_page(
     error = extra.pop("error", None)
     with state.engine.connect() as conn:
         digests = accounts.recent_digests(conn, row.id)
+        learned = feedback.learned(conn, row.id)
     digest_token = token(state, DIGESTS, row.id, row.token_version)
     return state.page(
         "preferences.html",
@@ -264,6 +265,7 @@ def _prefs_page(
         digests=[(d, f"/{DIGESTS}/{digest_token}/{d.id}") for d in digests],
         feed_url=state.link(FEED, token(state, FEED, row.id, row.token_version)),
         unsubscribe_url="/unsubscribe/" + token(state, UNSUBSCRIBE, row.id, row.token_version),
+        learned=learned,
         **extra,
     )
 
@@ -299,6 +301,20 @@ async def preferences(value: str, request: Request, state: State) -> HTMLRespons
     )
     row = subscriber_for(state, PREFERENCES, value)
     return _prefs_page(state, value, row, values, saved=True)
+
+
+@router.post("/preferences/{value}/feedback", response_class=HTMLResponse)
+async def forget_feedback(value: str, request: Request, state: State) -> HTMLResponse:
+    """Remove one thing the digest learned (`paper`), or all of it (`all`)."""
+    row = subscriber_for(state, PREFERENCES, value)
+    form = await request.form()
+    if form.get("all"):
+        feedback.forget(state.engine, row.id)
+    elif str(form.get("paper", "")).isdigit():
+        feedback.undo(state.engine, row.id, int(str(form["paper"])))
+    with state.engine.connect() as conn:
+        values = _prefs_values(conn, row)
+    return _prefs_page(state, value, row, values, forgotten=True)
 
 
 def _unsubscribing(state: WebState, value: str) -> Any:
