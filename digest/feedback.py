@@ -121,6 +121,25 @@ def learned(conn: Connection, subscriber_id: int) -> list[Any]:
     )
 
 
+PROPOSE_AFTER = 3  # "More like this" clicks before a line of them is proposed
+PROPOSED_SEEDS = 5
+
+
+def proposal(learned_rows: list[Any], lines: list[str]) -> str | None:
+    """An interest line made of the reader's latest liked papers (`like:ID OR ...`), once
+    they have liked PROPOSE_AFTER, unless their lines already hold it."""
+    liked = [row.paper_id for row in learned_rows if row.kind == FeedbackKind.more]
+    if len(liked) < PROPOSE_AFTER:
+        return None
+    line = " OR ".join(f"like:{paper}" for paper in liked[:PROPOSED_SEEDS])
+    line += "  # More like what I liked"
+    return (
+        None
+        if any(existing.split("  #")[0] == line.split("  #")[0] for existing in lines)
+        else line
+    )
+
+
 def tastes(conn: Connection, ids: list[int]) -> dict[int, Taste]:
     """Each of these subscribers' feedback, for those who gave any."""
     found: dict[int, Taste] = defaultdict(Taste)
@@ -144,40 +163,32 @@ def tastes(conn: Connection, ids: list[int]) -> dict[int, Taste]:
 
 
 def stats(conn: Connection, now: datetime, days: int = 30) -> dict[str, Any]:
-    """Clicks per day and kind over the last `days`, and the share of digests sent then
-    with at least one "Not for me" on their papers."""
+    """The clicks kept, by kind, and the share of the digests sent in the last `days`
+    with at least one "Not for me" on their papers: the first measure of digest quality."""
     since = now - timedelta(days=days)
-    day = sa.func.date(FEEDBACK.c.created_at)
-    per_day: dict[str, dict[str, int]] = defaultdict(dict)
-    for when, kind, count in conn.execute(
-        sa.select(day, FEEDBACK.c.kind, sa.func.count())
-        .where(FEEDBACK.c.created_at > since)
-        .group_by(day, FEEDBACK.c.kind)
+    clicks = dict.fromkeys((kind.value for kind in FeedbackKind), 0)
+    for kind, count in conn.execute(
+        sa.select(FEEDBACK.c.kind, sa.func.count()).group_by(FEEDBACK.c.kind)
     ):
-        per_day[str(when)][str(kind)] = int(count)
-    sent = sa.select(DIGESTS.c.id, DIGESTS.c.subscriber_id).where(
-        DIGESTS.c.status == DigestStatus.sent, DIGESTS.c.sent_at > since
+        clicks[str(kind)] = int(count)
+    sent = (
+        sa.select(DIGESTS.c.id, DIGESTS.c.subscriber_id)
+        .where(DIGESTS.c.status == DigestStatus.sent, DIGESTS.c.sent_at > since)
+        .subquery()
     )
-    total = conn.execute(sa.select(sa.func.count()).select_from(sent.subquery())).scalar_one()
-    sent_digests = sent.subquery()
-    disliked = conn.execute(
-        sa.select(sa.func.count(sa.distinct(sent_digests.c.id))).select_from(
-            sent_digests.join(DIGEST_PAPERS, DIGEST_PAPERS.c.digest_id == sent_digests.c.id).join(
+    total = conn.execute(sa.select(sa.func.count()).select_from(sent)).scalar_one()
+    unwanted = conn.execute(
+        sa.select(sa.func.count(sa.distinct(sent.c.id))).select_from(
+            sent.join(DIGEST_PAPERS, DIGEST_PAPERS.c.digest_id == sent.c.id).join(
                 FEEDBACK,
                 (FEEDBACK.c.paper_id == DIGEST_PAPERS.c.paper_id)
-                & (FEEDBACK.c.subscriber_id == sent_digests.c.subscriber_id)
+                & (FEEDBACK.c.subscriber_id == sent.c.subscriber_id)
                 & (FEEDBACK.c.kind == FeedbackKind.less),
             )
         )
     ).scalar_one()
-    totals = {
-        kind.value: sum(d.get(kind.value, 0) for d in per_day.values()) for kind in FeedbackKind
-    }
     return {
-        "days": days,
-        "per_day": dict(sorted(per_day.items())),
-        "clicks": totals,
+        "clicks": clicks,
         "digests_sent": int(total),
-        "digests_with_not_for_me": int(disliked),
-        "share_with_not_for_me": round(disliked / total, 4) if total else 0.0,
+        "share_with_not_for_me": unwanted / total if total else 0.0,
     }

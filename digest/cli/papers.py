@@ -151,7 +151,7 @@ def search(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON object per match.")
     ] = False,
-    limit: Annotated[int, typer.Option(help="Show at most this many matches.")] = 20,
+    limit: Annotated[int, typer.Option(min=1, help="Show at most this many matches.")] = 20,
 ) -> None:
     """Evaluate one interest line against the stored papers (or a file) and print the matches."""
     from digest.search import file_papers, search, stored_papers

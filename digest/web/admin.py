@@ -15,7 +15,15 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Connection
 
 from digest import subscribers
-from digest.models import DIGESTS, PAPERS, SUBSCRIBERS, Cadence, SubscriberStatus
+from digest.models import (
+    DIGESTS,
+    FEEDBACK,
+    PAPERS,
+    SUBSCRIBERS,
+    Cadence,
+    FeedbackKind,
+    SubscriberStatus,
+)
 from digest.sources.runner import status as source_status
 from digest.subscribers import SubscriberError, SubscriberExists, normalise_email, validate_prefs
 from digest.web.state import WebState, web
@@ -289,7 +297,10 @@ def _per_day(conn: Connection, column: Any, *where: Any) -> dict[date, int]:
     return {d if isinstance(d, date) else date.fromisoformat(d): n for d, n in rows}
 
 
-@router.get("/stats", summary="Sent, failed, bounced and unsubscribed per day (UTC)")
+@router.get(
+    "/stats",
+    summary="Sent, failed, bounced, unsubscribed and feedback clicks per day (UTC)",
+)
 def stats(state: Admin, days: Annotated[int, Query(ge=1, le=366)] = 30) -> list[dict[str, Any]]:
     now = state.clock()
     since = now - timedelta(days=days - 1)
@@ -317,6 +328,18 @@ def stats(state: Admin, days: Annotated[int, Query(ge=1, le=366)] = 30) -> list[
                 changed,
                 SUBSCRIBERS.c.status == SubscriberStatus.unsubscribed,
                 changed >= since,
+            ),
+            "more_like_this": _per_day(
+                conn,
+                FEEDBACK.c.created_at,
+                FEEDBACK.c.kind == FeedbackKind.more,
+                FEEDBACK.c.created_at >= since,
+            ),
+            "not_for_me": _per_day(
+                conn,
+                FEEDBACK.c.created_at,
+                FEEDBACK.c.kind == FeedbackKind.less,
+                FEEDBACK.c.created_at >= since,
             ),
         }
     first = since.date()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from xml.etree import ElementTree as ET
@@ -22,8 +22,15 @@ def _stamp(value: datetime) -> str:
     return value.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def atom(self_url: str, subscriber: Any, papers: Sequence[Any], now: datetime) -> bytes:
-    """The feed document: one entry per paper received, newest first."""
+def atom(
+    self_url: str,
+    subscriber: Any,
+    papers: Sequence[Any],
+    now: datetime,
+    actions: Mapping[int, str] | None = None,
+) -> bytes:
+    """The feed document: one entry per paper received, newest first; `actions` holds each
+    paper's feedback link (without its /more or /less)."""
     ET.register_namespace("", ATOM)
     feed = ET.Element(f"{{{ATOM}}}feed")
     _text(feed, "title", "Your paper digest")
@@ -50,5 +57,11 @@ def atom(self_url: str, subscriber: Any, papers: Sequence[Any], now: datetime) -
         for category in paper.categories:
             ET.SubElement(entry, f"{{{ATOM}}}category", term=str(category))
         _text(entry, "summary", paper.abstract or paper.title)
+        action = (actions or {}).get(paper.id)
+        if action:
+            for kind, title in (("more", "More like this"), ("less", "Not for me")):
+                ET.SubElement(
+                    entry, f"{{{ATOM}}}link", rel="related", title=title, href=f"{action}/{kind}"
+                )
     body: bytes = ET.tostring(feed, encoding="utf-8", xml_declaration=True)
     return body

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 import sqlalchemy as sa
 
+from digest import feedback
 from digest.models import DIGESTS, INGEST_RUNS, PAPERS, SUBSCRIBERS
 from digest.web.state import WebState
 
@@ -40,6 +41,7 @@ def metrics_text(state: WebState) -> str:
             sa.select(DIGESTS.c.status, sa.func.count()).group_by(DIGESTS.c.status)
         ).all()
         papers = conn.execute(sa.select(sa.func.count()).select_from(PAPERS)).scalar_one()
+        quality = feedback.stats(conn, state.clock())
         ingests = conn.execute(
             sa.select(INGEST_RUNS.c.source, sa.func.max(INGEST_RUNS.c.finished_at)).group_by(
                 INGEST_RUNS.c.source
@@ -64,6 +66,18 @@ def metrics_text(state: WebState) -> str:
             "gauge",
             "When each source was last ingested (Unix time).",
             [({"source": s}, t.timestamp()) for s, t in ingests if t is not None],
+        ),
+        *_family(
+            "digest_feedback_clicks",
+            "gauge",
+            "Readers' clicks kept, by kind (more: More like this, less: Not for me).",
+            [({"kind": k}, n) for k, n in sorted(quality["clicks"].items())],
+        ),
+        *_family(
+            "digest_digests_not_for_me_ratio",
+            "gauge",
+            'Share of the digests sent in the last 30 days with a "Not for me" click.',
+            [({}, quality["share_with_not_for_me"])],
         ),
         *_family(
             "digest_http_requests_total",

@@ -21,11 +21,13 @@ from digest.tokens import (
     CONFIRM,
     DIGESTS,
     FEED,
+    FEEDBACK,
     PREFERENCES,
     RESUBSCRIBE,
     UNSUBSCRIBE,
     TokenError,
     TokenExpired,
+    make_paper_tokens,
     read_token,
 )
 from digest.web import accounts
@@ -266,6 +268,7 @@ def _prefs_page(
         feed_url=state.link(FEED, token(state, FEED, row.id, row.token_version)),
         unsubscribe_url="/unsubscribe/" + token(state, UNSUBSCRIBE, row.id, row.token_version),
         learned=learned,
+        proposal=feedback.proposal(learned, str(values.get("interests", "")).splitlines()),
         **extra,
     )
 
@@ -305,9 +308,22 @@ async def preferences(value: str, request: Request, state: State) -> HTMLRespons
 
 @router.post("/preferences/{value}/feedback", response_class=HTMLResponse)
 async def forget_feedback(value: str, request: Request, state: State) -> HTMLResponse:
-    """Remove one thing the digest learned (`paper`), or all of it (`all`)."""
+    """Remove one thing the digest learned (`paper`), or all of it (`all`), or add the line
+    proposed from it (`accept`)."""
     row = subscriber_for(state, PREFERENCES, value)
     form = await request.form()
+    if form.get("accept"):
+        with state.engine.connect() as conn:
+            values = _prefs_values(conn, row)
+        values["interests"] = f"{values['interests']}\n{form['accept']}".strip()
+        try:
+            prefs = validate_prefs(values, default_max=state.settings.default_max_papers)
+        except SubscriberError as exc:
+            return _prefs_page(state, value, row, values, 422, error=exc)
+        subscribers.update_preferences(
+            state.engine, row.id, prefs, paused=values["paused"], now=state.clock()
+        )
+        return _prefs_page(state, value, row, values, saved=True)
     if form.get("all"):
         feedback.forget(state.engine, row.id)
     elif str(form.get("paper", "")).isdigit():
@@ -388,11 +404,15 @@ def digest_page(value: str, digest_id: int, state: State) -> HTMLResponse:
         if not found:
             raise LinkProblem(404, "No such digest", "This digest is not one of yours.")
         rows = accounts.digest_papers(conn, digest_id)
-    groups: dict[str, list[tuple[PaperView, str]]] = {}
+    groups: dict[str, list[tuple[PaperView, str, str]]] = {}
+    links = make_paper_tokens(state.secret, row.id, row.token_version, (p.id for p in rows))
     for paper in rows:
         choice = Choice(paper.id, paper.score, paper.interest, tuple(paper.terms))
         status = "sent" if paper.sent_in == digest_id else "later" if paper.sent_in else "held"
-        groups.setdefault(paper.interest, []).append((paper_view(paper, choice), status))
+        feedback_url = f"/{FEEDBACK}/{links[paper.id]}"
+        groups.setdefault(paper.interest, []).append(
+            (paper_view(paper, choice), status, feedback_url)
+        )
     held = sum(1 for paper in rows if paper.sent_in is None)
     return state.page(
         "digest.html", digest=found[0], groups=list(groups.items()), total=len(rows), held=held
@@ -405,7 +425,9 @@ def feed(value: str, state: State) -> Response:
     row = subscriber_for(state, FEED, value)
     with state.engine.connect() as conn:
         papers = accounts.feed_papers(conn, row.id)
-    body = atom(state.link(FEED, value), row, papers, state.clock())
+    links = make_paper_tokens(state.secret, row.id, row.token_version, (p.id for p in papers))
+    actions = {pid: state.link(FEEDBACK, link) for pid, link in links.items()}
+    body = atom(state.link(FEED, value), row, papers, state.clock(), actions)
     # The feed names the address: the same headers as the pages (no referrer, no cache).
     return Response(body, media_type="application/atom+xml; charset=utf-8", headers=PAGE_HEADERS)
 

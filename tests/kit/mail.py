@@ -95,6 +95,13 @@ def digest_view(papers: list[PaperView], more: int = 0, more_url: str = "") -> D
         unsubscribe_url=UNSUBSCRIBE,
         preferences_url="https://digest.test/preferences/tok-p",
         more_url=more_url,
+        actions=[
+            (
+                f"https://digest.test/feedback/tok-{n}/more",
+                f"https://digest.test/feedback/tok-{n}/less",
+            )
+            for n, _ in enumerate(papers)
+        ],
     )
 
 

@@ -155,6 +155,8 @@ def test_papers_sources_digests_and_stats(
         "failed": 0,
         "bounced": 0,
         "unsubscribed": 1,
+        "more_like_this": 0,
+        "not_for_me": 0,
     }
     assert stats[-2]["failed"] == 1
     assert subscriber(engine, "ada@example.org").status == SubscriberStatus.unsubscribed
@@ -185,6 +187,8 @@ def test_stats_count_a_real_bounce(settings: Settings, engine: Engine, smtp: Smt
         "failed": 1,
         "bounced": 1,
         "unsubscribed": 0,
+        "more_like_this": 0,
+        "not_for_me": 0,
     }
     assert digest["status"] == "failed" and digest["last_reply"].startswith("550 5.1.1")
 

@@ -166,3 +166,47 @@ def test_a_related_term_is_added_with_one_click_in_chromium(
         wait.until(ec.text_to_be_present_in_element((By.ID, "preview"), "mamba: 12"))
         assert browser.current_url.rstrip("/") == base  # added in place, nothing submitted
     assert subscriber(engine, "ada@example.org") is None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_more_like_this_and_not_for_me_in_chromium(
+    settings: Settings, engine: Engine, smtp: SmtpSink, browser: Any
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from digest.subscribers import subscribe
+
+    wait = WebDriverWait(browser, 10)
+    clock = Clock()
+    store(engine, PAPERS, now=clock.now - timedelta(hours=2))
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    settings = settings.model_copy(update={"base_url": base})
+    subscribe(engine, "ada@example.org", ["diffusion"], now=clock.now - timedelta(days=1))
+    send_digest(engine, settings, clock.now)
+    (digest,) = smtp.to("ada@example.org")
+    text = digest.get_body(("plain",)).get_content()
+    more = text[text.index(f"{base}/feedback/") :].split()[0]
+    assert more.endswith("/more")
+    with server(settings, engine, clock, port=port):
+        browser.get(more)
+        wait.until(ec.title_is("More like this"))
+        shoot(browser, "12-more-like-this")
+        browser.find_element(By.ID, "more").click()
+        wait.until(ec.title_is("Thank you"))
+        assert "will rank higher" in browser.find_element(By.CSS_SELECTOR, ".notice").text
+        shoot(browser, "13-thank-you")
+        browser.find_element(By.ID, "undo").click()
+        wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, ".notice"), "Undone"))
+        browser.get(more.removesuffix("/more") + "/less")
+        wait.until(ec.title_is("Not for me"))
+        shoot(browser, "14-not-for-me")
+        browser.find_element(By.ID, "topic").click()
+        wait.until(ec.title_is("Thank you"))
+        browser.find_element(By.LINK_TEXT, "See everything your digest has learned").click()
+        wait.until(ec.title_is("Your digest settings"))
+        assert "Not for me:" in browser.find_element(By.ID, "learned").text
+        shoot(browser, "15-learned")

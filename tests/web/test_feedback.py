@@ -19,7 +19,11 @@ from digest.tokens import PREFERENCES, make_paper_tokens, make_token
 from tests.kit.env import SECRET
 from tests.kit.seeds import T0, send_digest
 from tests.kit.smtp import SmtpSink
-from tests.kit.web import Clock, client
+from tests.kit.web import ADMIN, Clock, client
+
+ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN}"}
+
+ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN}"}
 
 DAY_ONE = [
     PaperIn(
@@ -154,6 +158,11 @@ def test_the_settings_page_lists_and_forgets_what_was_learned(
         assert "More like “Routing tokens to experts" in page
         assert "Not for me: “Weather models”" in page
         assert "Muted kind of paper “survey”" in page
+        metrics = http.get("/metrics").text
+        assert 'digest_feedback_clicks{kind="more"} 1' in metrics
+        assert 'digest_feedback_clicks{kind="less"} 2' in metrics
+        stats = http.get("/api/stats", params={"days": 1}, headers=ADMIN_HEADERS).json()
+        assert stats[-1]["more_like_this"] == 1 and stats[-1]["not_for_me"] == 2
         http.post(f"{prefs}/feedback", data={"paper": str(liked)})
         assert len(_clicks(engine)) == 2
         assert "Forgotten." in http.post(f"{prefs}/feedback", data={"all": "1"}).text
@@ -164,3 +173,29 @@ def _clicks(engine: Engine) -> list[tuple[str, str, str]]:
     with engine.connect() as conn:
         rows = conn.execute(sa.select(FEEDBACK.c.kind, FEEDBACK.c.reason, FEEDBACK.c.detail))
         return sorted((str(k), r, d) for k, r, d in rows)
+
+
+def test_three_likes_propose_an_interest_line_added_with_one_click(
+    settings: Settings, engine: Engine
+) -> None:
+    store(engine, DAY_ONE, now=T0 - timedelta(hours=1))
+    row, _ = subscribe(engine, "ada@example.org", ["models"])
+    with engine.connect() as conn:
+        ids = [int(i) for (i,) in conn.execute(sa.text("SELECT id FROM paper ORDER BY id"))]
+    links = make_paper_tokens(SECRET, row.id, 1, ids)
+    prefs = f"/preferences/{make_token(SECRET, PREFERENCES, row.id, 1)}"
+    with client(settings, engine, Clock()) as http:
+        for paper in ids[:2]:
+            http.post(f"/feedback/{links[paper]}/more")
+        assert "Add this interest line" not in http.get(prefs).text  # two likes: too few
+        http.post(f"/feedback/{links[ids[2]]}/more")
+        page = http.get(prefs).text
+        proposed = re.search(r'name="accept" value="([^"]+)"', page)
+        assert proposed is not None and proposed[1].startswith("like:")
+        with engine.connect() as conn:  # nothing is added until the button is pressed
+            assert subscribers.interests_of(conn, row.id) == ["models"]
+        saved = http.post(f"{prefs}/feedback", data={"accept": proposed[1]})
+        assert "Saved" in saved.text and "Add this interest line" not in saved.text
+    with engine.connect() as conn:
+        lines = subscribers.interests_of(conn, row.id)
+    assert lines[0] == "models" and lines[1].endswith("# More like what I liked")
