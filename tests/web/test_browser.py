@@ -188,7 +188,7 @@ def test_more_like_this_and_not_for_me_in_chromium(
     subscribe(engine, "ada@example.org", ["diffusion"], now=clock.now - timedelta(days=1))
     send_digest(engine, settings, clock.now)
     (digest,) = smtp.to("ada@example.org")
-    text = digest.get_body(("plain",)).get_content()
+    text = digest.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     more = text[text.index(f"{base}/feedback/") :].split()[0]
     assert more.endswith("/more")
     with server(settings, engine, clock, port=port):
