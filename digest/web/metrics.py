@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -31,22 +32,31 @@ def _family(
     return lines
 
 
+def _stored(state: WebState) -> dict[str, Any]:
+    """What the database holds, as the metrics count it."""
+    with state.engine.connect() as conn:
+        return {
+            "subscribers": conn.execute(
+                sa.select(SUBSCRIBERS.c.status, sa.func.count()).group_by(SUBSCRIBERS.c.status)
+            ).all(),
+            "digests": conn.execute(
+                sa.select(DIGESTS.c.status, sa.func.count()).group_by(DIGESTS.c.status)
+            ).all(),
+            "papers": conn.execute(sa.select(sa.func.count()).select_from(PAPERS)).scalar_one(),
+            "quality": feedback.stats(conn, state.clock()),
+            "ingests": conn.execute(
+                sa.select(INGEST_RUNS.c.source, sa.func.max(INGEST_RUNS.c.finished_at)).group_by(
+                    INGEST_RUNS.c.source
+                )
+            ).all(),
+        }
+
+
 def metrics_text(state: WebState) -> str:
     """Every metric, one family after another."""
-    with state.engine.connect() as conn:
-        subscribers = conn.execute(
-            sa.select(SUBSCRIBERS.c.status, sa.func.count()).group_by(SUBSCRIBERS.c.status)
-        ).all()
-        digests = conn.execute(
-            sa.select(DIGESTS.c.status, sa.func.count()).group_by(DIGESTS.c.status)
-        ).all()
-        papers = conn.execute(sa.select(sa.func.count()).select_from(PAPERS)).scalar_one()
-        quality = feedback.stats(conn, state.clock())
-        ingests = conn.execute(
-            sa.select(INGEST_RUNS.c.source, sa.func.max(INGEST_RUNS.c.finished_at)).group_by(
-                INGEST_RUNS.c.source
-            )
-        ).all()
+    stored = _stored(state)
+    subscribers, digests, papers = stored["subscribers"], stored["digests"], stored["papers"]
+    quality, ingests = stored["quality"], stored["ingests"]
     lines = [
         *_family(
             "digest_subscribers",
