@@ -371,6 +371,8 @@ def parse(line: str) -> Query:
     line, _ = split_label(line)
     if not line.strip():
         raise InterestError(line, "an interest cannot be empty")
+    if "\x00" in line:
+        raise InterestError(line, "an interest cannot hold a NUL character", line.index("\x00"))
     if (trending := _TRENDING.match(line)) is not None:
         top = int(trending[1] or TRENDING_TOP)
         if not 1 <= top <= TRENDING_MOST:

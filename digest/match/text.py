@@ -38,6 +38,9 @@ _DASHES: dict[int, str | None] = {
     if unicodedata.category(chr(code)) == "Pd" or code in (0x2212, 0x2043, 0xFE63, 0xFF0D)
 }
 _DASHES[0xAD] = None
+# Zero-width characters join nothing: "dif\u200bfusion" is "diffusion".
+for _invisible in (0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF):
+    _DASHES[_invisible] = None
 # Greek letters are spelled out, so "μP", "$\\mu$P" and "muP" are one word.
 _TRANSLATE = (
     _DASHES

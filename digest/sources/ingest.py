@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 from sqlalchemy import Connection, Engine
 
 from digest.clock import utcnow
@@ -37,6 +37,23 @@ def parse_arxiv_id(text: str) -> tuple[str, int | None] | None:
         found = pattern.search(text)
         if found:
             return found.group(1), int(found.group(2)) if found.group(2) else None
+    return None
+
+
+def _nul_in(data: Any, where: str = "") -> str | None:
+    """The first field (dotted) of raw input whose text holds U+0000, if any."""
+    if isinstance(data, str):
+        return where or "a value" if "\x00" in data else None
+    if isinstance(data, dict):
+        items: Any = data.items()
+    elif isinstance(data, list | tuple):
+        items = enumerate(data)
+    else:
+        return None
+    for key, value in items:
+        found = _nul_in(value, f"{where}.{key}" if where else str(key))
+        if found is not None:
+            return found
     return None
 
 
@@ -65,6 +82,15 @@ class PaperIn(BaseModel):
     ai_keywords: list[str] | None = None
     github_repo: str | None = None
     project_page: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        # PostgreSQL cannot store U+0000 in text: refuse the paper, not the whole batch.
+        found = _nul_in(data)
+        if found is not None:
+            raise ValueError(f"{found} contains a NUL character (U+0000)")
+        return data
 
     @field_validator("title", "abstract")
     @classmethod
@@ -144,11 +170,16 @@ class IngestReport:
 
 def read_jsonl(path: Path, report: IngestReport) -> Iterator[PaperIn]:
     """Yield the valid papers of a JSONL file; each bad line is reported with its number."""
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
                 continue
             report.fetched += 1
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                report.errors.append(f"{path}:{number}: not valid UTF-8 (byte {exc.start + 1})")
+                continue
             try:
                 yield PaperIn.model_validate(json.loads(line))
             except json.JSONDecodeError as exc:

@@ -98,3 +98,19 @@ def test_digests_match_on_authors_and_categories(
     assert "Sparse Mixture-of-Experts at Scale" in output
     assert "Denoising Diffusion for Molecules" in output
     assert "Large language models as judges" not in output
+
+
+def test_ingest_skips_lines_that_are_not_utf8_or_hold_nul_and_stores_the_rest(
+    cli_env: dict[str, str], engine: Engine, tmp_path: Path
+) -> None:
+    path = write_jsonl(tmp_path / "papers.jsonl", BATCH)
+    with path.open("ab") as handle:
+        handle.write(b'{"title": "Caf\xe9 au lait"}\n')  # Latin-1, not UTF-8
+        handle.write(b'{"title": "Nul", "abstract": "a\\u0000b"}\n')
+        handle.write(b'{"title": "Last good one"}\n')
+    output = run(cli_env, "ingest", str(path))
+    assert "papers.jsonl:4: not valid UTF-8 (byte 15)" in output
+    assert "papers.jsonl:5:" in output and "NUL character" in output
+    with engine.connect() as conn:
+        titles = set(conn.execute(sa.select(PAPERS.c.title)).scalars())
+    assert titles == {p["title"] for p in BATCH} | {"Last good one"}

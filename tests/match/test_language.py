@@ -126,6 +126,7 @@ def _escape(text: str) -> str:
         ("title:(" + " OR ".join(f"w{i}" for i in range(40)) + ")", "too complex"),
         ("Diffusion -diffusion", "diffusion is both required and excluded"),
         ("a AND", "'AND' must stand between two terms"),
+        ("a\x00b", "an interest cannot hold a NUL character (at column 2)"),
         ("like:", "'like:' must be followed by a term (at column 1)"),
         ("like:yesterday", "like: takes an arXiv id such as 2401.04088 or a paper number"),
     ],
@@ -238,3 +239,8 @@ def test_chinese_japanese_and_korean_are_read_as_pairs_of_characters() -> None:
     assert sorted(matched("语言", papers)) == [1, 2]
     assert matched("言語モデル", papers) == [3]
     assert matched("언어 모델", papers) == [4]
+
+
+def test_zero_width_characters_are_folded_away() -> None:
+    assert parse("dif\u200bfusion mo\u200ddels").canonical == "diffusion-models"
+    assert matched("Diffusion\ufeff") == matched("diffusion")
