@@ -182,6 +182,9 @@ def due(conn: Connection, now: datetime, grace: timedelta) -> list[Due]:
         .where(s.status == SubscriberStatus.active, ~done.exists())
         .order_by(s.id)
     )
+    # A tick that failed half-way (a lock, a lost connection) may have left the table on
+    # this pooled connection: start clean, whatever the last tick did.
+    conn.execute(sa.text("DROP TABLE IF EXISTS due_rule"))
     _OPEN.create(conn)
     try:
         conn.execute(sa.insert(_OPEN), open_rules)

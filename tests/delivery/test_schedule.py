@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy import Engine
 
 from digest.config import Settings
+from digest.delivery import slots
 from digest.delivery.planning import plan
 from digest.delivery.slots import Rule, forecast, last_slot
 from digest.match.engine import InterestMatcher
@@ -266,3 +267,15 @@ def test_nothing_matched_sends_nothing_unless_asked(engine: Engine, settings: Se
     with engine.connect() as conn:
         status = dict(conn.execute(sa.select(DIGESTS.c.subscriber_id, DIGESTS.c.status)).all())
     assert status == {quiet.id: DigestStatus.empty, noted.id: DigestStatus.planned}
+
+
+def test_a_tick_that_failed_half_way_leaves_the_next_one_clean(engine: Engine) -> None:
+    (sub_id,) = add_people(engine, [("Europe/Paris", 7, Cadence.daily, 0)])
+    monday = datetime(2026, 11, 23, 6, 30, tzinfo=UTC)
+    with engine.begin() as conn:
+        # What a tick stopped by "database is locked" after creating its table leaves on
+        # the pooled connection.
+        conn.execute(sa.text("CREATE TEMPORARY TABLE due_rule (timezone VARCHAR(64))"))
+        found = slots.due(conn, monday, timedelta(hours=12))
+        assert [row.subscriber_id for row in found] == [sub_id]
+        assert slots.due(conn, monday, timedelta(hours=12))  # and again, on the same one
