@@ -31,6 +31,7 @@ from digest.db import insert_ignore
 from digest.delivery import slots
 from digest.delivery.slots import Due
 from digest.feedback import Taste
+from digest.mail.text import clip
 from digest.match.engine import Hit, Matcher
 from digest.match.highlight import spans
 from digest.match.query import parse
@@ -128,7 +129,7 @@ class Feedback:
 
     tastes: dict[int, Taste]
     similar: dict[int, dict[int, float]]  # seed paper -> paper -> similarity
-    titles: dict[int, str]  # seed paper -> title
+    titles: dict[int, str]  # seed paper -> its title, clipped as the why line quotes it
     papers: dict[int, Any]  # paper -> its row (title, authors), for muting
 
     def allows(self, taste: Taste) -> Callable[[int], bool]:
@@ -162,27 +163,18 @@ class Feedback:
             reason = ""
             if push.seed is not None:
                 verb = "ranked up: like" if push.up else "ranked down: not for me,"
-                reason = f"{verb} “{clip_title(self.titles.get(push.seed, ''))}”"
+                reason = f"{verb} “{self.titles.get(push.seed, '')}”"
             score = round(choice.score * push.factor, 6)
             moved[paper] = (author, replace(choice, score=score, moved=reason), canonical)
         top = max((c.score for _, c, _ in moved.values()), default=1.0)
         for paper, seed, value in extras(liked, set(moved), due_now):
-            line = f"like:{seed}  # More like “{clip_title(self.titles.get(seed, ''))}”"
-            reason = f"added: like “{clip_title(self.titles.get(seed, ''))}”"
-            choice = Choice(paper, round(top * value, 6), line, (f"like:{seed}",), moved=reason)
-            moved[paper] = (False, replace(choice, seen=self.seen_at_of(paper)), f"like:{seed}")
+            title = self.titles.get(seed, "")
+            line, reason = f"like:{seed}  # More like “{title}”", f"added: like “{title}”"
+            seen = self.papers[paper].first_seen_at
+            terms = (f"like:{seed}",)
+            choice = Choice(paper, round(top * value, 6), line, terms, seen=seen, moved=reason)
+            moved[paper] = (False, choice, f"like:{seed}")
         return moved
-
-    def seen_at_of(self, paper: int) -> datetime:
-        """When a paper was first seen, for ordering ties."""
-        row = self.papers.get(paper)
-        return getattr(row, "first_seen_at", None) or NEVER
-
-
-def clip_title(title: str, size: int = 80) -> str:
-    """A seed paper's title as the why line quotes it."""
-    title = " ".join(title.split())
-    return title if len(title) <= size else title[: size - 1].rstrip() + "…"
 
 
 @dataclass
@@ -334,7 +326,7 @@ def _candidates(
         int(ref): similarities(pairs)
         for ref, pairs in (matcher.likeness(docs, refs, seeds) if refs else {}).items()
     }
-    titles = {int(ref): doc.title for ref, doc in seeds.items() if ref.isdigit()}
+    titles = {int(ref): clip(doc.title, 80) for ref, doc in seeds.items() if ref.isdigit()}
     return Candidates(
         starts,
         seen_at,

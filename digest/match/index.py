@@ -404,6 +404,7 @@ class Index:
         self.boost: Floats = 1 + UPVOTE_BOOST * np.log1p(upvotes)
         self._cache: dict[Term, TermHits] = {}
         self._refs: dict[str, int] | None = None
+        self._shared: dict[Term, set[Pattern]] = {}  # patterns the same in every field
 
     def term(self, term: Term) -> TermHits:
         """The hits and scores of one term (cached for the batch)."""
@@ -424,14 +425,27 @@ class Index:
         for name in fields:
             index = self.fields[name]
             weight = TITLE_WEIGHT if name == "title" else 1.0
-            # The most frequent form counts, so "in-context" is not counted twice (as the
-            # phrase "in context" and as "incontext").
-            best = np.zeros(self.size)
-            for words, stemmed in self.patterns(term, index):
-                docs, tf = index.occurrences(words, stemmed)
-                if len(docs):
-                    best[docs] = np.maximum(best[docs], tf)
-            pseudo += weight * best / index.norm
+            found = [
+                hit
+                for words, stemmed in self.patterns(term, index)
+                if len((hit := index.occurrences(words, stemmed))[0])
+            ]
+            if not found:
+                continue
+            docs, tf = found[0]
+            if len(found) > 1:
+                # The most frequent form counts, so "in-context" is not counted twice (as
+                # the phrase "in context" and as "incontext").
+                every, counts = (
+                    np.concatenate([d for d, _ in found]),
+                    np.concatenate([t for _, t in found]),
+                )
+                order = np.lexsort((-counts, every))
+                every, counts = every[order], counts[order]
+                first = np.ones(len(every), dtype=bool)
+                first[1:] = every[1:] != every[:-1]
+                docs, tf = every[first], counts[first]
+            pseudo[docs] += weight * tf / index.norm[docs]
         docs = np.flatnonzero(pseudo)
         df = len(docs)
         idf = math.log(1 + (self.size - df + 0.5) / (df + 0.5))
@@ -455,6 +469,9 @@ class Index:
 
     def patterns(self, term: Term, index: _Field) -> set[Pattern]:
         """The word sequences that count as the term: (words, stemmed?) pairs."""
+        shared = self._shared.get(term)
+        if shared is not None:
+            return shared
         words = term.words
         stemmed = not term.exact
         family = self.family(words)
@@ -462,11 +479,13 @@ class Index:
             # An acronym or long form is its family: bare, by stem; quoted, exactly and
             # also as typed.
             found = family_patterns(family, self.acronyms, stemmed, self.learned)
-            return found if stemmed else found | own_patterns(words, False)
+            self._shared[term] = found if stemmed else found | own_patterns(words, False)
+            return self._shared[term]
         if stemmed and len(words) > 1:
             found = set()
             for variant in phrase_variants(words, self.classes, self.learned):
                 found |= own_patterns(variant, True)
+            self._shared[term] = found
             return found
         found = own_patterns(words, stemmed)
         if (

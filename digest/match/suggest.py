@@ -78,10 +78,6 @@ def _counts(
     return counts, spelling
 
 
-def _key(spelling: dict[tuple[str, ...], str], text: str) -> tuple[str, ...]:
-    return next(key for key, value in spelling.items() if value == text)
-
-
 def significant_terms(index: Index, query: Query, limit: int = 5) -> list[Related]:
     """Words and word pairs far more common in the line's matches than in the batch."""
     ranked = rank(index, query, keep=MAX_FOREGROUND)
@@ -93,7 +89,7 @@ def significant_terms(index: Index, query: Query, limit: int = 5) -> list[Relate
     own = {stem for term in query.terms for stem in loose_key(term.words)}
     for term in query.terms:
         own |= {stem for words in index.family(term.words) or () for stem in loose_key(words)}
-    scored: list[tuple[float, str]] = []
+    scored: list[tuple[float, str, int]] = []
     for key, count in counts.items():
         share = count / len(docs)
         text = spelling[key]
@@ -102,13 +98,13 @@ def significant_terms(index: Index, query: Query, limit: int = 5) -> list[Relate
         background = len(index.term(Term("", tuple(text.split()))).docs)
         lift = share / max(background / index.size, 1e-9)
         if lift >= MIN_LIFT:
-            scored.append((share * math.log(lift), text))
+            scored.append((share * math.log(lift), text, count))
     scored.sort(key=lambda pair: (-pair[0], pair[1]))
     chosen: list[Related] = []
-    for _, text in scored:
+    for _, text, count in scored:
         if any(text in other.text or other.text in text for other in chosen):
             continue
-        chosen.append(Related(text, f"in {counts[_key(spelling, text)]} of the papers matched"))
+        chosen.append(Related(text, f"in {count} of the papers matched"))
         if len(chosen) == limit:
             break
     return chosen

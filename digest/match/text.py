@@ -101,6 +101,7 @@ def fold_word(word: str) -> str:
     return _stable_fold(word)
 
 
+@lru_cache(maxsize=64)  # a text is analysed, then scanned for acronyms: prepared once
 def prepare(text: str) -> str:
     """LaTeX stripped, NFKC, every dash "-", Greek letters spelled out; case kept."""
     return unicodedata.normalize("NFKC", strip_latex(text)).translate(_TRANSLATE)

@@ -18,6 +18,7 @@ from digest.feedback import KINDS_OF_PAPER, FeedbackError
 from digest.models import PAPERS, FeedbackKind, SubscriberStatus
 from digest.tokens import PREFERENCES, TokenError, read_paper_token
 from digest.web.emails import token
+from digest.web.pages import REPLACED
 from digest.web.state import LinkProblem, WebState, web
 
 router = APIRouter(include_in_schema=False)
@@ -27,11 +28,6 @@ INVALID = LinkProblem(
     400,
     "This link is not valid",
     "It may have been cut short or changed. Use the link in the email as it is.",
-)
-REVOKED = LinkProblem(
-    410,
-    "This link is no longer valid",
-    "It was replaced by a newer one: use the links in the most recent email we sent you.",
 )
 
 
@@ -49,9 +45,9 @@ def _clicked(state: WebState, value: str, kind: str) -> tuple[Any, Any]:
             sa.select(PAPERS.c.id, PAPERS.c.title, PAPERS.c.authors).where(PAPERS.c.id == paper_id)
         ).first()
     if row is None or row.token_version != version or paper is None:
-        raise REVOKED
+        raise REPLACED
     if row.status == SubscriberStatus.unsubscribed:
-        raise REVOKED
+        raise REPLACED
     return row, paper
 
 

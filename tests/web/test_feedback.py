@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from email.message import EmailMessage
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import Engine
@@ -140,12 +141,7 @@ def test_the_next_digest_follows_the_clicks(
 def test_the_settings_page_lists_and_forgets_what_was_learned(
     settings: Settings, engine: Engine
 ) -> None:
-    store(engine, DAY_ONE, now=T0 - timedelta(hours=1))
-    row, _ = subscribe(engine, "ada@example.org", ["models"])
-    with engine.connect() as conn:
-        ids = {str(t): int(i) for t, i in conn.execute(sa.text("SELECT title, id FROM paper"))}
-    links = make_paper_tokens(SECRET, row.id, 1, ids.values())
-    prefs = f"/preferences/{make_token(SECRET, PREFERENCES, row.id, 1)}"
+    _, ids, links, prefs = _reader(engine)
     with client(settings, engine, Clock()) as http:
         liked = ids["Routing tokens to experts in sparse mixture models"]
         http.post(f"/feedback/{links[liked]}/more")
@@ -169,6 +165,17 @@ def test_the_settings_page_lists_and_forgets_what_was_learned(
     assert _clicks(engine) == []
 
 
+def _reader(engine: Engine) -> tuple[Any, dict[str, int], dict[int, str], str]:
+    """Day one's papers stored, and ada: her row, the papers by title, her feedback link
+    tokens by paper and her settings page."""
+    store(engine, DAY_ONE, now=T0 - timedelta(hours=1))
+    row, _ = subscribe(engine, "ada@example.org", ["models"])
+    with engine.connect() as conn:
+        ids = {str(t): int(i) for t, i in conn.execute(sa.text("SELECT title, id FROM paper"))}
+    links = make_paper_tokens(SECRET, row.id, 1, ids.values())
+    return row, ids, links, f"/preferences/{make_token(SECRET, PREFERENCES, row.id, 1)}"
+
+
 def _clicks(engine: Engine) -> list[tuple[str, str, str]]:
     with engine.connect() as conn:
         rows = conn.execute(sa.select(FEEDBACK.c.kind, FEEDBACK.c.reason, FEEDBACK.c.detail))
@@ -178,12 +185,8 @@ def _clicks(engine: Engine) -> list[tuple[str, str, str]]:
 def test_three_likes_propose_an_interest_line_added_with_one_click(
     settings: Settings, engine: Engine
 ) -> None:
-    store(engine, DAY_ONE, now=T0 - timedelta(hours=1))
-    row, _ = subscribe(engine, "ada@example.org", ["models"])
-    with engine.connect() as conn:
-        ids = [int(i) for (i,) in conn.execute(sa.text("SELECT id FROM paper ORDER BY id"))]
-    links = make_paper_tokens(SECRET, row.id, 1, ids)
-    prefs = f"/preferences/{make_token(SECRET, PREFERENCES, row.id, 1)}"
+    row, by_title, links, prefs = _reader(engine)
+    ids = sorted(by_title.values())
     with client(settings, engine, Clock()) as http:
         for paper in ids[:2]:
             http.post(f"/feedback/{links[paper]}/more")
