@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from digest.cron import cron_trigger
@@ -168,9 +168,22 @@ class Settings(BaseSettings):
     soft_bounce_threshold: int = Field(
         default=3, ge=1, description="Soft bounces after which a subscriber is bounced."
     )
-    bounce_imap_url: SecretStr = Field(
+    inbox_imap_url: SecretStr = Field(
         default=SecretStr(""),
-        description="Mailbox `digest bounces` reads: imaps://user:password@host[:port]/MAILBOX.",
+        validation_alias=AliasChoices("DIGEST_INBOX_IMAP_URL", "DIGEST_BOUNCE_IMAP_URL"),
+        description="Mailbox where bounces and emailed unsubscribe requests arrive, read by "
+        "`digest inbox` and the scheduler: imaps://user:password@host[:port]/MAILBOX.",
+    )
+    inbox_maildir: Path | None = Field(
+        default=None, description="A Maildir read instead of the IMAP mailbox."
+    )
+    inbox_every_minutes: float = Field(
+        default=5, gt=0, description="How often the scheduler reads the inbox (when one is set)."
+    )
+    inbox_authserv_id: str = Field(
+        default="",
+        description="Your mail server's authserv-id in Authentication-Results: when set, an "
+        "emailed unsubscribe without its link token is honoured if the server saw dmarc=pass.",
     )
     worker_poll_seconds: float = Field(
         default=30, gt=0, description="How often an idle worker looks for due digests."
@@ -200,7 +213,9 @@ class Settings(BaseSettings):
     )
     list_id: str = Field(default="", description="List-Id; default: digest.<From domain>.")
     unsubscribe_mailto: str = Field(
-        default="", description="Address of the mailto unsubscribe link; default: From."
+        default="",
+        description="Address of the mailto unsubscribe link; default: From, and only "
+        "when an inbox is configured (without one, no mailto: is offered).",
     )
     email_max_bytes: int = Field(
         default=100_000,

@@ -13,12 +13,10 @@ import typer
 from digest.cli import common
 from digest.cli.common import USAGE, console, err, exit_if_refused, fail
 from digest.clock import utcnow
-from digest.delivery.bounces import (
-    BounceReport,
+from digest.delivery.inbox import (
     ImapError,
     ImapUrlError,
-    process_imap,
-    process_maildir,
+    read_inbox,
 )
 from digest.delivery.sender import run as run_digests
 from digest.delivery.sender import work
@@ -155,49 +153,46 @@ def schedule(
     console.print(f"  total in the next {hours} h: {sum(c for _, c in ahead)}", highlight=False)
 
 
-@app.command()
-def bounces(
+def inbox(
     maildir: Annotated[
-        Path | None, typer.Option(help="Maildir where bounce notifications (DSNs) arrive.")
+        Path | None,
+        typer.Option(help="Maildir where bounces and unsubscribe requests arrive."),
     ] = None,
     imap: Annotated[
         str | None,
         typer.Option(
             help="IMAP mailbox where they arrive: imaps://user:password@host[:port]/MAILBOX "
-            "(imap:// for plain, with STARTTLS when offered); default DIGEST_BOUNCE_IMAP_URL.",
+            "(imap:// for plain, with STARTTLS when offered); default DIGEST_INBOX_IMAP_URL.",
         ),
     ] = None,
 ) -> None:
-    """Read bounce notifications: hard bounces stop mail at once, soft ones are counted."""
+    """Read the inbox: bounce notifications (hard bounces stop mail at once, soft ones are
+    counted) and emailed unsubscribe requests (the mailto: of List-Unsubscribe)."""
     settings = common.settings()
     if maildir is not None and imap is not None:
         fail("give --maildir or --imap, not both", USAGE)
-    if maildir is None and imap is None and not settings.bounce_imap_url.get_secret_value():
-        fail("give --maildir DIR or --imap URL (or set DIGEST_BOUNCE_IMAP_URL)", USAGE)
-    with common.engine(settings) as engine:
-        report: BounceReport
-        with (
-            common.refusing(ImapError, code=common.FAILED),
-            common.refusing(FileNotFoundError, ImapUrlError),
-        ):
-            if maildir is not None:
-                report = process_maildir(engine, settings, maildir)
-            else:
-                report = process_imap(engine, settings, imap)
-    for address in report.bounced:
-        console.print(f"bounced: {address}", highlight=False)
-    for what in report.unmatched:
-        err.print(f"[yellow]no subscriber for[/] {what}", highlight=False)
-    for subject in report.ignored:
-        err.print(f"[yellow]not a delivery status notification:[/] {subject}", highlight=False)
-    for problem in report.failed:
-        err.print(f"[red]unreadable:[/] {problem}", highlight=False)
-    console.print(
-        f"{report.read} read: {report.hard} hard and {report.soft} soft bounces, "
-        f"{len(report.bounced)} subscriber(s) marked bounced, {len(report.unmatched)} unmatched, "
-        f"{len(report.ignored)} ignored"
-        + (f", {len(report.failed)} unreadable" if report.failed else "")
-    )
+    configured = settings.inbox_imap_url.get_secret_value() or settings.inbox_maildir
+    if maildir is None and imap is None and not configured:
+        fail(
+            "give --maildir DIR or --imap URL (or set DIGEST_INBOX_IMAP_URL or "
+            "DIGEST_INBOX_MAILDIR)",
+            USAGE,
+        )
+    with (
+        common.engine(settings) as engine,
+        common.refusing(ImapError, code=common.FAILED),
+        common.refusing(FileNotFoundError, ImapUrlError),
+    ):
+        report = read_inbox(engine, settings, maildir=maildir, imap=imap)
+    *lines, summary = report.lines()
+    for line in lines:
+        quiet = line.startswith(("bounced:", "unsubscribed:", "already"))
+        (console if quiet else err).print(line, highlight=False, markup=False)
+    console.print(summary, highlight=False, markup=False)
+
+
+app.command()(inbox)
+app.command("bounces", hidden=True, help="The old name of `digest inbox`.")(inbox)
 
 
 @app.command("smtp-capture")

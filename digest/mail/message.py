@@ -95,7 +95,11 @@ def envelope_sender(settings: Settings, to: str) -> str:
 
 
 def list_unsubscribe(settings: Settings, url: str) -> str:
-    """The List-Unsubscribe value: the one-click URL and a mailto naming the same token."""
+    """The List-Unsubscribe value: the one-click URL, and a mailto naming the same token
+    when something reads that mailbox (an inbox is configured, or an address is named)."""
+    reads = settings.inbox_imap_url.get_secret_value() or settings.inbox_maildir
+    if not (reads or settings.unsubscribe_mailto):
+        return f"<{url}>"
     mailbox = settings.unsubscribe_mailto or sender(settings).addr_spec
     token = url.rstrip("/").rsplit("/", 1)[-1]
     mailto = f"mailto:{mailbox}?subject={quote('unsubscribe ' + token)}"

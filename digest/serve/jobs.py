@@ -30,12 +30,18 @@ class Jobs(Protocol):
     async def ingest(self, source: SourceConfig) -> object:
         """Ingest one source."""
 
+    async def inbox(self) -> object:
+        """Read the inbox: bounces and emailed unsubscribe requests."""
+
 
 def triggers(settings: Settings) -> list[tuple[str, BaseTrigger, SourceConfig | None]]:
     """(job name, trigger, source or None) of every scheduled job but the election."""
     planned: list[tuple[str, BaseTrigger, SourceConfig | None]] = [
         ("dispatch", IntervalTrigger(seconds=settings.dispatch_seconds, timezone=UTC), None)
     ]
+    if settings.inbox_imap_url.get_secret_value() or settings.inbox_maildir:
+        every = IntervalTrigger(minutes=settings.inbox_every_minutes, timezone=UTC)
+        planned.append(("inbox", every, None))
     for source in settings.sources:
         expression = source.cron or settings.ingest_cron
         trigger = cron_trigger(expression, settings.ingest_timezone)
@@ -48,7 +54,7 @@ def upcoming(settings: Settings, now: datetime) -> list[tuple[str, datetime]]:
     found = []
     for name, trigger, _ in triggers(settings):
         if isinstance(trigger, IntervalTrigger):
-            at: datetime | None = now + timedelta(seconds=settings.dispatch_seconds)
+            at: datetime | None = now + trigger.interval
         else:
             at = trigger.get_next_fire_time(None, now)
         if at is not None:
@@ -93,7 +99,8 @@ def build_scheduler(settings: Settings, jobs: Jobs, now: datetime) -> AsyncIOSch
     )
     for number, (name, trigger, source) in enumerate(triggers(settings)):
         if source is None:
-            scheduler.add_job(**_job(jobs.dispatch), trigger=trigger, id=name, name=name)
+            job = jobs.inbox if name == "inbox" else jobs.dispatch
+            scheduler.add_job(**_job(job), trigger=trigger, id=name, name=name)
         else:
             scheduler.add_job(
                 **_job(jobs.ingest, source),

@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 
 from digest.clock import utcnow
 from digest.config import Settings, SourceConfig
+from digest.delivery.inbox import ImapError, ImapUrlError, InboxReport, read_inbox
 from digest.delivery.outbox import SendReport
 from digest.delivery.planning import PlanReport, plan
 from digest.delivery.sender import work
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 
 
 class Service:
-    """The scheduled jobs of one process: elect, dispatch, ingest."""
+    """The scheduled jobs of one process: elect, dispatch, ingest, read the inbox."""
 
     def __init__(
         self,
@@ -99,6 +100,20 @@ class Service:
         return await asyncio.to_thread(
             ingest_source, self.engine, self.settings, source, self.clock()
         )
+
+    async def inbox(self) -> InboxReport | None:
+        """Read the inbox (leader only): bounces and emailed unsubscribe requests. A mailbox
+        that cannot be read is logged and tried again on the next run."""
+        if not self.leading:
+            return None
+        try:
+            report = await asyncio.to_thread(read_inbox, self.engine, self.settings)
+        except (ImapError, ImapUrlError, FileNotFoundError) as exc:
+            log.error("inbox: %s", exc)
+            return None
+        for line in report.lines():
+            log.info("inbox: %s", line)
+        return report
 
     def close(self) -> None:
         """Give up the leadership."""

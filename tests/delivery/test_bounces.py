@@ -36,12 +36,21 @@ def test_hard_soft_verp_and_noise(
             ).all()
         )
     box = mailbox.Maildir(tmp_path / "bounces", create=True)
-    box.add(
+    box.add(  # forwarded: the failed address is another, the original is the subscriber
         dsn(
             recipient="someone-else@mx.example.net",
+            original="hard@example.org",
             action="failed",
             status="5.1.1",
             message_id=f"<digest.{ids['hard@example.org']}.2026-11-26@digest.test>",
+        )
+    )
+    box.add(  # another deployment's digest with the same number, sharing the mailbox
+        dsn(
+            recipient="stranger@example.com",
+            action="failed",
+            status="5.1.1",
+            message_id=f"<digest.{ids['ok@example.org']}.2026-11-26@digest.test>",
         )
     )
     for _ in range(3):
@@ -66,8 +75,10 @@ def test_hard_soft_verp_and_noise(
 
     result = runner.invoke(app, ["bounces", "--maildir", str(tmp_path / "bounces")], env=env)
     assert result.exit_code == 0, result.output
-    assert "6 read: 2 hard and 3 soft bounces, 3 subscriber(s) marked bounced" in result.output
-    assert "not a delivery status notification: out of office" in result.output
+    assert "7 read: 2 hard and 3 soft bounces, 3 subscriber(s) marked bounced" in result.output
+    assert "1 unmatched" in result.output
+    assert "no subscriber for stranger@example.com" in result.output
+    assert "not a bounce or an unsubscribe request: out of office" in result.output
     with engine.connect() as conn:
         statuses = dict(conn.execute(sa.select(SUBSCRIBERS.c.email, SUBSCRIBERS.c.status)).all())
     assert statuses == {

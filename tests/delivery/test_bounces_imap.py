@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from digest.cli import app
 from digest.config import Settings
-from digest.delivery.bounces import ImapUrlError, parse_imap_url
+from digest.delivery.inbox import ImapUrlError, parse_imap_url
 from digest.delivery.planning import plan
 from digest.match.engine import InterestMatcher
 from digest.models import DIGESTS, SUBSCRIBERS
@@ -56,7 +56,7 @@ def test_unseen_notifications_are_applied_once_and_flagged_seen(
     soft = dsn(recipient="soft@example.org", action="delayed", status="4.4.1", message_id=None)
     dovecot.append(
         dsn(
-            recipient="someone-else@mx.example.net",
+            recipient="hard@example.org",
             action="failed",
             status="5.1.1",
             message_id=f"<digest.{digest_id}.2026-11-26@digest.test>",
@@ -86,7 +86,7 @@ def test_unseen_notifications_are_applied_once_and_flagged_seen(
 
     assert result.exit_code == 0, result.output
     assert "7 read: 2 hard and 3 soft bounces, 3 subscriber(s) marked bounced" in result.output
-    assert "not a delivery status notification: out of office" in result.output
+    assert "not a bounce or an unsubscribe request: out of office" in result.output
     assert "unreadable: message UID 7: cannot parse it" in result.output
     assert "1 unreadable" in result.output
     assert statuses(engine) == {
@@ -192,7 +192,10 @@ def test_the_cli_needs_exactly_one_mailbox(
     assert "give --maildir or --imap, not both" in both.output
     neither = runner.invoke(app, ["bounces"], env=cli_env)
     assert neither.exit_code == 2
-    assert "give --maildir DIR or --imap URL (or set DIGEST_BOUNCE_IMAP_URL)" in neither.output
+    assert (
+        "give --maildir DIR or --imap URL (or set DIGEST_INBOX_IMAP_URL or DIGEST_INBOX_MAILDIR)"
+        in neither.output
+    )
     bad = runner.invoke(app, ["bounces", "--imap", "imap://h/INBOX"], env=cli_env)
     assert bad.exit_code == 2
     assert "needs a user and password" in bad.output

@@ -102,10 +102,17 @@ def write_jsonl(path: Path, papers: list[dict[str, Any]]) -> Path:
 
 
 def dsn(
-    *, recipient: str, action: str, status: str, message_id: str | None, to: str = "bounces@x"
+    *,
+    recipient: str,
+    action: str,
+    status: str,
+    message_id: str | None,
+    to: str = "bounces@x",
+    original: str | None = None,
 ) -> bytes:
-    """A delivery status notification laid out like Postfix writes one."""
-    original = (
+    """A delivery status notification laid out like Postfix writes one (`original`: the
+    Original-Recipient, when the message was forwarded)."""
+    headers = (
         f"Message-ID: {message_id}\nFrom: digest@digest.test\nTo: {recipient}\n"
         if message_id
         else f"From: digest@digest.test\nTo: {recipient}\n"
@@ -119,9 +126,10 @@ def dsn(
         f"\n--B\nContent-Type: text/plain\n\nI'm sorry to have to inform you...\n"
         f"\n--B\nContent-Type: message/delivery-status\n\n"
         f"Reporting-MTA: dns; mx.example.net\n\n"
-        f"Final-Recipient: rfc822; {recipient}\nAction: {action}\nStatus: {status}\n"
+        + (f"Original-Recipient: rfc822; {original}\n" if original else "")
+        + f"Final-Recipient: rfc822; {recipient}\nAction: {action}\nStatus: {status}\n"
         f"Diagnostic-Code: smtp; 550 {status} mailbox unavailable\n"
-        f"\n--B\nContent-Type: text/rfc822-headers\n\n{original}"
+        f"\n--B\nContent-Type: text/rfc822-headers\n\n{headers}"
         f"\n--B--\n"
     ).encode()
 

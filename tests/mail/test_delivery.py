@@ -65,7 +65,7 @@ def test_sent_digest_has_paper_links_and_the_full_list_link(
     (message,) = smtp.to("a@example.org")
     assert message["Subject"] == "2 new papers: diffusion"
     assert message["List-Id"] == '"Paper Digest" <digest.digest.test>'
-    assert "<mailto:digest@digest.test?subject=unsubscribe%20" in message["List-Unsubscribe"]
+    assert message["List-Unsubscribe"].startswith("<https://digest.test/unsubscribe/")
     text, html = parts(message)
     html5lib.HTMLParser(strict=True).parse(html)
     shown = re.findall(r'href="https://huggingface.co/papers/2611\.0000(\d)"', html)

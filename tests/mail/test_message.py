@@ -52,7 +52,9 @@ def test_digest_headers_parse_back() -> None:
     assert message["Message-ID"] == "<digest.1.2026-11-26@digest.test>"
     assert parsedate_to_datetime(message["Date"]).tzinfo is not None
     assert message["List-Id"] == '"Paper Digest" <digest.digest.test>'
-    assert message["List-Unsubscribe"] == (
+    assert message["List-Unsubscribe"] == f"<{UNSUBSCRIBE}>"  # no mailto: nothing reads it
+    reading = email_settings(inbox_maildir=Path("/var/mail/digest"))
+    assert list_unsubscribe(reading, UNSUBSCRIBE) == (
         f"<{UNSUBSCRIBE}>, <mailto:digest@digest.test?subject=unsubscribe%20tok-{'x' * 80}>"
     )
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"

@@ -86,6 +86,9 @@ class Recorder:
     async def ingest(self, source: SourceConfig) -> None:
         self.calls.append(f"ingest {source.label()}")
 
+    async def inbox(self) -> None:
+        self.calls.append("inbox")
+
 
 def test_the_scheduler_runs_the_election_the_dispatch_tick_and_one_ingest_per_source() -> None:
     settings = Settings(
@@ -112,6 +115,10 @@ def test_the_scheduler_runs_the_election_the_dispatch_tick_and_one_ingest_per_so
         ("ingest hf", datetime(2026, 11, 28, 11, tzinfo=UTC)),  # 06:00 in New York
         ("ingest arxiv:cs.LG", datetime(2026, 11, 30, 1, 30, tzinfo=UTC)),
     ]
+    # With a mailbox configured, the inbox is read every few minutes too.
+    reading = settings.model_copy(update={"inbox_maildir": "/srv/mail", "inbox_every_minutes": 3})
+    assert upcoming(reading, FRIDAY)[0] == ("dispatch", FRIDAY + timedelta(minutes=2))
+    assert upcoming(reading, FRIDAY)[1] == ("inbox", FRIDAY + timedelta(minutes=3))
 
 
 def test_an_ingest_missed_while_down_is_owed_within_the_grace() -> None:
