@@ -246,6 +246,11 @@ class Settings(BaseSettings):
     confirm_link_hours: float = Field(
         default=48, gt=0, description="A confirmation link expires after this many hours."
     )
+    pending_purge_days: float = Field(
+        default=7,
+        gt=0,
+        description="Sign-ups never confirmed are erased after this many days.",
+    )
     link_days: float = Field(
         default=90, gt=0, description="Preferences and digest links expire after this many days."
     )

@@ -219,6 +219,19 @@ class SentPaper(SQLModel, table=True):
     sent_at: datetime = _ts()
 
 
+class Erasure(SQLModel, table=True):
+    """What is left of erased subscribers: how many, when and why, and nothing about who
+    (`reason`: "self" from the preferences page, "admin", or "unconfirmed" for pending
+    sign-ups purged after `pending_purge_days`). `last_subscriber_id` is the highest
+    subscriber id there was, so that no new subscriber is given an erased one's id."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    erased_at: datetime = _ts()
+    reason: str = Field(max_length=20)
+    count: int = 1
+    last_subscriber_id: int = 0
+
+
 class IngestRun(SQLModel, table=True):
     """One ingest of one source: when, what it counted, and why it failed if it did."""
 
@@ -254,4 +267,5 @@ DIGEST_PAPERS = table_of(DigestPaper)
 FEEDBACK = table_of(Feedback)
 SENT_PAPERS = table_of(SentPaper)
 INGEST_RUNS = table_of(IngestRun)
+ERASURES = table_of(Erasure)
 HTTP_VALIDATORS = table_of(HttpValidator)

@@ -27,7 +27,14 @@ from sqlalchemy.exc import IntegrityError
 
 from digest.clock import utcnow
 from digest.match.query import InterestError, parse
-from digest.models import INTERESTS, MAX_PAPERS, SUBSCRIBERS, Cadence, SubscriberStatus
+from digest.models import (
+    ERASURES,
+    INTERESTS,
+    MAX_PAPERS,
+    SUBSCRIBERS,
+    Cadence,
+    SubscriberStatus,
+)
 
 EMAIL_INTERVAL = timedelta(hours=1)
 Line = tuple[str, str]  # an interest line as typed, and its canonical form
@@ -214,6 +221,18 @@ def replace_interests(conn: Connection, subscriber_id: int, prefs: Prefs) -> Non
 
 
 def _insert(conn: Connection, address: str, status: SubscriberStatus, **values: Any) -> int:
+    """Insert a subscriber row; its id is one no erased subscriber ever had.
+
+    Old links name ids, so an id must never come back: PostgreSQL's sequence never reuses
+    one, but SQLite gives the highest id again once that row is gone, so there the id
+    is taken past the highest one an erasure recorded.
+    """
+    if conn.dialect.name == "sqlite":
+        highest = [
+            sa.select(sa.func.coalesce(sa.func.max(column), 0)).scalar_subquery()
+            for column in (SUBSCRIBERS.c.id, ERASURES.c.last_subscriber_id)
+        ]
+        values["id"] = sa.func.max(*highest) + 1
     new_id: int = conn.execute(
         sa.insert(SUBSCRIBERS)
         .values(email=address, status=status, token_version=1, soft_bounces=0, **values)

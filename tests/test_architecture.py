@@ -17,7 +17,7 @@ STAGES = [
     {"digest", "digest.clock", "digest.cron", "digest.config", "digest.models", "digest.db",
      "digest.tokens"},
     {"digest.match"},
-    {"digest.papers", "digest.subscribers", "digest.feedback"},
+    {"digest.papers", "digest.subscribers", "digest.feedback", "digest.privacy"},
     {"digest.sources", "digest.mail", "digest.search"},
     {"digest.delivery"},
     {"digest.serve", "digest.web", "digest.demo"},

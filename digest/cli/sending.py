@@ -24,6 +24,7 @@ from digest.delivery.transport import SmtpTransport
 from digest.mail.render import Renderer
 from digest.match.engine import InterestMatcher
 from digest.models import DigestStatus
+from digest.privacy import purge_unconfirmed
 
 app = typer.Typer()
 
@@ -47,6 +48,7 @@ def run(
                 common.as_of(now),
             )
         )
+        purged = purge_unconfirmed(engine, common.as_of(now), settings.pending_purge_days)
     for outcome in sent.outcomes:
         if outcome.status is not DigestStatus.sent:
             err.print(
@@ -56,6 +58,7 @@ def run(
         f"planned {planned.planned} digest(s), {planned.empty} with no new matches; "
         f"sent {sent.count(DigestStatus.sent)}, retrying {sent.count(DigestStatus.planned)}, "
         f"failed {sent.count(DigestStatus.failed)}"
+        + (f"; erased {purged} sign-up(s) never confirmed" if purged else "")
     )
     exit_if_refused(sent)
 

@@ -33,11 +33,15 @@ class Jobs(Protocol):
     async def inbox(self) -> object:
         """Read the inbox: bounces and emailed unsubscribe requests."""
 
+    async def purge(self) -> object:
+        """Erase the sign-ups never confirmed in time."""
+
 
 def triggers(settings: Settings) -> list[tuple[str, BaseTrigger, SourceConfig | None]]:
     """(job name, trigger, source or None) of every scheduled job but the election."""
     planned: list[tuple[str, BaseTrigger, SourceConfig | None]] = [
-        ("dispatch", IntervalTrigger(seconds=settings.dispatch_seconds, timezone=UTC), None)
+        ("dispatch", IntervalTrigger(seconds=settings.dispatch_seconds, timezone=UTC), None),
+        ("purge", IntervalTrigger(hours=1, timezone=UTC), None),
     ]
     if settings.inbox_imap_url.get_secret_value() or settings.inbox_maildir:
         every = IntervalTrigger(minutes=settings.inbox_every_minutes, timezone=UTC)
@@ -99,7 +103,7 @@ def build_scheduler(settings: Settings, jobs: Jobs, now: datetime) -> AsyncIOSch
     )
     for number, (name, trigger, source) in enumerate(triggers(settings)):
         if source is None:
-            job = jobs.inbox if name == "inbox" else jobs.dispatch
+            job = {"inbox": jobs.inbox, "purge": jobs.purge}.get(name, jobs.dispatch)
             scheduler.add_job(**_job(job), trigger=trigger, id=name, name=name)
         else:
             scheduler.add_job(

@@ -22,6 +22,7 @@ from digest.delivery.sender import work
 from digest.delivery.transport import Transport
 from digest.mail.render import Renderer
 from digest.match.engine import Matcher
+from digest.privacy import purge_unconfirmed
 from digest.serve.jobs import build_scheduler, missed
 from digest.serve.leader import Leadership
 from digest.sources.runner import SourceReport, ingest_source, last_runs
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 
 
 class Service:
-    """The scheduled jobs of one process: elect, dispatch, ingest, read the inbox."""
+    """The scheduled jobs of one process: elect, dispatch, ingest, read the inbox, purge."""
 
     def __init__(
         self,
@@ -114,6 +115,16 @@ class Service:
         for line in report.lines():
             log.info("inbox: %s", line)
         return report
+
+    async def purge(self) -> int | None:
+        """Erase the sign-ups never confirmed within `pending_purge_days` (leader only)."""
+        if not self.leading:
+            return None
+        days = self.settings.pending_purge_days
+        count = await asyncio.to_thread(purge_unconfirmed, self.engine, self.clock(), days)
+        if count:
+            log.info("erased %d sign-up(s) never confirmed within %g days", count, days)
+        return count
 
     def close(self) -> None:
         """Give up the leadership."""

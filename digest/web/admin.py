@@ -10,13 +10,15 @@ from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 from sqlalchemy import Connection
 
-from digest import subscribers
+from digest import privacy, subscribers
 from digest.models import (
     DIGESTS,
+    ERASURES,
     FEEDBACK,
     PAPERS,
     SUBSCRIBERS,
@@ -239,9 +241,21 @@ def update_subscriber(state: Admin, sub_id: int, body: SubscriberPatch) -> Subsc
 
 @router.delete("/subscribers/{sub_id}", status_code=204, summary="Delete a subscriber")
 def delete_subscriber(state: Admin, sub_id: int) -> Response:
-    if not subscribers.delete(state.engine, sub_id):
+    """Erase the subscriber and everything naming them; only an anonymous count is kept."""
+    if not privacy.erase(state.engine, sub_id, state.clock(), "admin"):
         raise HTTPException(404, f"no subscriber {sub_id}")
     return Response(status_code=204)
+
+
+@router.get("/subscribers/{sub_id}/export", summary="Everything stored about a subscriber")
+def export_subscriber(state: Admin, sub_id: int) -> JSONResponse:
+    """The same JSON the subscriber downloads from their preferences page."""
+    with state.engine.connect() as conn:
+        data = privacy.export(conn, sub_id)
+    if data is None:
+        raise HTTPException(404, f"no subscriber {sub_id}")
+    attachment = f'attachment; filename="digest-subscriber-{sub_id}.json"'
+    return JSONResponse(data, headers={"Content-Disposition": attachment})
 
 
 @router.get("/papers", summary="Papers, newest first")
@@ -289,17 +303,19 @@ def list_digests(
         return [dict(r._mapping) for r in conn.execute(query)]
 
 
-def _per_day(conn: Connection, column: Any, *where: Any) -> dict[date, int]:
+def _per_day(conn: Connection, column: Any, *where: Any, amount: Any = None) -> dict[date, int]:
+    """Rows per UTC day of `column` (or the sum of `amount` over them)."""
     day: Any = sa.func.date(column)
     if conn.dialect.name == "postgresql":
         day = sa.cast(sa.func.timezone("UTC", column), sa.Date)
-    rows = conn.execute(sa.select(day, sa.func.count()).where(*where).group_by(day))
-    return {d if isinstance(d, date) else date.fromisoformat(d): n for d, n in rows}
+    total = sa.func.count() if amount is None else sa.func.sum(amount)
+    rows = conn.execute(sa.select(day, total).where(*where).group_by(day))
+    return {d if isinstance(d, date) else date.fromisoformat(d): int(n) for d, n in rows}
 
 
 @router.get(
     "/stats",
-    summary="Sent, failed, bounced, unsubscribed and feedback clicks per day (UTC)",
+    summary="Sent, failed, bounced, unsubscribed, erased and feedback clicks per day (UTC)",
 )
 def stats(state: Admin, days: Annotated[int, Query(ge=1, le=366)] = 30) -> list[dict[str, Any]]:
     now = state.clock()
@@ -328,6 +344,9 @@ def stats(state: Admin, days: Annotated[int, Query(ge=1, le=366)] = 30) -> list[
                 changed,
                 SUBSCRIBERS.c.status == SubscriberStatus.unsubscribed,
                 changed >= since,
+            ),
+            "erased": _per_day(
+                conn, ERASURES.c.erased_at, ERASURES.c.erased_at >= since, amount=ERASURES.c.count
             ),
             "more_like_this": _per_day(
                 conn,

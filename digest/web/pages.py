@@ -8,10 +8,10 @@ from typing import Annotated, Any
 from zoneinfo import available_timezones
 
 from fastapi import APIRouter, Depends, Request, Response
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from digest import feedback, subscribers
+from digest import feedback, privacy, subscribers
 from digest.delivery.planning import Choice
 from digest.delivery.views import paper_view
 from digest.mail.render import PaperView
@@ -331,6 +331,45 @@ async def forget_feedback(value: str, request: Request, state: State) -> HTMLRes
     with state.engine.connect() as conn:
         values = _prefs_values(conn, row)
     return _prefs_page(state, value, row, values, forgotten=True)
+
+
+@router.get("/preferences/{value}/data")
+def download_data(value: str, state: State) -> JSONResponse:
+    """Everything stored about the subscriber, as a JSON file."""
+    row = subscriber_for(state, PREFERENCES, value)
+    with state.engine.connect() as conn:
+        data = privacy.export(conn, row.id)
+    if data is None:
+        raise REPLACED
+    headers = {**PAGE_HEADERS, "Content-Disposition": 'attachment; filename="digest-my-data.json"'}
+    return JSONResponse(data, headers=headers)
+
+
+@router.get("/preferences/{value}/erase", response_class=HTMLResponse)
+def erase_page(value: str, state: State) -> HTMLResponse:
+    """One button that erases the subscriber (nothing happens until it is pressed)."""
+    row = subscriber_for(state, PREFERENCES, value)
+    return state.page(
+        "message.html",
+        title="Delete everything about you?",
+        text=f"This erases {row.email}, your interests, what your digest learned and the "
+        "digests sent to you. It cannot be undone: signing up again starts afresh.",
+        button=(f"/preferences/{value}/erase", "Delete me"),
+        danger=True,
+    )
+
+
+@router.post("/preferences/{value}/erase", response_class=HTMLResponse)
+def erase(value: str, state: State) -> HTMLResponse:
+    """Erase the subscriber; only an anonymous count is kept."""
+    row = subscriber_for(state, PREFERENCES, value)
+    privacy.erase(state.engine, row.id, state.clock(), "self")
+    return state.page(
+        "message.html",
+        title="Everything about you is deleted",
+        text="Your address, interests, feedback and digests are gone; you will get no more "
+        "email from us, and every link in the emails we sent you no longer works.",
+    )
 
 
 def _unsubscribing(state: WebState, value: str) -> Any:

@@ -89,6 +89,9 @@ class Recorder:
     async def inbox(self) -> None:
         self.calls.append("inbox")
 
+    async def purge(self) -> None:
+        self.calls.append("purge")
+
 
 def test_the_scheduler_runs_the_election_the_dispatch_tick_and_one_ingest_per_source() -> None:
     settings = Settings(
@@ -109,9 +112,10 @@ def test_the_scheduler_runs_the_election_the_dispatch_tick_and_one_ingest_per_so
             scheduler.shutdown(wait=False)
 
     scheduled = dict(asyncio.run(start()))
-    assert set(scheduled) == {"elect", "dispatch", "ingest arxiv:cs.LG", "ingest hf"}
+    assert set(scheduled) == {"elect", "dispatch", "purge", "ingest arxiv:cs.LG", "ingest hf"}
     assert upcoming(settings, FRIDAY) == [
         ("dispatch", FRIDAY + timedelta(minutes=2)),
+        ("purge", FRIDAY + timedelta(hours=1)),
         ("ingest hf", datetime(2026, 11, 28, 11, tzinfo=UTC)),  # 06:00 in New York
         ("ingest arxiv:cs.LG", datetime(2026, 11, 30, 1, 30, tzinfo=UTC)),
     ]

@@ -155,6 +155,7 @@ def test_papers_sources_digests_and_stats(
         "failed": 0,
         "bounced": 0,
         "unsubscribed": 1,
+        "erased": 0,
         "more_like_this": 0,
         "not_for_me": 0,
     }
@@ -187,6 +188,7 @@ def test_stats_count_a_real_bounce(settings: Settings, engine: Engine, smtp: Smt
         "failed": 1,
         "bounced": 1,
         "unsubscribed": 0,
+        "erased": 0,
         "more_like_this": 0,
         "not_for_me": 0,
     }
