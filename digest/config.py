@@ -255,7 +255,19 @@ class Settings(BaseSettings):
         default=90, gt=0, description="Preferences and digest links expire after this many days."
     )
     subscribe_per_ip_hour: int = Field(
-        default=10, ge=1, description="Sign-ups accepted per client IP address per hour."
+        default=100,
+        ge=1,
+        description="Sign-ups accepted per client IP address per hour (a department behind "
+        "one NAT shares an address).",
+    )
+    subscribe_per_hour: int = Field(
+        default=1000, ge=1, description="Sign-ups accepted per hour in all (per web process)."
+    )
+    subscribe_answer_seconds: float = Field(
+        default=0.5,
+        ge=0,
+        description="Every sign-up is answered no sooner than this, so the answer's timing "
+        "does not tell whether an email went out; keep it above the relay's send time.",
     )
     subscribe_per_address_hour: int = Field(
         default=3, ge=1, description="Sign-ups accepted per email address per hour."

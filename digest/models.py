@@ -127,6 +127,7 @@ class Subscriber(SQLModel, table=True):
     weekday: int = 0
     max_papers: int = 20
     token_version: int = 1
+    feed_version: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
     soft_bounces: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     empty_note: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     created_at: datetime = _ts()

@@ -235,7 +235,9 @@ def _insert(conn: Connection, address: str, status: SubscriberStatus, **values: 
         values["id"] = sa.func.max(*highest) + 1
     new_id: int = conn.execute(
         sa.insert(SUBSCRIBERS)
-        .values(email=address, status=status, token_version=1, soft_bounces=0, **values)
+        .values(
+            email=address, status=status, token_version=1, feed_version=1, soft_bounces=0, **values
+        )
         .returning(SUBSCRIBERS.c.id)
     ).scalar_one()
     return new_id
@@ -452,6 +454,16 @@ def unsubscribe_address(engine: Engine, email: str, now: datetime | None = None)
     if row is None:
         return None
     return unsubscribe(engine, row.id, now or utcnow()) is not None
+
+
+def new_feed_address(engine: Engine, subscriber_id: int) -> None:
+    """Replace the subscriber's feed address; the old one stops working at once."""
+    with engine.begin() as conn:
+        conn.execute(
+            SUBSCRIBERS.update()
+            .where(SUBSCRIBERS.c.id == subscriber_id)
+            .values(feed_version=SUBSCRIBERS.c.feed_version + 1)
+        )
 
 
 def resubscribe(engine: Engine, subscriber_id: int, now: datetime) -> bool:

@@ -6,7 +6,13 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
-from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
+from itsdangerous import (
+    BadSignature,
+    SignatureExpired,
+    TimestampSigner,
+    URLSafeSerializer,
+    URLSafeTimedSerializer,
+)
 
 UNSUBSCRIBE = "unsubscribe"
 PREFERENCES = "preferences"
@@ -14,6 +20,7 @@ CONFIRM = "confirm"
 RESUBSCRIBE = "resubscribe"
 FEED = "feed"
 DIGESTS = "digests"  # a digest's full list, /digests/{token}/{digest id}
+FEED_ADDRESS = "feed-address"  # the feed's lasting address (FEED: its timed form, before)
 FEEDBACK = "feedback"  # one paper's "More like this" / "Not for me", /feedback/{token}/{kind}
 
 
@@ -95,6 +102,31 @@ def read_paper_token(secret: str, token: str) -> tuple[int, int, int]:
         raise TokenError(f"invalid {FEEDBACK} link: {exc.__class__.__name__}") from exc
     if not (isinstance(value, list) and len(value) == 3 and all(type(v) is int for v in value)):
         raise TokenError(f"invalid {FEEDBACK} link: unexpected payload")
+    return value[0], value[1], value[2]
+
+
+def make_feed_token(secret: str, subscriber_id: int, token_version: int, feed_version: int) -> str:
+    """The feed URL's token, signing (subscriber id, token version, feed version) with no
+    time in it: the same URL on every visit, until the subscriber asks for a new one
+    (feed version + 1), which stops the old one."""
+    return URLSafeSerializer(secret, salt=FEED_ADDRESS).dumps(
+        [subscriber_id, token_version, feed_version]
+    )
+
+
+def read_feed_token(secret: str, token: str) -> tuple[int, int, int]:
+    """Verify a feed token: (subscriber id, token version, feed version), or TokenError.
+
+    Feed URLs made before feeds had versions (timed tokens of the id and token version)
+    still work, as feed version 1, until the first new URL is asked for.
+    """
+    try:
+        value = URLSafeSerializer(secret, salt=FEED_ADDRESS).loads(token)
+    except BadSignature:
+        subscriber_id, version = read_token(secret, FEED, token)
+        return subscriber_id, version, 1
+    if not (isinstance(value, list) and len(value) == 3 and all(type(v) is int for v in value)):
+        raise TokenError(f"invalid {FEED} link: unexpected payload")
     return value[0], value[1], value[2]
 
 

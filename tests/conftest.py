@@ -78,6 +78,7 @@ def settings(database_url: str, smtp: SmtpSink, tmp_path: Path) -> Settings:
         base_url="https://digest.test",
         secret_key=SecretStr(SECRET),
         sources=[],  # nothing is fetched from the internet unless a test serves it
+        subscribe_answer_seconds=0,  # tests/web/test_pages.py checks the real delay
     )
 
 

@@ -71,3 +71,33 @@ def test_stored_interests_are_parsed_again_as_typed(database_url: str) -> None:
             ]
     finally:
         engine.dispose()
+
+
+def test_the_feed_version_comes_and_goes_without_touching_anyones_interests(
+    database_url: str,
+) -> None:
+    upgrade(database_url, "0009_feedback")
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO subscriber (email, status, timezone, send_hour, cadence, weekday,"
+                    " max_papers, token_version, soft_bounces, empty_note, created_at) VALUES"
+                    " ('a@example.org', 'active', 'UTC', 7, 'daily', 0, 20, 1, 0, false,"
+                    " '2026-11-01 00:00:00+00:00')"
+                )
+            )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO interest (subscriber_id, query, canonical, position)"
+                    " SELECT id, 'diffusion', 'diffusion', 0 FROM subscriber"
+                )
+            )
+        upgrade(database_url)
+        downgrade(database_url, "0009_feedback")  # on SQLite, a table copy would cascade
+        with engine.connect() as conn:
+            interests = conn.execute(sa.text("SELECT query FROM interest")).scalars().all()
+        assert interests == ["diffusion"]
+    finally:
+        engine.dispose()

@@ -51,6 +51,9 @@ def create_app(
         title="digest",
         summary="Admin API of the research paper digest (bearer token).",
         lifespan=lifespan,
+        # Swagger UI and ReDoc load scripts from a CDN: off. The schema is served, for any
+        # OpenAPI viewer the operator trusts; docs/web.md lists every endpoint.
+        docs_url=None,
         redoc_url=None,
     )
     app.state.web = web_state(settings, engine, clock, matcher or InterestMatcher())
@@ -74,6 +77,7 @@ def web_state(settings: Settings, engine: Engine, clock: Clock, matcher: Matcher
         cache=PaperCache(engine),
         per_ip=Limiter("sign-ups from this network", settings.subscribe_per_ip_hour, HOUR),
         per_address=Limiter("sign-ups for this address", settings.subscribe_per_address_hour, HOUR),
+        sign_ups=Limiter("sign-ups on this site right now", settings.subscribe_per_hour, HOUR),
         previews=Limiter("previews", settings.preview_per_ip_minute, timedelta(minutes=1)),
         secret=settings.secret_key.get_secret_value(),
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections import defaultdict
 from datetime import timedelta
 from typing import Annotated, Any
@@ -27,7 +29,9 @@ from digest.tokens import (
     UNSUBSCRIBE,
     TokenError,
     TokenExpired,
+    make_feed_token,
     make_paper_tokens,
+    read_feed_token,
     read_token,
 )
 from digest.web import accounts
@@ -181,19 +185,34 @@ async def subscribe(request: Request, state: State) -> HTMLResponse:
         return _subscribe_page(state, values, 422, error=exc)
     if fields:
         return _subscribe_page(state, values, 422, error=SubscriberError(fields))
+    started = time.monotonic()
+    try:
+        return await _sign_up(state, request, address, prefs, values) or sent
+    finally:
+        await _no_sooner_than(started, state.settings.subscribe_answer_seconds)
+
+
+async def _sign_up(
+    state: WebState, request: Request, address: str, prefs: Prefs, values: dict[str, Any]
+) -> HTMLResponse | None:
+    """Record the sign-up and send its email; the form again (503) if the email failed."""
     state.check_limit(state.per_ip, _client(request))
     state.check_limit(state.per_address, address)
+    state.check_limit(state.sign_ups, "all")
     signup = subscribers.request_subscription(state.engine, address, prefs, state.clock())
     if signup.action in (Action.confirm, Action.manage) and not await send_sign_up(state, signup):
         assert signup.subscriber_id is not None
         subscribers.email_failed(state.engine, signup.subscriber_id)
-        return state.page(
-            "message.html",
-            503,
-            title="We could not send the email",
-            text="Our mail server did not accept it. Nothing is lost: please try again later.",
-        )
-    return sent
+        return _subscribe_page(state, values, 503, unsent=True)
+    return None
+
+
+async def _no_sooner_than(started: float, seconds: float) -> None:
+    """Wait until `seconds` after `started`: every sign-up answers after the same time,
+    whether an email was sent (new address) or not (bounced, or mailed within the hour)."""
+    left = started + seconds - time.monotonic()
+    if left > 0:
+        await asyncio.sleep(left)
 
 
 @router.post("/preview", response_class=HTMLResponse)
@@ -265,7 +284,9 @@ def _prefs_page(
         row=row,
         action=f"/preferences/{value}",
         digests=[(d, f"/{DIGESTS}/{digest_token}/{d.id}") for d in digests],
-        feed_url=state.link(FEED, token(state, FEED, row.id, row.token_version)),
+        feed_url=state.link(
+            FEED, make_feed_token(state.secret, row.id, row.token_version, row.feed_version)
+        ),
         unsubscribe_url="/unsubscribe/" + token(state, UNSUBSCRIBE, row.id, row.token_version),
         learned=learned,
         proposal=feedback.proposal(learned, str(values.get("interests", "")).splitlines()),
@@ -331,6 +352,17 @@ async def forget_feedback(value: str, request: Request, state: State) -> HTMLRes
     with state.engine.connect() as conn:
         values = _prefs_values(conn, row)
     return _prefs_page(state, value, row, values, forgotten=True)
+
+
+@router.post("/preferences/{value}/feed", response_class=HTMLResponse)
+def new_feed_url(value: str, state: State) -> HTMLResponse:
+    """Replace the feed address: the old one stops working at once."""
+    row = subscriber_for(state, PREFERENCES, value)
+    subscribers.new_feed_address(state.engine, row.id)
+    row = subscriber_for(state, PREFERENCES, value)
+    with state.engine.connect() as conn:
+        values = _prefs_values(conn, row)
+    return _prefs_page(state, value, row, values, new_feed=True)
 
 
 @router.get("/preferences/{value}/data")
@@ -461,7 +493,18 @@ def digest_page(value: str, digest_id: int, state: State) -> HTMLResponse:
 @router.get("/feed/{value}")
 def feed(value: str, state: State) -> Response:
     """The subscriber's private Atom feed: the papers their digests sent."""
-    row = subscriber_for(state, FEED, value)
+    try:
+        sub_id, version, feed_version = read_feed_token(state.secret, value)
+    except TokenError as exc:
+        raise LinkProblem(400, "This feed address is not valid", str(exc)) from exc
+    with state.engine.connect() as conn:
+        row = subscribers.load(conn, sub_id)
+    if row is None or (row.token_version, row.feed_version) != (version, feed_version):
+        raise LinkProblem(
+            410,
+            "This feed address is no longer valid",
+            "It was replaced by a newer one: the preferences page shows the current address.",
+        )
     with state.engine.connect() as conn:
         papers = accounts.feed_papers(conn, row.id)
     links = make_paper_tokens(state.secret, row.id, row.token_version, (p.id for p in papers))

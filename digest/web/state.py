@@ -21,8 +21,9 @@ from digest.config import Settings
 from digest.mail.render import Renderer
 from digest.mail.text import authors_line, excerpt, highlight, period_label
 from digest.match.engine import Matcher
-from digest.match.query import readable
+from digest.match.query import MAX_INTEREST_LENGTH, readable
 from digest.models import MAX_PAPERS, Cadence
+from digest.subscribers import MAX_INTERESTS
 from digest.web.limits import Limiter, RateLimited
 from digest.web.preview import PaperCache
 
@@ -62,6 +63,7 @@ class WebState:
     pages: jinja2.Environment
     cache: PaperCache
     per_ip: Limiter
+    sign_ups: Limiter
     per_address: Limiter
     previews: Limiter
     requests: Counter[tuple[str, str, int]] = field(default_factory=Counter)
@@ -106,7 +108,13 @@ def page_env(settings: Settings) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.globals.update(cadences=list(Cadence), weekdays=WEEKDAYS, max_papers=MAX_PAPERS)
+    env.globals.update(
+        cadences=list(Cadence),
+        weekdays=WEEKDAYS,
+        max_papers=MAX_PAPERS,
+        max_interests=MAX_INTERESTS,
+        max_line=MAX_INTEREST_LENGTH,
+    )
     env.filters.update(
         authors=authors_line,
         excerpt=excerpt,

@@ -13,10 +13,10 @@ from sqlalchemy import Engine
 from digest import subscribers
 from digest.config import Settings
 from digest.models import INTERESTS, SubscriberStatus
-from digest.sources.ingest import store
+from digest.sources.ingest import PaperIn, store
 from digest.sources.runner import SourceReport, record
 from digest.subscribers import subscribe as add_subscriber
-from digest.tokens import PREFERENCES, make_token
+from digest.tokens import FEED, PREFERENCES, make_token
 from tests.kit.env import SECRET
 from tests.kit.seeds import PAPERS, send_digest, topical_papers
 from tests.kit.smtp import SmtpSink
@@ -39,8 +39,10 @@ def test_preferences_edit_pause_and_resume(settings: Settings, engine: Engine) -
         after = subscriber(engine, "ada@example.org")
         assert (after.timezone, after.send_hour, after.max_papers) == ("Asia/Tokyo", 8, 5)
         assert after.status == SubscriberStatus.paused
-        bad = http.post(link, data=form(interests='ok\n"broken', timezone="UTC"))
+        bad = http.post(link, data=form(interests='ok\n"broken', timezone="UTC", send_hour="9"))
         assert bad.status_code == 422 and "Line 2" in bad.text
+        assert "Nothing was saved" in bad.text and "ok\n&#34;broken</textarea>" in bad.text
+        assert "<option selected>UTC</option>" in bad.text  # every other change is kept
         assert subscriber(engine, "ada@example.org").timezone == "Asia/Tokyo"
         http.post(link, data=form(interests="traffic"))
         assert subscriber(engine, "ada@example.org").status == SubscriberStatus.active
@@ -195,3 +197,40 @@ def test_metrics_print_times_in_full(settings: Settings, engine: Engine) -> None
     with client(settings, engine, Clock()) as http:
         text = http.get("/metrics").text
     assert 'digest_source_last_ingest_timestamp_seconds{source="hf"} 1796157007.5' in text
+
+
+def test_the_feed_address_stays_the_same_until_replaced_and_every_entry_links(
+    settings: Settings, engine: Engine, smtp: SmtpSink
+) -> None:
+    clock = Clock()
+    hf = PaperIn(id="2401.00009v1", title="Diffusion from HF", abstract="", upvotes=3)
+    store(engine, [*PAPERS, hf], now=clock.now - timedelta(hours=2))
+    row, _ = add_subscriber(
+        engine, "ada@example.org", ["diffusion"], now=clock.now - timedelta(days=1)
+    )
+    send_digest(engine, settings, clock.now)
+    prefs = link_in(smtp.to("ada@example.org")[0], "preferences")
+    legacy = f"/feed/{make_token(SECRET, FEED, row.id, 1, now=clock.now - timedelta(days=400))}"
+    with client(settings, engine, clock) as http:
+        shown = [
+            re.findall(r"https://digest\.test(/feed/[^<\s]+)", http.get(prefs).text) for _ in "ab"
+        ]
+        assert shown[0] == shown[1] and len(shown[0]) == 1  # the same address on every visit
+        [feed_url] = shown[0]
+        root = ET.fromstring(http.get(feed_url).content)
+        entries = list(root.iter(f"{ATOM}entry"))
+        assert len(entries) == 3
+        for entry in entries:  # RFC 4287 4.1.2: a link, and some content or a summary
+            link = entry.find(f"{ATOM}link[@rel='alternate']")
+            assert link is not None and link.get("href", "").startswith("https://arxiv.org/abs/")
+            assert entry.findtext(f"{ATOM}summary")
+        assert http.get(legacy).status_code == 200  # a feed URL from before still works
+
+        renewed = http.post(prefs + "/feed")
+        assert renewed.status_code == 200 and "the old one no longer works" in renewed.text
+        [new_url] = re.findall(r"https://digest\.test(/feed/[^<\s]+)", renewed.text)
+        assert new_url != feed_url
+        assert http.get(feed_url).status_code == 410
+        assert http.get(legacy).status_code == 410
+        assert http.get(new_url).status_code == 200
+        assert http.get(prefs).status_code == 200  # the other links are untouched

@@ -167,7 +167,7 @@ def test_openapi_documents_the_admin_api_only(settings: Settings, engine: Engine
     with client(settings, engine, Clock()) as http:
         docs = http.get("/docs")
         schema = http.get("/openapi.json").json()
-    assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    assert docs.status_code == 404  # Swagger UI would load its scripts from a CDN
     paths = set(schema["paths"])
     assert {"/api/subscribers", "/api/stats", "/healthz", "/metrics"} <= paths
     assert "/subscribe" not in paths and not any(p.startswith("/unsubscribe") for p in paths)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
+import time
 from datetime import timedelta
 
 import pytest
@@ -43,6 +44,9 @@ def test_sign_up_page_has_every_field_and_a_hidden_honeypot(
     assert 'class="hp"' in page.text and 'name="website"' in page.text
     assert "<option selected>UTC</option>" in page.text
     assert page.headers["referrer-policy"] == "no-referrer"
+    # The limits are said before anyone runs into them.
+    assert "Up to 20 lines of up to 300 characters." in page.text
+    assert 'data-max-lines="20"' in page.text and 'data-max-line="300"' in page.text
 
 
 def test_double_opt_in_keeps_the_address_pending_until_the_button_is_pressed(
@@ -154,6 +158,39 @@ def test_rate_limits_per_address_and_per_ip(
     assert 'digest_rate_limited_total{limit="sign-ups from this network"} 1' in metrics
 
 
+def test_a_cap_on_all_sign_ups_per_hour_says_so(settings: Settings, engine: Engine) -> None:
+    assert Settings().subscribe_per_ip_hour == 100  # a department behind one NAT fits
+    clock = Clock()
+    with client(web_settings(settings, subscribe_per_hour=2), engine, clock) as http:
+        for name in ("a", "b"):
+            assert http.post("/subscribe", data=form(email=f"{name}@x.org")).status_code == 200
+        refused = http.post("/subscribe", data=form(email="c@x.org"))
+        assert refused.status_code == 429
+        assert "Too many sign-ups on this site right now; try again in 60 minutes." in (
+            refused.text
+        )
+        clock.advance(minutes=61)
+        assert http.post("/subscribe", data=form(email="c@x.org")).status_code == 200
+    assert subscriber(engine, "c@x.org") is not None
+
+
+def test_every_sign_up_answers_after_the_same_delay_email_or_not(
+    settings: Settings, engine: Engine, smtp: SmtpSink
+) -> None:
+    add_subscriber(engine, "gone@example.org", ["x"], status=SubscriberStatus.bounced)
+    slow = web_settings(settings, subscribe_answer_seconds=0.4)
+    with client(slow, engine, Clock()) as http:
+        answers = {}
+        for email in ("new@example.org", "gone@example.org"):
+            started = time.monotonic()
+            answer = http.post("/subscribe", data=form(email=email))
+            answers[email] = (time.monotonic() - started, answer.text.replace(email, "@"))
+    assert len(smtp.to("new@example.org")) == 1 and not smtp.to("gone@example.org")
+    (new_time, new_text), (gone_time, gone_text) = answers.values()
+    assert new_time >= 0.4 and gone_time >= 0.4  # the floor, whether an email went out or not
+    assert new_text == gone_text
+
+
 def test_bad_expired_revoked_and_misused_links_get_a_clear_page(
     settings: Settings, engine: Engine
 ) -> None:
@@ -244,8 +281,9 @@ def test_sign_up_survives_a_refusing_mail_server(
     smtp.refuse["ada@example.org"] = "450 4.2.0 mailbox busy"
     clock = Clock()
     with client(settings, engine, clock) as http:
-        failed = http.post("/subscribe", data=form())
-        assert failed.status_code == 503 and "try again later" in failed.text
+        failed = http.post("/subscribe", data=form(interests="graph networks\nrobots"))
+        assert failed.status_code == 503 and "Nothing you typed is lost" in failed.text
+        assert "graph networks\nrobots</textarea>" in failed.text  # the form, as typed
         del smtp.refuse["ada@example.org"]
         assert http.post("/subscribe", data=form()).status_code == 200
         assert 'digest_web_emails_total{kind="confirm_failed"} 1' in http.get("/metrics").text
