@@ -155,6 +155,10 @@ def validate_prefs(data: Mapping[str, Any], *, default_max: int = 20) -> Prefs:
     problem at once."""
     fields: dict[str, str] = {}
     interests, lines = parse_interests(data.get("interests") or "")
+    first: dict[str, Line] = {}
+    for line, canonical in interests:  # `diffusion` and `Diffusion` are stored once
+        first.setdefault(canonical, (line, canonical))
+    interests = list(first.values())
     if not interests and not lines:
         fields["interests"] = "enter at least one interest, one per line"
     elif len(interests) + len(lines) > MAX_INTERESTS:
@@ -454,6 +458,21 @@ def unsubscribe_address(engine: Engine, email: str, now: datetime | None = None)
     if row is None:
         return None
     return unsubscribe(engine, row.id, now or utcnow()) is not None
+
+
+def change_address(engine: Engine, subscriber_id: int, email: str) -> None:
+    """Give a subscriber a new address (normalised); SubscriberExists if another has it.
+
+    Every earlier link keeps working: they name the subscriber, not the address.
+    """
+    address = normalise_email(email)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                SUBSCRIBERS.update().where(SUBSCRIBERS.c.id == subscriber_id).values(email=address)
+            )
+    except IntegrityError as exc:
+        raise SubscriberExists(f"{address} is already another subscriber's address") from exc
 
 
 def new_feed_address(engine: Engine, subscriber_id: int) -> None:

@@ -92,6 +92,18 @@ class PaperIn(BaseModel):
             raise ValueError(f"{found} contains a NUL character (U+0000)")
         return data
 
+    @field_validator("url", "pdf_url", "github_repo", "project_page")
+    @classmethod
+    def _web_link(cls, value: str | None) -> str | None:
+        # Stored links end up in emails and pages: only http(s), never javascript: or data:.
+        if not value:
+            return None
+        scheme = value.split(":", 1)[0].lower() if ":" in value else ""
+        if scheme not in ("http", "https"):
+            shown = f"{scheme}:" if scheme else repr(value[:40])
+            raise ValueError(f"only http:// and https:// links are stored, not {shown}")
+        return value
+
     @field_validator("title", "abstract")
     @classmethod
     def _clean(cls, value: str) -> str:

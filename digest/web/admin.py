@@ -62,26 +62,24 @@ class SubscriberIn(BaseModel):
     operator's DIGEST_DEFAULT_MAX_PAPERS).
     """
 
+    # Loosely typed on purpose: `subscribers.validate_prefs` checks every value, so that
+    # a bad hour and a bad time zone are reported together, in one shape.
     email: str
     interests: list[str]
-    status: SubscriberStatus | None = None
-    timezone: str | None = None
-    send_hour: int | None = None
-    cadence: Cadence | None = None
-    weekday: int | None = None
-    max_papers: int | None = None
+    status: str | None = Field(default=None, description=f"One of {', '.join(SubscriberStatus)}.")
+    timezone: str | None = Field(default=None, description="An IANA time zone.")
+    send_hour: int | str | None = Field(default=None, description="0-23, local time.")
+    cadence: str | None = Field(default=None, description=f"One of {', '.join(Cadence)}.")
+    weekday: int | str | None = Field(default=None, description="0 (Monday) to 6.")
+    max_papers: int | str | None = Field(default=None, description="1-100 papers a digest.")
 
 
-class SubscriberPatch(BaseModel):
-    """Fields to change; those left out stay as they are."""
+class SubscriberPatch(SubscriberIn):
+    """Fields to change; those left out stay as they are. A new `email` takes effect at
+    once (the admin vouches for it); 409 if another subscriber has it."""
 
-    interests: list[str] | None = None
-    status: SubscriberStatus | None = None
-    timezone: str | None = None
-    send_hour: int | None = None
-    cadence: Cadence | None = None
-    weekday: int | None = None
-    max_papers: int | None = None
+    email: str | None = None  # type: ignore[assignment]
+    interests: list[str] | None = None  # type: ignore[assignment]
 
 
 class SubscriberOut(BaseModel):
@@ -116,24 +114,36 @@ def _out(conn: Connection, row: Any) -> SubscriberOut:
     )
 
 
-def _save(state: WebState, data: dict[str, Any], *, create: bool) -> tuple[int, bool]:
-    """Validate and store one subscriber (by email); returns (id, created)."""
+def _save(
+    state: WebState, data: dict[str, Any], *, create: bool, sub_id: int | None = None
+) -> tuple[int, bool]:
+    """Validate and store one subscriber; returns (id, created). Every problem is reported
+    at once (SubscriberError). With `sub_id`, that subscriber is updated, its address too."""
     problems: dict[str, str] = {}
     email = str(data.get("email", ""))
     try:
-        normalise_email(email)
+        email = normalise_email(email)
     except SubscriberError as exc:
         problems.update(exc.fields)
+    status = str(data.get("status") or SubscriberStatus.active)
+    if status not in set(SubscriberStatus):
+        problems["status"] = f"status must be one of {', '.join(SubscriberStatus)}"
     try:
         prefs = validate_prefs(data, default_max=state.settings.default_max_papers)
     except SubscriberError as exc:
         raise SubscriberError({**problems, **exc.fields}, exc.lines) from exc
     if problems:
         raise SubscriberError(problems)
-    status = SubscriberStatus(data.get("status") or SubscriberStatus.active)
     try:
+        if sub_id is not None:
+            subscribers.change_address(state.engine, sub_id, email)
         return subscribers.save(
-            state.engine, email, prefs, status=status, now=state.clock(), create=create
+            state.engine,
+            email,
+            prefs,
+            status=SubscriberStatus(status),
+            now=state.clock(),
+            create=create,
         )
     except SubscriberExists as exc:
         raise HTTPException(409, str(exc)) from exc
@@ -152,14 +162,25 @@ def list_subscribers(
     status: SubscriberStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
+    *,
+    response: Response,
 ) -> list[SubscriberOut]:
-    query = sa.select(SUBSCRIBERS).order_by(SUBSCRIBERS.c.id).limit(limit).offset(offset)
+    """One page of subscribers by id; the X-Total-Count header says how many match."""
+    where = []
     if q:
-        query = query.where(SUBSCRIBERS.c.email.contains(q.lower(), autoescape=True))
+        where.append(SUBSCRIBERS.c.email.contains(q.lower(), autoescape=True))
     if status:
-        query = query.where(SUBSCRIBERS.c.status == status)
+        where.append(SUBSCRIBERS.c.status == status)
+    query = sa.select(SUBSCRIBERS).where(*where).order_by(SUBSCRIBERS.c.id)
     with state.engine.connect() as conn:
-        return [_out(conn, row) for row in conn.execute(query)]
+        _total(conn, response, SUBSCRIBERS, *where)
+        return [_out(conn, row) for row in conn.execute(query.limit(limit).offset(offset))]
+
+
+def _total(conn: Connection, response: Response, table: sa.Table, *where: Any) -> None:
+    """Set X-Total-Count: the rows of `table` matching `where`, all pages together."""
+    total = conn.execute(sa.select(sa.func.count()).select_from(table).where(*where))
+    response.headers["X-Total-Count"] = str(total.scalar_one())
 
 
 @router.post("/subscribers", status_code=201, summary="Create a subscriber")
@@ -205,10 +226,17 @@ def _uncell(value: str) -> str:
 async def import_csv(state: Admin, request: Request) -> ImportReport:
     text = (await request.body()).decode("utf-8-sig", errors="replace")
     report = ImportReport()
+    seen: dict[str, int] = {}  # address -> the line that named it first
     for number, record in enumerate(csv.DictReader(io.StringIO(text)), start=2):
         record = {k: _uncell(v) if isinstance(v, str) else v for k, v in record.items()}
         data: dict[str, Any] = {k: v for k, v in record.items() if k and v not in (None, "")}
         data["interests"] = [s for s in str(record.get("interests") or "").split("|") if s.strip()]
+        address = str(record.get("email") or "").strip().lower()
+        if address in seen:
+            error = f"{address} is already on line {seen[address]}: this row is not imported"
+            report.errors.append({"line": number, "email": record.get("email"), "error": error})
+            continue
+        seen[address] = number
         try:
             _, created = _save(state, data, create=False)
         except ValueError as exc:  # a SubscriberError, or an unknown status
@@ -233,7 +261,7 @@ def update_subscriber(state: Admin, sub_id: int, body: SubscriberPatch) -> Subsc
     current = get_subscriber(state, sub_id).model_dump()
     current.update(body.model_dump(exclude_none=True))
     try:
-        _save(state, current, create=False)
+        _save(state, current, create=False, sub_id=sub_id)
     except SubscriberError as exc:
         raise _invalid(exc) from exc
     return get_subscriber(state, sub_id)
@@ -264,12 +292,16 @@ def list_papers(
     q: Annotated[str | None, Query(description="Part of the title.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
+    *,
+    response: Response,
 ) -> list[dict[str, Any]]:
+    """One page of papers, newest first; X-Total-Count says how many match."""
     columns = [PAPERS.c[n] for n in ("id", "canonical_id", "title", "url", "first_seen_at")]
-    query = sa.select(*columns, PAPERS.c.sources).order_by(PAPERS.c.first_seen_at.desc())
-    if q:
-        query = query.where(PAPERS.c.title.ilike(f"%{q}%"))
+    where = [PAPERS.c.title.ilike(f"%{q}%")] if q else []
+    query = sa.select(*columns, PAPERS.c.sources).where(*where)
+    query = query.order_by(PAPERS.c.first_seen_at.desc(), PAPERS.c.id.desc())
     with state.engine.connect() as conn:
+        _total(conn, response, PAPERS, *where)
         return [dict(r._mapping) for r in conn.execute(query.limit(limit).offset(offset))]
 
 
@@ -291,16 +323,20 @@ def list_digests(
     status: str | None = None,
     subscriber_id: int | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    *,
+    response: Response,
 ) -> list[dict[str, Any]]:
+    """One page of digests, newest first; X-Total-Count says how many match."""
     names = ("id", "subscriber_id", "period", "status", "attempts", "created_at", "sent_at")
     columns = [DIGESTS.c[n] for n in (*names, "message_id", "last_reply", "matched_count")]
-    query = sa.select(*columns).order_by(DIGESTS.c.id.desc()).limit(limit)
-    if status:
-        query = query.where(DIGESTS.c.status == status)
+    where = [DIGESTS.c.status == status] if status else []
     if subscriber_id is not None:
-        query = query.where(DIGESTS.c.subscriber_id == subscriber_id)
+        where.append(DIGESTS.c.subscriber_id == subscriber_id)
+    query = sa.select(*columns).where(*where).order_by(DIGESTS.c.id.desc())
     with state.engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(query)]
+        _total(conn, response, DIGESTS, *where)
+        return [dict(r._mapping) for r in conn.execute(query.limit(limit).offset(offset))]
 
 
 def _per_day(conn: Connection, column: Any, *where: Any, amount: Any = None) -> dict[date, int]:

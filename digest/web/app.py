@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from datetime import timedelta
 
 import uvicorn
 from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 
 from digest.clock import Clock, utcnow
@@ -59,6 +61,7 @@ def create_app(
     app.state.web = web_state(settings, engine, clock, matcher or InterestMatcher())
     app.middleware("http")(count_requests)
     app.add_exception_handler(LinkProblem, link_problem)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, invalid_request)  # type: ignore[arg-type]
     app.add_exception_handler(RateLimited, rate_limited)  # type: ignore[arg-type]
     for router in (ops_router, pages_router, feedback_router, admin_router):
         app.include_router(router)
@@ -99,6 +102,22 @@ async def count_requests(
 async def link_problem(request: Request, exc: LinkProblem) -> Response:
     """A link that cannot be used: a page that says why."""
     return web(request).page("message.html", exc.status, title=exc.title, text=exc.message)
+
+
+async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+    """A request the API's models refuse: every problem at once, in the shape the
+    subscriber checks use ({"detail": [{"field": "send_hour", "error": "..."}]})."""
+    detail = [{"field": _field(e["loc"]), "error": e["msg"]} for e in exc.errors()]
+    return JSONResponse({"detail": detail}, status_code=422)
+
+
+def _field(location: Sequence[str | int]) -> str:
+    """("body", "interests", 1) -> "interests[1]"; ("query", "limit") -> "limit"."""
+    parts = list(
+        location[1:] if location and location[0] in ("body", "query", "path") else location
+    )
+    name = ".".join(str(p) for p in parts if isinstance(p, str)) or "body"
+    return name + "".join(f"[{p}]" for p in parts if isinstance(p, int))
 
 
 async def rate_limited(request: Request, exc: RateLimited) -> Response:

@@ -87,3 +87,22 @@ def test_latex_is_stored_as_text_in_titles_abstracts_and_authors(engine: Engine)
     assert row.title == "Schrödinger bridges at scale with μP"
     assert row.abstract == "We introduce TS-Agent; it runs in O(n^2) time. Costs: $800 and $5."
     assert row.authors == ["Erwin Schrödinger", "Paul Erdős", "François Chollet"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "said"),
+    [
+        ("url", "javascript:alert(1)", "not javascript:"),
+        ("pdf_url", "data:text/html,<b>x</b>", "not data:"),
+        ("project_page", "ftp://example.org/x", "not ftp:"),
+        ("github_repo", "github.com/example/x", "not 'github.com/example/x'"),
+    ],
+)
+def test_only_web_links_are_stored(field: str, value: str, said: str) -> None:
+    with pytest.raises(
+        ValueError, match=f"{field}\\n.*only http:// and https:// links are stored, {said}"
+    ):
+        PaperIn(title="A paper", **{field: value})
+    kept = PaperIn(title="A paper", **{field: "HTTPS://example.org/a"})
+    assert getattr(kept, field) == "HTTPS://example.org/a"
+    assert PaperIn(title="A paper", **{field: ""}).model_dump()[field] is None

@@ -72,6 +72,49 @@ def test_subscriber_crud(settings: Settings, engine: Engine) -> None:
     assert subscriber(engine, "ada@example.org") is None
 
 
+def test_every_problem_at_once_in_one_shape_and_address_changes(
+    settings: Settings, engine: Engine
+) -> None:
+    with client(settings, engine, Clock()) as http:
+        bad = {
+            "email": "nobody",
+            "interests": ["ok", '"open', "fine"],
+            "send_hour": "noon",
+            "timezone": "Mars/Olympus",
+            "status": "zombie",
+            "max_papers": 0,
+        }
+        refused = http.post("/api/subscribers", json=bad, headers=AUTH)
+        assert refused.status_code == 422
+        fields = {d["field"] for d in refused.json()["detail"]}
+        assert fields == {"email", "interests[1]", "send_hour", "timezone", "status", "max_papers"}
+        # What the model itself refuses comes in the same shape.
+        typed = http.post("/api/subscribers", json={"email": 3, "interests": "x"}, headers=AUTH)
+        assert typed.status_code == 422
+        assert {d["field"] for d in typed.json()["detail"]} == {"email", "interests"}
+        days = http.get("/api/stats", params={"days": 0}, headers=AUTH).json()["detail"]
+        assert [d["field"] for d in days] == ["days"] and days[0]["error"]
+
+        lines = ["diffusion", "Diffusion", "robots", " diffusion "]
+        ada = http.post(
+            "/api/subscribers", json={"email": "ada@x.org", "interests": lines}, headers=AUTH
+        ).json()
+        assert ada["interests"] == ["diffusion", "robots"]  # the same line is stored once
+        http.post("/api/subscribers", json={"email": "bob@x.org", "interests": ["a"]}, headers=AUTH)
+        url = f"/api/subscribers/{ada['id']}"
+        moved = http.patch(url, json={"email": "Ada@New.example"}, headers=AUTH)
+        assert moved.status_code == 200 and moved.json()["email"] == "ada@new.example"
+        assert moved.json()["interests"] == ["diffusion", "robots"]
+        taken = http.patch(url, json={"email": "bob@x.org"}, headers=AUTH)
+        assert taken.status_code == 409
+        listed = http.get("/api/subscribers", params={"limit": 1}, headers=AUTH)
+        assert len(listed.json()) == 1 and listed.headers["x-total-count"] == "2"
+        for path in ("/api/papers", "/api/digests"):
+            assert http.get(path, headers=AUTH).headers["x-total-count"] == "0"
+    assert subscriber(engine, "ada@x.org") is None
+    assert subscriber(engine, "ada@new.example").id == ada["id"]
+
+
 def test_csv_export_imports_back_and_bad_rows_are_reported(
     settings: Settings, engine: Engine
 ) -> None:
@@ -87,12 +130,16 @@ def test_csv_export_imports_back_and_bad_rows_are_reported(
         conn.execute(sa.text("DELETE FROM subscriber"))
     broken = exported.text + 'carol@example.org,active,UTC,7,daily,0,20,"""open"\n'
     broken += "not-an-email,active,UTC,7,daily,0,20,robots\n"
+    broken += "BOB@example.org,active,UTC,9,daily,0,20,robots\n"  # bob again: reported
     with client(settings, engine, Clock()) as http:
         report = http.post("/api/subscribers/import", content=broken, headers=AUTH).json()
         rows = http.get("/api/subscribers", headers=AUTH).json()
     assert (report["created"], report["updated"]) == (2, 0)
-    assert [e["line"] for e in report["errors"]] == [4, 5]
+    assert [e["line"] for e in report["errors"]] == [4, 5, 6]
     assert "unbalanced quote" in report["errors"][0]["error"]
+    assert report["errors"][2]["error"] == (
+        "bob@example.org is already on line 3: this row is not imported"
+    )
     assert {(r["email"], r["send_hour"], r["timezone"]) for r in rows} == {
         ("ada@example.org", 6, "UTC"),
         ("bob@example.org", 7, "Asia/Tokyo"),
