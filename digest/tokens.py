@@ -20,6 +20,7 @@ CONFIRM = "confirm"
 RESUBSCRIBE = "resubscribe"
 FEED = "feed"
 DIGESTS = "digests"  # a digest's full list, /digests/{token}/{digest id}
+ADDRESS = "address"  # confirm a new address, /address/{token}, signing the address too
 FEED_ADDRESS = "feed-address"  # the feed's lasting address (FEED: its timed form, before)
 FEEDBACK = "feedback"  # one paper's "More like this" / "Not for me", /feedback/{token}/{kind}
 
@@ -102,6 +103,30 @@ def read_paper_token(secret: str, token: str) -> tuple[int, int, int]:
         raise TokenError(f"invalid {FEEDBACK} link: {exc.__class__.__name__}") from exc
     if not (isinstance(value, list) and len(value) == 3 and all(type(v) is int for v in value)):
         raise TokenError(f"invalid {FEEDBACK} link: unexpected payload")
+    return value[0], value[1], value[2]
+
+
+def make_address_token(
+    secret: str, subscriber_id: int, token_version: int, email: str, *, now: datetime | None = None
+) -> str:
+    """An ADDRESS token: (subscriber id, token version, the new address), stamped `now`."""
+    return _serializer(secret, ADDRESS, now).dumps([subscriber_id, token_version, email])
+
+
+def read_address_token(
+    secret: str, token: str, *, max_age: int, now: datetime | None = None
+) -> tuple[int, int, str]:
+    """Verify an ADDRESS token: (subscriber id, token version, new address), or TokenError."""
+    serializer = _serializer(secret, ADDRESS, now)
+    try:
+        value = serializer.loads(token, max_age=max_age)
+    except SignatureExpired as exc:
+        raise TokenExpired(f"expired {ADDRESS} link") from exc
+    except BadSignature as exc:
+        raise TokenError(f"invalid {ADDRESS} link: {exc.__class__.__name__}") from exc
+    shape = [int, int, str]
+    if not (isinstance(value, list) and [type(v) for v in value] == shape):
+        raise TokenError(f"invalid {ADDRESS} link: unexpected payload")
     return value[0], value[1], value[2]
 
 

@@ -206,6 +206,15 @@ class ManageView:
     preferences_url: str
 
 
+@dataclass(frozen=True)
+class AddressView:
+    """Sent to a new address a subscriber gave: the link that makes it theirs."""
+
+    old: str
+    new: str
+    confirm_url: str
+
+
 def _template_location(exc: BaseException) -> tuple[str, int | None]:
     """The template file and line an exception was raised from (Jinja rewrites frames)."""
     if isinstance(exc, jinja2.TemplateSyntaxError):
@@ -387,6 +396,11 @@ class Renderer:
         """Render the email that confirms an unsubscription."""
         subject = f"You are unsubscribed from {list_name(self.settings)}"
         return self._page("goodbye", subject, goodbye=view)
+
+    def address(self, view: AddressView) -> Rendered:
+        """Render the email that asks the owner of a new address to confirm it."""
+        subject = f"Confirm your new address for {list_name(self.settings)}"
+        return self._page("address", subject, address=view)
 
     def manage(self, view: ManageView) -> Rendered:
         """Render the email that sends an existing subscriber a link to their preferences."""

@@ -1,14 +1,16 @@
-"""The one-off emails the web app sends: confirmation, 'already subscribed', goodbye."""
+"""The one-off emails the web app sends: confirmation, 'already subscribed', goodbye, and
+the confirmation of a new address."""
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from digest.delivery.transport import Envelope, SendError, SmtpTransport
 from digest.mail.message import Rendered, compose, new_message_id
-from digest.mail.render import ConfirmView, GoodbyeView, ManageView
+from digest.mail.render import AddressView, ConfirmView, GoodbyeView, ManageView
 from digest.subscribers import SignUp
-from digest.tokens import CONFIRM, PREFERENCES, RESUBSCRIBE, make_token
+from digest.tokens import ADDRESS, CONFIRM, PREFERENCES, RESUBSCRIBE, make_address_token, make_token
 from digest.web.state import WebState
 
 log = logging.getLogger(__name__)
@@ -59,3 +61,10 @@ async def send_goodbye(state: WebState, email: str, subscriber_id: int, version:
     """Confirm an unsubscription by email, with a link to subscribe again."""
     url = state.link(RESUBSCRIBE, token(state, RESUBSCRIBE, subscriber_id, version))
     return await _send(state, "goodbye", email, state.renderer.goodbye(GoodbyeView(email, url)))
+
+
+async def send_address_check(state: WebState, row: Any, new: str) -> bool:
+    """Ask the owner of `new` to confirm it as the subscriber's address; False if it failed."""
+    signed = make_address_token(state.secret, row.id, row.token_version, new, now=state.clock())
+    view = AddressView(row.email, new, state.link(ADDRESS, signed))
+    return await _send(state, "address", new, state.renderer.address(view))

@@ -18,7 +18,14 @@ from digest.delivery.planning import Choice
 from digest.delivery.views import paper_view
 from digest.mail.render import PaperView
 from digest.models import SubscriberStatus
-from digest.subscribers import Action, Prefs, SubscriberError, normalise_email, validate_prefs
+from digest.subscribers import (
+    Action,
+    Prefs,
+    SubscriberError,
+    SubscriberExists,
+    normalise_email,
+    validate_prefs,
+)
 from digest.tokens import (
     CONFIRM,
     DIGESTS,
@@ -31,11 +38,12 @@ from digest.tokens import (
     TokenExpired,
     make_feed_token,
     make_paper_tokens,
+    read_address_token,
     read_feed_token,
     read_token,
 )
 from digest.web import accounts
-from digest.web.emails import send_goodbye, send_sign_up, token
+from digest.web.emails import send_address_check, send_goodbye, send_sign_up, token
 from digest.web.feed import atom
 from digest.web.preview import preview
 from digest.web.state import PAGE_HEADERS, LinkProblem, WebState, web
@@ -352,6 +360,81 @@ async def forget_feedback(value: str, request: Request, state: State) -> HTMLRes
     with state.engine.connect() as conn:
         values = _prefs_values(conn, row)
     return _prefs_page(state, value, row, values, forgotten=True)
+
+
+@router.post("/preferences/{value}/address", response_class=HTMLResponse)
+async def change_address(value: str, request: Request, state: State) -> HTMLResponse:
+    """Send a link to the new address; the address changes only when it is opened there."""
+    row = subscriber_for(state, PREFERENCES, value)
+    new = str((await request.form()).get("new_email", ""))
+    with state.engine.connect() as conn:
+        values = _prefs_values(conn, row)
+    try:
+        address = normalise_email(new)
+    except SubscriberError as exc:
+        values["new_email"] = new
+        return _prefs_page(state, value, row, values, 422, address_error=exc.fields["email"])
+    state.check_limit(state.per_address, address)
+    if address != row.email and not await send_address_check(state, row, address):
+        values["new_email"] = new
+        problem = "our mail server did not accept the email; try again in a little while"
+        return _prefs_page(state, value, row, values, 503, address_error=problem)
+    return _prefs_page(state, value, row, values, address_sent=address)
+
+
+@router.get("/address/{value}", response_class=HTMLResponse)
+def address_page(value: str, state: State) -> HTMLResponse:
+    """One button that moves the digests to the new address (a GET alone does not)."""
+    row, new = _address_change(state, value)
+    return state.page(
+        "message.html",
+        title="Use this address?",
+        text=f"The digests of {row.email} will come to {new} from now on.",
+        button=(f"/address/{value}", "Use this address"),
+    )
+
+
+@router.post("/address/{value}", response_class=HTMLResponse)
+def address_confirmed(value: str, state: State) -> HTMLResponse:
+    """Move the digests to the new address, unless another subscriber has it."""
+    row, new = _address_change(state, value)
+    try:
+        subscribers.change_address(state.engine, row.id, new)
+    except SubscriberExists:
+        return state.page(
+            "message.html",
+            409,
+            title="This address already gets digests",
+            text=f"{new} has a subscription of its own. Unsubscribe or delete that one first "
+            "(from any of its emails), then open this link again.",
+        )
+    return state.page(
+        "message.html",
+        title="Your address is changed",
+        text=f"Your digests come to {new} from now on. The links in earlier emails still work.",
+    )
+
+
+def _address_change(state: WebState, value: str) -> tuple[Any, str]:
+    """The subscriber and new address an address link names, or LinkProblem."""
+    max_age = int(state.settings.confirm_link_hours * 3600)
+    try:
+        sub_id, version, new = read_address_token(
+            state.secret, value, max_age=max_age, now=state.clock()
+        )
+    except TokenExpired as exc:
+        raise LinkProblem(
+            410, "This link has expired", "Ask for a new one from your preferences."
+        ) from exc
+    except TokenError as exc:
+        raise LinkProblem(
+            400, "This link is not valid", "Copy the whole link from the email."
+        ) from exc
+    with state.engine.connect() as conn:
+        row = subscribers.load(conn, sub_id)
+    if row is None or row.token_version != version:
+        raise REPLACED
+    return row, new
 
 
 @router.post("/preferences/{value}/feed", response_class=HTMLResponse)

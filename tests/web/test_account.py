@@ -234,3 +234,40 @@ def test_the_feed_address_stays_the_same_until_replaced_and_every_entry_links(
         assert http.get(legacy).status_code == 410
         assert http.get(new_url).status_code == 200
         assert http.get(prefs).status_code == 200  # the other links are untouched
+
+
+def test_a_new_address_takes_effect_only_once_confirmed_from_that_mailbox(
+    settings: Settings, engine: Engine, smtp: SmtpSink
+) -> None:
+    row, _ = add_subscriber(engine, "ada@example.org", ["diffusion"])
+    add_subscriber(engine, "bob@example.org", ["robots"])
+    prefs = f"/preferences/{make_token(SECRET, PREFERENCES, row.id, 1)}"
+    with client(settings, engine, Clock()) as http:
+        bad = http.post(prefs + "/address", data={"new_email": "not an address"})
+        assert bad.status_code == 422 and "email &#39;not an address&#39;: " in bad.text
+        assert 'value="not an address"' in bad.text  # what was typed stays
+
+        asked = http.post(prefs + "/address", data={"new_email": "Ada@New.example"})
+        assert asked.status_code == 200 and "We sent a link to ada@new.example" in asked.text
+        assert subscriber(engine, "ada@example.org") is not None  # nothing changed yet
+        [check] = smtp.to("ada@new.example")
+        assert check["Subject"] == "Confirm your new address for Paper Digest"
+        link = link_in(check, "address")
+        page = http.get(link)
+        assert page.status_code == 200 and "Use this address" in page.text
+        assert subscriber(engine, "ada@example.org") is not None  # a GET changes nothing
+        done = http.post(link)
+        assert done.status_code == 200 and "come to ada@new.example from now on" in done.text
+        assert subscriber(engine, "ada@new.example").id == row.id
+        assert http.get(prefs).status_code == 200  # earlier links keep working
+
+        http.post(prefs + "/address", data={"new_email": "bob@example.org"})
+        taken = http.post(link_in(smtp.to("bob@example.org")[-1], "address"))
+        assert taken.status_code == 409 and "has a subscription of its own" in taken.text
+        assert subscriber(engine, "ada@new.example").id == row.id
+
+        http.post(prefs + "/address", data={"new_email": "ada@third.example"})
+        late = link_in(smtp.to("ada@third.example")[0], "address")
+        subscribers.unsubscribe(engine, row.id, Clock().now)  # revokes every link
+        assert http.post(late).status_code == 410
+    assert subscriber(engine, "ada@third.example") is None
