@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import secrets
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any
@@ -14,6 +15,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 from sqlalchemy import Connection
+from starlette.concurrency import run_in_threadpool
 
 from digest import privacy, subscribers
 from digest.models import (
@@ -31,6 +33,7 @@ from digest.subscribers import SubscriberError, SubscriberExists, normalise_emai
 from digest.web.state import WebState, web
 
 bearer = HTTPBearer(auto_error=False)
+log = logging.getLogger(__name__)
 
 
 def admin(
@@ -224,10 +227,20 @@ def _uncell(value: str) -> str:
 
 @router.post("/subscribers/import", summary="Import subscribers from CSV (as exported)")
 async def import_csv(state: Admin, request: Request) -> ImportReport:
+    """Create or update subscribers by address from a CSV; bad rows are reported, the rest
+    stored. The rows are stored in a worker thread, so the web app, the scheduler and the
+    sender sharing this event loop keep running during a long import."""
     text = (await request.body()).decode("utf-8-sig", errors="replace")
+    return await run_in_threadpool(_import_rows, state, text)
+
+
+def _import_rows(state: WebState, text: str) -> ImportReport:
+    """Store each row of an exported CSV, reporting progress to the log every 5,000 rows."""
     report = ImportReport()
     seen: dict[str, int] = {}  # address -> the line that named it first
     for number, record in enumerate(csv.DictReader(io.StringIO(text)), start=2):
+        if number % 5000 == 0:
+            log.info("CSV import: %d rows read, %d errors so far", number - 1, len(report.errors))
         record = {k: _uncell(v) if isinstance(v, str) else v for k, v in record.items()}
         data: dict[str, Any] = {k: v for k, v in record.items() if k and v not in (None, "")}
         data["interests"] = [s for s in str(record.get("interests") or "").split("|") if s.strip()]
@@ -241,6 +254,10 @@ async def import_csv(state: Admin, request: Request) -> ImportReport:
             _, created = _save(state, data, create=False)
         except ValueError as exc:  # a SubscriberError, or an unknown status
             report.errors.append({"line": number, "email": record.get("email"), "error": str(exc)})
+        except HTTPException as exc:
+            report.errors.append(
+                {"line": number, "email": record.get("email"), "error": exc.detail}
+            )
         else:
             report.created += created
             report.updated += not created

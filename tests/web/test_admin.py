@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import timedelta
 
 import httpx
@@ -9,15 +11,16 @@ import sqlalchemy as sa
 from sqlalchemy import Engine
 
 from digest.config import Settings
-from digest.models import DIGESTS, SubscriberStatus
+from digest.models import DIGESTS, SUBSCRIBERS, SubscriberStatus
 from digest.sources.ingest import IngestReport, PaperIn, store
 from digest.sources.runner import SourceReport, record
 from digest.subscribers import subscribe as add_subscriber
 from digest.tokens import UNSUBSCRIBE, make_token
+from digest.web.admin import CSV_FIELDS
 from tests.kit.env import SECRET
 from tests.kit.seeds import send_digest
 from tests.kit.smtp import SmtpSink
-from tests.kit.web import ADMIN, Clock, client, server, subscriber
+from tests.kit.web import ADMIN, Clock, client, server, subscriber, web_settings
 
 AUTH = {"Authorization": f"Bearer {ADMIN}"}
 
@@ -257,3 +260,35 @@ def test_csv_export_keeps_formulas_from_running_and_names_the_file(
         (eve,) = http.get("/api/subscribers", headers=AUTH).json()
     assert report.json()["created"] == 1
     assert eve["interests"] == ['=1+2 HYPERLINK "evil"', "robots"]
+
+
+def count(engine: Engine) -> int:
+    """How many subscribers are stored."""
+    with engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(SUBSCRIBERS)).scalar_one())
+
+
+def test_a_long_csv_import_does_not_stop_the_rest_of_the_app(
+    settings: Settings, engine: Engine
+) -> None:
+    rows = "".join(f"reader{n}@example.org,active,UTC,7,daily,0,20,robots\n" for n in range(3000))
+    body = ",".join(CSV_FIELDS) + ",interests\n" + rows
+    finished: dict[str, float] = {}
+    with server(web_settings(settings), engine, Clock()) as url:
+
+        def run_import() -> None:
+            answer = httpx.post(
+                f"{url}/api/subscribers/import", content=body, headers=AUTH, timeout=120
+            )
+            assert answer.json()["created"] == 3000
+            finished["import"] = time.monotonic()
+
+        worker = threading.Thread(target=run_import)
+        worker.start()
+        while count(engine) < 10:  # the import is under way
+            time.sleep(0.01)
+        health = httpx.get(f"{url}/healthz", timeout=120)
+        finished["healthz"] = time.monotonic()
+        worker.join()
+    assert health.status_code == 200
+    assert finished["healthz"] < finished["import"]  # answered during the import, not after
