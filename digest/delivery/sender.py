@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
 import logging
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -39,6 +42,7 @@ GROUP = 16
 # A result waits at most this long (seconds) to be recorded.
 RECORD_DELAY = 0.05
 # The render process yields the CPU to the sender (and anything else) when both want it.
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 RENDER_NICENESS = 10
 
 
@@ -313,7 +317,7 @@ class RenderPool:
             max_workers=settings.render_processes,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_start_renderer,
-            initargs=(url, settings),
+            initargs=(url, settings, os.getpid()),
         )
 
     @classmethod
@@ -342,17 +346,28 @@ class RenderPool:
 _renderer_outbox: Outbox | None = None
 
 
-def _start_renderer(url: str, settings: Settings) -> None:
+def _start_renderer(url: str, settings: Settings, parent: int) -> None:
+    """Set up the render process; first of all, make it end when `parent` (the sender that
+    started it) is gone, even if the parent was killed before this ran."""
     global _renderer_outbox
+    _die_with_parent()
+    if os.getppid() != parent:  # the parent died while this process was starting
+        os._exit(0)
+    threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
     # Rendering ahead is background work: the sender's SMTP round trips come first.
     os.nice(RENDER_NICENESS)
     _renderer_outbox = Outbox(make_engine(url), Renderer(settings))
-    parent = os.getppid()
-    threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
+
+
+def _die_with_parent() -> None:
+    """On Linux, ask the kernel to SIGKILL this process when its parent dies."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _exit_with(parent: int) -> None:
-    """End the render process when its parent is gone (killed with SIGKILL, say)."""
+    """End the render process when its parent is gone (where prctl is not available)."""
     while os.getppid() == parent:
         time.sleep(1)
     os._exit(0)
