@@ -95,12 +95,12 @@ def make_paper_tokens(
     }
 
 
-def read_paper_token(secret: str, token: str) -> tuple[int, int, int]:
-    """Verify a FEEDBACK token: (subscriber id, token version, paper id), or TokenError."""
-    try:
-        value = _current(secret, FEEDBACK).loads(token)
-    except BadSignature as exc:
-        raise TokenError(f"invalid {FEEDBACK} link: {exc.__class__.__name__}") from exc
+def read_paper_token(
+    secret: str, token: str, *, max_age: int | None = None, now: datetime | None = None
+) -> tuple[int, int, int]:
+    """Verify a FEEDBACK token: (subscriber id, token version, paper id), or TokenError
+    (TokenExpired when older than `max_age` seconds)."""
+    value = _load(secret, FEEDBACK, token, max_age, now)
     if not (isinstance(value, list) and len(value) == 3 and all(type(v) is int for v in value)):
         raise TokenError(f"invalid {FEEDBACK} link: unexpected payload")
     return value[0], value[1], value[2]
@@ -117,15 +117,8 @@ def read_address_token(
     secret: str, token: str, *, max_age: int, now: datetime | None = None
 ) -> tuple[int, int, str]:
     """Verify an ADDRESS token: (subscriber id, token version, new address), or TokenError."""
-    serializer = _serializer(secret, ADDRESS, now)
-    try:
-        value = serializer.loads(token, max_age=max_age)
-    except SignatureExpired as exc:
-        raise TokenExpired(f"expired {ADDRESS} link") from exc
-    except BadSignature as exc:
-        raise TokenError(f"invalid {ADDRESS} link: {exc.__class__.__name__}") from exc
-    shape = [int, int, str]
-    if not (isinstance(value, list) and [type(v) for v in value] == shape):
+    value = _load(secret, ADDRESS, token, max_age, now)
+    if not (isinstance(value, list) and [type(v) for v in value] == [int, int, str]):
         raise TokenError(f"invalid {ADDRESS} link: unexpected payload")
     return value[0], value[1], value[2]
 
@@ -155,6 +148,23 @@ def read_feed_token(secret: str, token: str) -> tuple[int, int, int]:
     return value[0], value[1], value[2]
 
 
+def _load(
+    secret: str, purpose: str, token: str, max_age: int | None, now: datetime | None
+) -> object:
+    """The payload of a genuine token of `purpose`: TokenExpired when older than `max_age`
+    seconds (a token a few minutes in the future is fine: clocks differ), else TokenError."""
+    serializer = _serializer(secret, purpose, now)
+    try:
+        return serializer.loads(token, max_age=max_age)
+    except SignatureExpired as exc:
+        signed, current = exc.date_signed, now or datetime.now(UTC)
+        if signed is None or exc.payload is None or not current < signed < current + CLOCK_SKEW:
+            raise TokenExpired(f"expired {purpose} link") from exc
+        return serializer.load_payload(exc.payload)
+    except BadSignature as exc:
+        raise TokenError(f"invalid {purpose} link: {exc.__class__.__name__}") from exc
+
+
 def read_token(
     secret: str,
     purpose: str,
@@ -164,16 +174,7 @@ def read_token(
     now: datetime | None = None,
 ) -> tuple[int, int]:
     """Verify a token and return (subscriber id, token version); raise TokenError if bad."""
-    serializer = _serializer(secret, purpose, now)
-    try:
-        value = serializer.loads(token, max_age=max_age)
-    except SignatureExpired as exc:
-        signed, current = exc.date_signed, now or datetime.now(UTC)
-        if signed is None or exc.payload is None or not current < signed < current + CLOCK_SKEW:
-            raise TokenExpired(f"expired {purpose} link") from exc
-        value = serializer.load_payload(exc.payload)
-    except BadSignature as exc:
-        raise TokenError(f"invalid {purpose} link: {exc.__class__.__name__}") from exc
+    value = _load(secret, purpose, token, max_age, now)
     if (
         not isinstance(value, list)
         or len(value) != 2

@@ -6,6 +6,7 @@ import csv
 import io
 import logging
 import secrets
+from collections.abc import Awaitable, Callable
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 
@@ -18,6 +19,7 @@ from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 
 from digest import privacy, subscribers
+from digest.config import Settings
 from digest.models import (
     DIGESTS,
     ERASURES,
@@ -36,21 +38,43 @@ bearer = HTTPBearer(auto_error=False)
 log = logging.getLogger(__name__)
 
 
+def refusal(settings: Settings, token: str | None) -> HTTPException | None:
+    """Why a request with this bearer token may not use the admin API, or None."""
+    expected = settings.admin_token
+    if expected is None:
+        return HTTPException(403, "the admin API is off: set DIGEST_ADMIN_TOKEN to enable it")
+    if token is None or not secrets.compare_digest(
+        token.encode(), expected.get_secret_value().encode()
+    ):
+        return HTTPException(
+            401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}
+        )
+    return None
+
+
 def admin(
     state: Annotated[WebState, Depends(web)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> WebState:
     """Require the admin bearer token from Settings."""
-    expected = state.settings.admin_token
-    if expected is None:
-        raise HTTPException(403, "the admin API is off: set DIGEST_ADMIN_TOKEN to enable it")
-    if credentials is None or not secrets.compare_digest(
-        credentials.credentials.encode(), expected.get_secret_value().encode()
-    ):
-        raise HTTPException(
-            401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}
-        )
+    refused = refusal(state.settings, credentials.credentials if credentials else None)
+    if refused is not None:
+        raise refused
     return state
+
+
+async def guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    """Check the bearer token of /api requests before anything reads their body (FastAPI
+    parses a body before the route's dependencies run)."""
+    if request.url.path.startswith("/api/"):
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        bearer_token = token.strip() if scheme.lower() == "bearer" and token.strip() else None
+        refused = refusal(web(request).settings, bearer_token)
+        if refused is not None:
+            return JSONResponse(
+                {"detail": refused.detail}, refused.status_code, headers=refused.headers
+            )
+    return await call_next(request)
 
 
 router = APIRouter(prefix="/api", tags=["admin"], dependencies=[Depends(admin)])

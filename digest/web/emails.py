@@ -1,5 +1,7 @@
-"""The one-off emails the web app sends: confirmation, 'already subscribed', goodbye, and
-the confirmation of a new address."""
+"""The one-off emails the web app sends: confirmation, 'already subscribed', goodbye, ...
+
+... and the link that confirms a new address.
+"""
 
 from __future__ import annotations
 

@@ -16,9 +16,9 @@ from fastapi.responses import HTMLResponse
 from digest import feedback, subscribers
 from digest.feedback import KINDS_OF_PAPER, FeedbackError
 from digest.models import PAPERS, FeedbackKind, SubscriberStatus
-from digest.tokens import PREFERENCES, TokenError, read_paper_token
+from digest.tokens import PREFERENCES, TokenError, TokenExpired, read_paper_token
 from digest.web.emails import token
-from digest.web.pages import REPLACED
+from digest.web.pages import EXPIRED, REPLACED
 from digest.web.state import LinkProblem, WebState, web
 
 router = APIRouter(include_in_schema=False)
@@ -35,8 +35,13 @@ def _clicked(state: WebState, value: str, kind: str) -> tuple[Any, Any]:
     """(subscriber, paper) of a genuine, current feedback link, or LinkProblem."""
     if kind not in (FeedbackKind.more, FeedbackKind.less, "undo"):
         raise INVALID
+    max_age = int(state.settings.link_days * 86400)  # as old as the email's other links
     try:
-        sub_id, version, paper_id = read_paper_token(state.secret, value)
+        sub_id, version, paper_id = read_paper_token(
+            state.secret, value, max_age=max_age, now=state.clock()
+        )
+    except TokenExpired as exc:
+        raise EXPIRED from exc
     except TokenError as exc:
         raise INVALID from exc
     with state.engine.connect() as conn:

@@ -1,4 +1,5 @@
-"""In-process sliding-window rate limits (per client IP, per address).
+"""In-process sliding-window rate limits (per client IP, per address), and a cap on the
+size of request bodies.
 
 Counters live in this process: with several web processes each one counts on its own,
 so the effective limit is multiplied by the number of processes (see docs/web.md).
@@ -8,6 +9,9 @@ from __future__ import annotations
 
 from collections import defaultdict, deque
 from datetime import datetime, timedelta
+
+from starlette.responses import PlainTextResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 class RateLimited(Exception):
@@ -42,3 +46,52 @@ class Limiter:
     def _prune(self, now: datetime) -> None:
         for key in [k for k, v in self._hits.items() if not v or v[-1] <= now - self.window]:
             del self._hits[key]
+
+
+FORM_BYTES = 100_000  # a page's form: 20 interest lines of 300 characters fit many times over
+API_BYTES = 1_000_000  # one admin API request
+IMPORT_BYTES = 100_000_000  # a CSV import: about a million subscribers
+IMPORT_PATH = "/api/subscribers/import"
+
+
+class BodyTooLarge(Exception):
+    """A request body past its limit."""
+
+
+class BodyLimit:
+    """ASGI middleware: a request body past its limit gets 413, before the app reads it
+    all (by Content-Length) or as soon as it is (a chunked body, counted as it arrives)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = str(scope.get("path", ""))
+        limit = IMPORT_BYTES if path == IMPORT_PATH else API_BYTES
+        limit = limit if path.startswith("/api/") else FORM_BYTES
+        length = dict(scope.get("headers") or []).get(b"content-length", b"")
+        if length.isdigit() and int(length) > limit:
+            await self._refuse(scope, receive, send, limit)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, counted, send)
+        except BodyTooLarge:
+            await self._refuse(scope, receive, send, limit)
+
+    @staticmethod
+    async def _refuse(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        text = f"the request body is larger than {limit:,} bytes"
+        await PlainTextResponse(text, status_code=413)(scope, receive, send)

@@ -70,6 +70,14 @@ REPLACED = LinkProblem(
 )
 
 
+EXPIRED = LinkProblem(
+    410,
+    "This link has expired",
+    "For your safety, links in our emails expire. The newest email we sent you has "
+    "a link that works, or sign up again to get a fresh one.",
+)
+
+
 def read_link(state: WebState, purpose: str, value: str) -> tuple[int, int]:
     """(subscriber id, token version) of a genuine, unexpired link, or LinkProblem."""
     try:
@@ -77,12 +85,7 @@ def read_link(state: WebState, purpose: str, value: str) -> tuple[int, int]:
             state.secret, purpose, value, max_age=_max_age(state, purpose), now=state.clock()
         )
     except TokenExpired as exc:
-        raise LinkProblem(
-            410,
-            "This link has expired",
-            "For your safety, links in our emails expire. The newest email we sent you has "
-            "a link that works, or sign up again to get a fresh one.",
-        ) from exc
+        raise EXPIRED from exc
     except TokenError as exc:
         raise LinkProblem(
             400,
