@@ -1,5 +1,5 @@
-"""In-process sliding-window rate limits (per client IP, per address), and a cap on the
-size of request bodies.
+"""Limits: sliding-window rates in the process (per client IP, per address), body sizes.
+
 
 Counters live in this process: with several web processes each one counts on its own,
 so the effective limit is multiplied by the number of processes (see docs/web.md).
