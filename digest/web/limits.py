@@ -1,7 +1,6 @@
 """Limits: sliding-window rates in the process (per client IP, per address), body sizes.
 
-
-Counters live in this process: with several web processes each one counts on its own,
+Rate counters live in this process: with several web processes each one counts on its own,
 so the effective limit is multiplied by the number of processes (see docs/web.md).
 """
 
