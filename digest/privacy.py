@@ -126,11 +126,14 @@ def _highest(conn: Connection) -> dict[str, int]:
 
 
 def purge_unconfirmed(engine: Engine, now: datetime, days: float) -> int:
-    """Erase the sign-ups still pending, never confirmed, `days` after they were made."""
+    """Erase the sign-ups still pending, never confirmed, `days` after their last
+    confirmation email (or, with none, after they were made: pending rows the admin API
+    made count too)."""
+    last = sa.func.coalesce(SUBSCRIBERS.c.confirm_sent_at, SUBSCRIBERS.c.created_at)
     stale = sa.and_(
         SUBSCRIBERS.c.status == SubscriberStatus.pending,
         SUBSCRIBERS.c.confirmed_at.is_(None),
-        SUBSCRIBERS.c.created_at < now - timedelta(days=days),
+        last < now - timedelta(days=days),
     )
     with engine.begin() as conn:
         highest = _highest(conn)

@@ -255,17 +255,41 @@ def save(
     status: SubscriberStatus = SubscriberStatus.active,
     now: datetime,
     create: bool = False,
+    subscriber_id: int | None = None,
 ) -> tuple[int, bool]:
-    """Create or update a subscriber (by address) directly, with no confirmation email.
+    """Create or update a subscriber (by address, or by `subscriber_id`, whose address then
+    changes too) directly, with no confirmation email, in one transaction.
 
-    Returns (id, created). With `create`, an existing address raises SubscriberExists.
+    Returns (id, created). With `create`, an existing address raises SubscriberExists, as
+    does a new address another subscriber has.
     """
     address = normalise_email(email)
     values: dict[str, Any] = {**prefs.values(), "status": status}
+    if subscriber_id is not None:
+        values["email"] = address
+    try:
+        return _save(engine, address, prefs, values, now, create, subscriber_id)
+    except IntegrityError as exc:
+        raise SubscriberExists(f"{address} is already another subscriber's address") from exc
+
+
+def _save(
+    engine: Engine,
+    address: str,
+    prefs: Prefs,
+    values: dict[str, Any],
+    now: datetime,
+    create: bool,
+    subscriber_id: int | None,
+) -> tuple[int, bool]:
+    """`save`'s transaction."""
+    status = values["status"]
     with engine.begin() as conn:
-        found = find(conn, address)
+        found = find(conn, address) if subscriber_id is None else load(conn, subscriber_id)
         if found is not None and create:
             raise SubscriberExists(f"{address} is already subscriber {found.id}")
+        if found is None and subscriber_id is not None:
+            raise SubscriberError({"id": f"no subscriber {subscriber_id}"})
         if found is None:
             # Created directly in any state but pending: confirmed by whoever created them.
             confirmed = None if status == SubscriberStatus.pending else now
@@ -286,13 +310,6 @@ def save(
             conn.execute(SUBSCRIBERS.update().where(SUBSCRIBERS.c.id == sub_id).values(**values))
         replace_interests(conn, sub_id, prefs)
     return sub_id, found is None
-
-
-def delete(engine: Engine, subscriber_id: int) -> bool:
-    """Delete a subscriber with their interests and history; False if there is none."""
-    with engine.begin() as conn:
-        gone = conn.execute(SUBSCRIBERS.delete().where(SUBSCRIBERS.c.id == subscriber_id))
-    return gone.rowcount == 1
 
 
 def subscribe(

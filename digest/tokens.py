@@ -107,20 +107,28 @@ def read_paper_token(
 
 
 def make_address_token(
-    secret: str, subscriber_id: int, token_version: int, email: str, *, now: datetime | None = None
+    secret: str,
+    subscriber_id: int,
+    token_version: int,
+    change: tuple[str, str],
+    *,
+    now: datetime | None = None,
 ) -> str:
-    """An ADDRESS token: (subscriber id, token version, the new address), stamped `now`."""
-    return _serializer(secret, ADDRESS, now).dumps([subscriber_id, token_version, email])
+    """An ADDRESS token: (subscriber id, token version, (old address, new address)),
+    stamped `now`. It is good once: after the change, the old address is no longer theirs."""
+    old, new = change
+    return _serializer(secret, ADDRESS, now).dumps([subscriber_id, token_version, old, new])
 
 
 def read_address_token(
     secret: str, token: str, *, max_age: int, now: datetime | None = None
-) -> tuple[int, int, str]:
-    """Verify an ADDRESS token: (subscriber id, token version, new address), or TokenError."""
+) -> tuple[int, int, str, str]:
+    """Verify an ADDRESS token: (subscriber id, token version, old address, new address),
+    or TokenError."""
     value = _load(secret, ADDRESS, token, max_age, now)
-    if not (isinstance(value, list) and [type(v) for v in value] == [int, int, str]):
+    if not (isinstance(value, list) and [type(v) for v in value] == [int, int, str, str]):
         raise TokenError(f"invalid {ADDRESS} link: unexpected payload")
-    return value[0], value[1], value[2]
+    return value[0], value[1], value[2], value[3]
 
 
 def make_feed_token(secret: str, subscriber_id: int, token_version: int, feed_version: int) -> str:

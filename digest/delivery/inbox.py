@@ -3,14 +3,15 @@
 They are read from a Maildir or an IMAP mailbox; each unseen message is read once and
 then flagged seen.
 
-A notification (DSN) goes to `digest.delivery.bounces`. Any other message is an
-unsubscribe request when its subject (or the start of its text) holds the word
-"unsubscribe" and a token of one of our unsubscribe links, as the mailto: of every
-digest's List-Unsubscribe header writes it: the token names the subscriber, whoever sent
-the message. Without a token, the request is honoured only when the sender's address is
-a subscriber and the receiving mail server vouched for it: its Authentication-Results
+A notification (DSN) goes to `digest.delivery.bounces`. Any other message a person sent
+(not an auto-reply) is an unsubscribe request when its subject is "unsubscribe TOKEN",
+as the mailto: of every digest's List-Unsubscribe header writes it ("Re:" before it is
+fine): the token of one of our unsubscribe links names the subscriber, whoever sent the
+message. A subject of just "unsubscribe" is honoured only when the sender's address is a
+subscriber and the receiving mail server vouched for it: its Authentication-Results
 header (RFC 8601, authserv-id `inbox_authserv_id`) says dmarc=pass for that address's
-domain. Anything else is reported and left alone.
+domain. A digest quoted in a reply never counts. Anything else is reported and left
+alone.
 """
 
 from __future__ import annotations
@@ -37,8 +38,13 @@ from digest.config import Settings
 from digest.delivery import bounces
 from digest.tokens import UNSUBSCRIBE, TokenError, read_token
 
-_REQUEST = re.compile(r"\bunsubscribe\b", re.IGNORECASE)
-_TOKEN = re.compile(r"\bunsubscribe[\s:/]+([A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+)")
+# The whole subject, as the mailto: writes it (a client may put "Re:" before it): a digest
+# quoted in a reply or an auto-reply holds the word and the link, but not as its subject.
+_REQUEST = re.compile(
+    r"^(?:(?:re|aw|sv|fwd?)\s*:\s*)*unsubscribe(?:\s+(?P<token>[\w-]+\.[\w-]+\.[\w-]+))?\s*$",
+    re.IGNORECASE,
+)
+_AUTOMATIC = ("X-Autoreply", "X-Autorespond", "X-Auto-Response-Suppress")
 
 
 @dataclass
@@ -78,44 +84,53 @@ class InboxReport:
         ]
 
 
-def _words(message: Message) -> str:
-    """The subject and the first 2,000 characters of the first text/plain part."""
-    subject = " ".join(str(message.get("Subject", "")).split())
-    part = message.get_body(("plain",)) if isinstance(message, EmailMessage) else None
-    text = part.get_content()[:2000] if isinstance(part, EmailMessage) else ""
-    return f"{subject}\n{text}"
+def _automatic(message: Message) -> bool:
+    """True for a message a program sent on its own (RFC 3834 auto-replies and the like)."""
+    submitted = str(message.get("Auto-Submitted", "no")).strip().lower()
+    precedence = str(message.get("Precedence", "")).strip().lower()
+    return (
+        submitted != "no"
+        or precedence in ("auto_reply", "bulk", "junk", "list")
+        or any(message.get(name) for name in _AUTOMATIC)
+    )
 
 
 def _vouched(message: Message, settings: Settings, address: str) -> bool:
-    """True when our own mail server's Authentication-Results (the topmost one, with our
-    authserv-id) says dmarc=pass for the domain of `address`."""
+    """True when our own mail server's Authentication-Results says dmarc=pass for the
+    domain of `address`: the topmost such header, which must carry our authserv-id (the
+    server is to remove incoming ones that claim it, RFC 8601 section 5), holding a
+    result whose method is exactly `dmarc`, with `header.from` that domain."""
     results = message.get_all("Authentication-Results", [])
     if not settings.inbox_authserv_id or not results:
         return False
-    authserv, _, rest = " ".join(str(results[0]).split()).partition(";")
+    authserv, *found = " ".join(str(results[0]).split()).split(";")
     if authserv.split()[:1] != [settings.inbox_authserv_id]:
         return False
     domain = address.rpartition("@")[2].lower()
-    found = re.search(r"\bdmarc=pass\b[^;]*?header\.from=([^\s;]+)", rest, re.IGNORECASE)
-    return found is not None and found.group(1).lower() == domain
+    for result in found:
+        words = result.split()
+        properties = {k.lower(): v.lower() for k, _, v in (w.partition("=") for w in words[1:])}
+        if words and words[0].lower() == "dmarc=pass" and properties.get("header.from") == domain:
+            return True
+    return False
 
 
 def _unsubscribe_request(
     engine: Engine, settings: Settings, message: Message, report: InboxReport
 ) -> None:
     """Honour an emailed unsubscribe request (see the module's docstring), or report it."""
-    words = _words(message)
     sender = parseaddr(str(message.get("From", "")))[1].lower()
-    subject = " ".join(str(message.get("Subject", "")).split())[:80] or "(no subject)"
-    if not _REQUEST.search(words):
-        report.ignored.append(subject)
+    subject = " ".join(str(message.get("Subject", "")).split())
+    request = _REQUEST.match(subject)
+    if request is None or _automatic(message):
+        report.ignored.append(subject[:80] or "(no subject)")
         return
     subscriber_id = None
-    token = _TOKEN.search(words)
+    token = request["token"]
     if token:
         with contextlib.suppress(TokenError):
             key = settings.secret_key.get_secret_value()
-            subscriber_id = read_token(key, UNSUBSCRIBE, token[1])[0]
+            subscriber_id = read_token(key, UNSUBSCRIBE, token)[0]
     if subscriber_id is None and sender and _vouched(message, settings, sender):
         with engine.connect() as conn:
             row = subscribers.find(conn, sender)

@@ -162,8 +162,6 @@ def _save(
     if problems:
         raise SubscriberError(problems)
     try:
-        if sub_id is not None:
-            subscribers.change_address(state.engine, sub_id, email)
         return subscribers.save(
             state.engine,
             email,
@@ -171,6 +169,7 @@ def _save(
             status=SubscriberStatus(status),
             now=state.clock(),
             create=create,
+            subscriber_id=sub_id,
         )
     except SubscriberExists as exc:
         raise HTTPException(409, str(exc)) from exc
@@ -268,8 +267,11 @@ def _import_rows(state: WebState, text: str) -> ImportReport:
         record = {k: _uncell(v) if isinstance(v, str) else v for k, v in record.items()}
         data: dict[str, Any] = {k: v for k, v in record.items() if k and v not in (None, "")}
         data["interests"] = [s for s in str(record.get("interests") or "").split("|") if s.strip()]
-        address = str(record.get("email") or "").strip().lower()
-        if address in seen:
+        try:
+            address = normalise_email(str(record.get("email") or ""))
+        except SubscriberError:
+            address = ""  # reported by _save below, with the row's other problems
+        if address and address in seen:
             error = f"{address} is already on line {seen[address]}: this row is not imported"
             report.errors.append({"line": number, "email": record.get("email"), "error": error})
             continue

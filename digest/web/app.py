@@ -86,6 +86,7 @@ def web_state(settings: Settings, engine: Engine, clock: Clock, matcher: Matcher
         per_ip=Limiter("sign-ups from this network", settings.subscribe_per_ip_hour, HOUR),
         per_address=Limiter("sign-ups for this address", settings.subscribe_per_address_hour, HOUR),
         sign_ups=Limiter("sign-ups on this site right now", settings.subscribe_per_hour, HOUR),
+        address_changes=Limiter("address changes", 3, HOUR),
         previews=Limiter("previews", settings.preview_per_ip_minute, timedelta(minutes=1)),
         secret=settings.secret_key.get_secret_value(),
     )

@@ -67,6 +67,7 @@ async def send_goodbye(state: WebState, email: str, subscriber_id: int, version:
 
 async def send_address_check(state: WebState, row: Any, new: str) -> bool:
     """Ask the owner of `new` to confirm it as the subscriber's address; False if it failed."""
-    signed = make_address_token(state.secret, row.id, row.token_version, new, now=state.clock())
+    change = (row.email, new)
+    signed = make_address_token(state.secret, row.id, row.token_version, change, now=state.clock())
     view = AddressView(row.email, new, state.link(ADDRESS, signed))
     return await _send(state, "address", new, state.renderer.address(view))

@@ -18,17 +18,12 @@ from digest.feedback import KINDS_OF_PAPER, FeedbackError
 from digest.models import PAPERS, FeedbackKind, SubscriberStatus
 from digest.tokens import PREFERENCES, TokenError, TokenExpired, read_paper_token
 from digest.web.emails import token
-from digest.web.pages import EXPIRED, REPLACED
+from digest.web.pages import EXPIRED, INVALID, REPLACED
 from digest.web.state import LinkProblem, WebState, web
 
 router = APIRouter(include_in_schema=False)
 State = Annotated[WebState, Depends(web)]
 MAX_AUTHORS = 6  # authors offered to mute
-INVALID = LinkProblem(
-    400,
-    "This link is not valid",
-    "It may have been cut short or changed. Use the link in the email as it is.",
-)
 
 
 def _clicked(state: WebState, value: str, kind: str) -> tuple[Any, Any]:

@@ -53,13 +53,9 @@ IMPORT_BYTES = 100_000_000  # a CSV import: about a million subscribers
 IMPORT_PATH = "/api/subscribers/import"
 
 
-class BodyTooLarge(Exception):
-    """A request body past its limit."""
-
-
 class BodyLimit:
-    """ASGI middleware: a request body past its limit gets 413, before the app reads it
-    all (by Content-Length) or as soon as it is (a chunked body, counted as it arrives)."""
+    """ASGI middleware: a request body past its limit gets 413 before the app sees any of
+    it: by Content-Length, or, for a chunked body, read up to the limit first."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -72,25 +68,43 @@ class BodyLimit:
         limit = IMPORT_BYTES if path == IMPORT_PATH else API_BYTES
         limit = limit if path.startswith("/api/") else FORM_BYTES
         length = dict(scope.get("headers") or []).get(b"content-length", b"")
-        if length.isdigit() and int(length) > limit:
-            await self._refuse(scope, receive, send, limit)
+        if length.isdigit():
+            if int(length) > limit:
+                await self._refuse(scope, receive, send, limit)
+            else:
+                await self.app(scope, receive, send)
             return
-        seen = 0
-
-        async def counted() -> Message:
-            nonlocal seen
+        body = bytearray()
+        while True:  # chunked: read it all (up to the limit), then hand it on in one piece
             message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > limit:
-                raise BodyTooLarge
-            return message
-
-        try:
-            await self.app(scope, counted, send)
-        except BodyTooLarge:
-            await self._refuse(scope, receive, send, limit)
+            if message["type"] != "http.request":
+                await self.app(scope, _replay(message), send)
+                return
+            body += message.get("body", b"")
+            if len(body) > limit:
+                await self._refuse(scope, receive, send, limit)
+                return
+            if not message.get("more_body", False):
+                break
+        await self.app(scope, _replay({"type": "http.request", "body": bytes(body)}, receive), send)
 
     @staticmethod
     async def _refuse(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         text = f"the request body is larger than {limit:,} bytes"
         await PlainTextResponse(text, status_code=413)(scope, receive, send)
+
+
+def _replay(first: Message, then: Receive | None = None) -> Receive:
+    """A receive() that gives `first`, then what `then` gives (a disconnect, later)."""
+    given = False
+
+    async def receive() -> Message:
+        nonlocal given
+        if not given:
+            given = True
+            return first
+        if then is None:
+            return {"type": "http.disconnect"}
+        return await then()
+
+    return receive

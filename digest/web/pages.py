@@ -78,6 +78,14 @@ EXPIRED = LinkProblem(
 )
 
 
+INVALID = LinkProblem(
+    400,
+    "This link is not valid",
+    "The link is incomplete or has been changed. Copy the whole link from the email, "
+    "or open it by clicking it.",
+)
+
+
 def read_link(state: WebState, purpose: str, value: str) -> tuple[int, int]:
     """(subscriber id, token version) of a genuine, unexpired link, or LinkProblem."""
     try:
@@ -87,12 +95,7 @@ def read_link(state: WebState, purpose: str, value: str) -> tuple[int, int]:
     except TokenExpired as exc:
         raise EXPIRED from exc
     except TokenError as exc:
-        raise LinkProblem(
-            400,
-            "This link is not valid",
-            "The link is incomplete or has been changed. Copy the whole link from the email, "
-            "or open it by clicking it.",
-        ) from exc
+        raise INVALID from exc
 
 
 def subscriber_for(state: WebState, purpose: str, value: str) -> Any:
@@ -181,8 +184,10 @@ async def subscribe(request: Request, state: State) -> HTMLResponse:
         result = await run_in_threadpool(preview, state.cache, state.matcher, found, state.clock())
         return _subscribe_page(state, values, error=problem, preview=result)
     sent = state.page("sent.html", email=values["email"].strip())
-    if form.get(HONEYPOT):
-        return sent  # A bot filled the hidden field: answer as usual, store nothing.
+    started = time.monotonic()
+    if form.get(HONEYPOT):  # A bot filled the hidden field: answer as usual, store nothing.
+        await _no_sooner_than(started, state.settings.subscribe_answer_seconds)
+        return sent
     fields: dict[str, str] = {}
     try:
         address = normalise_email(values["email"])
@@ -196,7 +201,6 @@ async def subscribe(request: Request, state: State) -> HTMLResponse:
         return _subscribe_page(state, values, 422, error=exc)
     if fields:
         return _subscribe_page(state, values, 422, error=SubscriberError(fields))
-    started = time.monotonic()
     try:
         return await _sign_up(state, request, address, prefs, values) or sent
     finally:
@@ -377,7 +381,12 @@ async def change_address(value: str, request: Request, state: State) -> HTMLResp
     except SubscriberError as exc:
         values["new_email"] = new
         return _prefs_page(state, value, row, values, 422, address_error=exc.fields["email"])
+    # Each link is an email to an address someone typed: the sign-up's limits, and a few
+    # changes an hour per subscriber.
+    state.check_limit(state.per_ip, _client(request))
+    state.check_limit(state.address_changes, str(row.id))
     state.check_limit(state.per_address, address)
+    state.check_limit(state.sign_ups, "all")
     if address != row.email and not await send_address_check(state, row, address):
         values["new_email"] = new
         problem = "our mail server did not accept the email; try again in a little while"
@@ -419,23 +428,22 @@ def address_confirmed(value: str, state: State) -> HTMLResponse:
 
 
 def _address_change(state: WebState, value: str) -> tuple[Any, str]:
-    """The subscriber and new address an address link names, or LinkProblem."""
+    """The subscriber and new address an address link names, or LinkProblem (also once
+    used: the address it moves from is no longer the subscriber's)."""
     max_age = int(state.settings.confirm_link_hours * 3600)
     try:
-        sub_id, version, new = read_address_token(
+        sub_id, version, old, new = read_address_token(
             state.secret, value, max_age=max_age, now=state.clock()
         )
     except TokenExpired as exc:
-        raise LinkProblem(
-            410, "This link has expired", "Ask for a new one from your preferences."
-        ) from exc
+        raise EXPIRED from exc
     except TokenError as exc:
         raise LinkProblem(
             400, "This link is not valid", "Copy the whole link from the email."
         ) from exc
     with state.engine.connect() as conn:
         row = subscribers.load(conn, sub_id)
-    if row is None or row.token_version != version:
+    if row is None or row.token_version != version or row.email != old:
         raise REPLACED
     return row, new
 
@@ -445,8 +453,8 @@ def new_feed_url(value: str, state: State) -> HTMLResponse:
     """Replace the feed address: the old one stops working at once."""
     row = subscriber_for(state, PREFERENCES, value)
     subscribers.new_feed_address(state.engine, row.id)
-    row = subscriber_for(state, PREFERENCES, value)
     with state.engine.connect() as conn:
+        row = subscribers.load(conn, row.id)
         values = _prefs_values(conn, row)
     return _prefs_page(state, value, row, values, new_feed=True)
 

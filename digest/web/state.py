@@ -64,6 +64,7 @@ class WebState:
     cache: PaperCache
     per_ip: Limiter
     sign_ups: Limiter
+    address_changes: Limiter
     per_address: Limiter
     previews: Limiter
     requests: Counter[tuple[str, str, int]] = field(default_factory=Counter)

@@ -27,7 +27,7 @@ from tests.kit.seeds import T0, dsn, seed, send_digest
 from tests.kit.smtp import SmtpSink
 
 runner = CliRunner()
-PEOPLE = ("alice", "bob", "carol", "dave", "erin", "frank")
+PEOPLE = ("alice", "bob", "carol", "dave", "erin", "frank", "gina", "hal", "ivy")
 
 
 @pytest.fixture
@@ -51,6 +51,13 @@ def mailto(message: EmailMessage) -> tuple[str, str]:
     return unquote(parts.path), parse_qs(parts.query)["subject"][0]
 
 
+def unsubscribe_url(message: EmailMessage) -> str:
+    """The https unsubscribe link of a digest's List-Unsubscribe header."""
+    found = re.search(r"<(https://[^>]+)>", str(message["List-Unsubscribe"]))
+    assert found is not None
+    return found[1]
+
+
 def request(
     sender: str,
     to: str,
@@ -58,17 +65,20 @@ def request(
     *,
     vouched_by: str | None = None,
     domain: str = "example.org",
+    dmarc: str = "dmarc=pass (p=reject)",
+    headers: str = "",
+    body: str = "Sent by a mail client.",
 ) -> bytes:
     """An email as a mail client sends it for a mailto: link, as our server stores it."""
     stamp = (
         f"Authentication-Results: {vouched_by}; spf=pass smtp.mailfrom={domain}; "
-        f"dmarc=pass (p=reject) header.from={domain}\r\n"
+        f"{dmarc} header.from={domain}\r\n"
         if vouched_by
         else ""
     )
     return (
-        f"{stamp}From: {sender}\r\nTo: {to}\r\nSubject: {subject}\r\n"
-        f"Content-Type: text/plain; charset=utf-8\r\n\r\nSent by a mail client.\r\n"
+        f"{stamp}From: {sender}\r\nTo: {to}\r\nSubject: {subject}\r\n{headers}"
+        f"Content-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"
     ).encode()
 
 
@@ -113,6 +123,30 @@ def test_emailed_unsubscribe_requests_are_honoured_once_and_forgeries_refused(
             vouched_by="mx.digest.test",
             domain="evil.example",
         ),
+        # An out-of-office reply, and a person's reply, quoting the digest with its links:
+        # neither is a request.
+        request(
+            "gina@example.org",
+            address,
+            "Auto: " + str(digests["gina"]["Subject"]),
+            headers="Auto-Submitted: auto-replied\r\n",
+            body=f"I am away.\r\n> {mailto(digests['gina'])[1]}\r\n> "
+            + unsubscribe_url(digests["gina"]),
+        ),
+        request(
+            "hal@example.org",
+            address,
+            "Re: " + str(digests["hal"]["Subject"]),
+            body=f"Thanks!\r\n> unsubscribe: {unsubscribe_url(digests['hal'])}",
+        ),
+        # Our server's header, but its dmarc result is not a pass (x-dmarc is not dmarc).
+        request(
+            "ivy@example.org",
+            address,
+            "unsubscribe",
+            vouched_by="mx.digest.test",
+            dmarc="x-dmarc=pass; dmarc=fail",
+        ),
         # A tampered token: refused, whoever it claims to be.
         request("dave@example.org", address, bobs[:-3] + "AAA"),
         dsn(recipient="erin@example.org", action="failed", status="5.1.1", message_id=None),
@@ -129,6 +163,9 @@ def test_emailed_unsubscribe_requests_are_honoured_once_and_forgeries_refused(
         "dave": "active",
         "erin": "bounced",
         "frank": "active",
+        "gina": "active",
+        "hal": "active",
+        "ivy": "active",
     }
     assert "unsubscribed: alice@example.org" in result.output
     assert "already unsubscribed: alice@example.org" in result.output
@@ -138,7 +175,7 @@ def test_emailed_unsubscribe_requests_are_honoured_once_and_forgeries_refused(
     assert "refused: unsubscribe request from dave@example.org: its link token is not valid" in (
         result.output
     )
-    assert "7 read: 1 hard and 0 soft bounces, 1 subscriber(s) marked bounced" in result.output
+    assert "10 read: 1 hard and 0 soft bounces, 1 subscriber(s) marked bounced" in result.output
     assert "2 unsubscribed by email" in result.output
     again = runner.invoke(app, ["inbox", "--imap", dovecot.url()], env=env)
     assert "0 read" in again.output

@@ -260,6 +260,7 @@ def test_a_new_address_takes_effect_only_once_confirmed_from_that_mailbox(
         assert done.status_code == 200 and "come to ada@new.example from now on" in done.text
         assert subscriber(engine, "ada@new.example").id == row.id
         assert http.get(prefs).status_code == 200  # earlier links keep working
+        assert http.post(link).status_code == 410  # a change link is good once
 
         http.post(prefs + "/address", data={"new_email": "bob@example.org"})
         taken = http.post(link_in(smtp.to("bob@example.org")[-1], "address"))
@@ -268,6 +269,8 @@ def test_a_new_address_takes_effect_only_once_confirmed_from_that_mailbox(
 
         http.post(prefs + "/address", data={"new_email": "ada@third.example"})
         late = link_in(smtp.to("ada@third.example")[0], "address")
+        refused = http.post(prefs + "/address", data={"new_email": "ada@fourth.example"})
+        assert refused.status_code == 429  # three changes an hour, each an email to someone
         subscribers.unsubscribe(engine, row.id, Clock().now)  # revokes every link
         assert http.post(late).status_code == 410
     assert subscriber(engine, "ada@third.example") is None

@@ -168,13 +168,22 @@ def test_sign_ups_never_confirmed_are_purged_after_the_configured_days(
             now=clock.now - timedelta(days=age),
         )
     subscribe(engine, "active@example.org", ["x"], now=clock.now - timedelta(days=40))
+    asked_again = subscribe(
+        engine, "again@example.org", ["x"], status=pending, now=clock.now - timedelta(days=9)
+    )[0]
+    with engine.begin() as conn:  # ... who signed up again yesterday: a fresh link
+        conn.execute(
+            SUBSCRIBERS.update()
+            .where(SUBSCRIBERS.c.id == asked_again.id)
+            .values(confirm_sent_at=clock.now - timedelta(days=1))
+        )
 
     result = runner.invoke(app, ["run", "--now", clock.now.isoformat()], env=cli_env)
     assert result.exit_code == 0, result.output
     assert "erased 2 sign-up(s) never confirmed" in result.output
     with engine.connect() as conn:
         left = set(conn.execute(sa.select(SUBSCRIBERS.c.email)).scalars())
-        assert left == {"recent@example.org", "active@example.org"}
+        assert left == {"recent@example.org", "active@example.org", "again@example.org"}
         assert conn.execute(sa.select(ERASURES.c.reason, ERASURES.c.count)).all() == [
             ("unconfirmed", 2)
         ]
@@ -190,3 +199,4 @@ def test_sign_ups_never_confirmed_are_purged_after_the_configured_days(
     service.leading = True
     assert asyncio.run(service.purge()) == 1
     assert subscriber(engine, "recent@example.org") is None
+    assert subscriber(engine, "again@example.org") is not None
