@@ -10,9 +10,11 @@ from datetime import timedelta
 
 import uvicorn
 from fastapi import FastAPI, Request, Response
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from digest.clock import Clock, utcnow
 from digest.config import Settings
@@ -24,6 +26,7 @@ from digest.web.admin import router as admin_router
 from digest.web.feedback import router as feedback_router
 from digest.web.limits import BodyLimit, Limiter, RateLimited
 from digest.web.ops import router as ops_router
+from digest.web.pages import INVALID
 from digest.web.pages import router as pages_router
 from digest.web.preview import PaperCache
 from digest.web.state import LinkProblem, WebState, page_env, web
@@ -67,6 +70,7 @@ def create_app(
     app.middleware("http")(count_requests)
     app.add_exception_handler(LinkProblem, link_problem)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, invalid_request)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, http_error)  # type: ignore[arg-type]
     app.add_exception_handler(RateLimited, rate_limited)  # type: ignore[arg-type]
     for router in (ops_router, pages_router, feedback_router, admin_router):
         app.include_router(router)
@@ -110,9 +114,28 @@ async def link_problem(request: Request, exc: LinkProblem) -> Response:
     return web(request).page("message.html", exc.status, title=exc.title, text=exc.message)
 
 
+MACHINE_PATHS = ("/api/", "/openapi.json", "/healthz", "/metrics")
+ERROR_TITLES = {404: "There is no such page", 405: "This page cannot be opened that way"}
+
+
+async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+    """An HTTP error: JSON for the API and the probes, a page for people (a reloaded form
+    address, a mistyped link)."""
+    if request.url.path.startswith(MACHINE_PATHS):
+        return await http_exception_handler(request, exc)
+    title = ERROR_TITLES.get(exc.status_code, "Something is wrong with this request")
+    text = "Check the address, or follow the link in the email again."
+    if exc.status_code == 405:
+        text = "It is the target of a button: open the page the button is on instead."
+    return web(request).page("message.html", exc.status_code, title=title, text=text)
+
+
 async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
     """A request the API's models refuse: every problem at once, in the shape the
-    subscriber checks use ({"detail": [{"field": "send_hour", "error": "..."}]})."""
+    subscriber checks use ({"detail": [{"field": "send_hour", "error": "..."}]}); on a
+    page's address, the "not valid" page."""
+    if not request.url.path.startswith(MACHINE_PATHS):
+        return await link_problem(request, INVALID)
     detail = [{"field": _field(e["loc"]), "error": e["msg"]} for e in exc.errors()]
     return JSONResponse({"detail": detail}, status_code=422)
 

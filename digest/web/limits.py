@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import defaultdict, deque
 from datetime import datetime, timedelta
 
-from starlette.responses import PlainTextResponse
+from starlette.responses import HTMLResponse, PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
@@ -91,7 +91,15 @@ class BodyLimit:
     @staticmethod
     async def _refuse(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         text = f"the request body is larger than {limit:,} bytes"
-        await PlainTextResponse(text, status_code=413)(scope, receive, send)
+        if str(scope.get("path", "")).startswith("/api/"):
+            await PlainTextResponse(text, status_code=413)(scope, receive, send)
+            return
+        page = (
+            '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Too much '
+            "at once</title></head><body><h1>Too much at once</h1><p>This form sent more "
+            f"than {limit:,} bytes. Go back and send less.</p></body></html>"
+        )
+        await HTMLResponse(page, status_code=413)(scope, receive, send)
 
 
 def _replay(first: Message, then: Receive | None = None) -> Receive:

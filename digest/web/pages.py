@@ -78,6 +78,12 @@ EXPIRED = LinkProblem(
 )
 
 
+GONE = LinkProblem(
+    410,
+    "This subscription no longer exists",
+    "It was deleted, or never confirmed: we keep nothing of it and send it no more email. "
+    "To get the digest again, sign up again.",
+)
 INVALID = LinkProblem(
     400,
     "This link is not valid",
@@ -103,7 +109,9 @@ def subscriber_for(state: WebState, purpose: str, value: str) -> Any:
     sub_id, version = read_link(state, purpose, value)
     with state.engine.connect() as conn:
         row = subscribers.load(conn, sub_id)
-    if row is None or row.token_version != version:
+    if row is None:
+        raise GONE
+    if row.token_version != version:
         raise REPLACED
     return row
 
@@ -381,13 +389,17 @@ async def change_address(value: str, request: Request, state: State) -> HTMLResp
     except SubscriberError as exc:
         values["new_email"] = new
         return _prefs_page(state, value, row, values, 422, address_error=exc.fields["email"])
+    if address == row.email:
+        values["new_email"] = new
+        problem = f"{address} is already your address"
+        return _prefs_page(state, value, row, values, 422, address_error=problem)
     # Each link is an email to an address someone typed: the sign-up's limits, and a few
     # changes an hour per subscriber.
     state.check_limit(state.per_ip, _client(request))
     state.check_limit(state.address_changes, str(row.id))
     state.check_limit(state.per_address, address)
     state.check_limit(state.sign_ups, "all")
-    if address != row.email and not await send_address_check(state, row, address):
+    if not await send_address_check(state, row, address):
         values["new_email"] = new
         problem = "our mail server did not accept the email; try again in a little while"
         return _prefs_page(state, value, row, values, 503, address_error=problem)
@@ -499,19 +511,19 @@ def erase(value: str, state: State) -> HTMLResponse:
 
 
 def _unsubscribing(state: WebState, value: str) -> Any:
-    """The subscriber an unsubscribe link names: any of its links, however old, will do."""
+    """The subscriber an unsubscribe link names (any of its links, however old, will do),
+    or None when that subscriber was erased."""
     sub_id, _ = read_link(state, UNSUBSCRIBE, value)
     with state.engine.connect() as conn:
-        row = subscribers.load(conn, sub_id)
-    if row is None:
-        raise REPLACED
-    return row
+        return subscribers.load(conn, sub_id)
 
 
 @router.get("/unsubscribe/{value}", response_class=HTMLResponse)
 def unsubscribe_page(value: str, state: State) -> HTMLResponse:
     """One button that unsubscribes; a link used before says so."""
     row = _unsubscribing(state, value)
+    if row is None:  # erased: nothing will be sent to it, which is what was asked
+        return state.page("unsubscribed.html", email="This address", action=None)
     if row.status == SubscriberStatus.unsubscribed:
         return state.page("unsubscribed.html", email=row.email, action=None)
     return state.page("unsubscribe.html", email=row.email, action=f"/unsubscribe/{value}")
@@ -526,6 +538,8 @@ async def unsubscribe(value: str, request: Request, state: State) -> HTMLRespons
     which only the request that unsubscribed offers.
     """
     row = _unsubscribing(state, value)
+    if row is None:  # erased: one-click must still answer that it is done
+        return state.page("unsubscribed.html", email="This address", action=None)
     form = await request.form()
     version = subscribers.unsubscribe(state.engine, row.id, state.clock())
     if version is None:  # already unsubscribed: clients may POST twice

@@ -243,6 +243,8 @@ def test_a_new_address_takes_effect_only_once_confirmed_from_that_mailbox(
     add_subscriber(engine, "bob@example.org", ["robots"])
     prefs = f"/preferences/{make_token(SECRET, PREFERENCES, row.id, 1)}"
     with client(settings, engine, Clock()) as http:
+        same = http.post(prefs + "/address", data={"new_email": "ADA@example.org"})
+        assert same.status_code == 422 and "ada@example.org is already your address" in same.text
         bad = http.post(prefs + "/address", data={"new_email": "not an address"})
         assert bad.status_code == 422 and "email &#39;not an address&#39;: " in bad.text
         assert 'value="not an address"' in bad.text  # what was typed stays

@@ -17,6 +17,7 @@ from digest.models import SubscriberStatus
 from digest.subscribers import subscribe as add_subscriber
 from digest.tokens import (
     CONFIRM,
+    DIGESTS,
     FEED,
     PREFERENCES,
     RESUBSCRIBE,
@@ -29,7 +30,7 @@ from digest.tokens import (
 from digest.web.app import serve_web
 from tests.kit.env import SECRET
 from tests.kit.smtp import SmtpSink
-from tests.kit.web import Clock, client, form, link_in, subscriber, web_settings
+from tests.kit.web import ADMIN, Clock, client, form, link_in, subscriber, web_settings
 
 
 def test_sign_up_page_has_every_field_and_a_hidden_honeypot(
@@ -398,3 +399,20 @@ def test_https_pages_and_the_feed_carry_the_security_headers(
         atom = http.get(feed)
     assert atom.headers["referrer-policy"] == "no-referrer"
     assert atom.headers["cache-control"] == "no-store"
+
+
+def test_people_get_pages_for_http_errors_and_programs_get_json(
+    settings: Settings, engine: Engine
+) -> None:
+    row, _ = add_subscriber(engine, "ada@example.org", ["diffusion"])
+    prefs = f"/preferences/{make_token(SECRET, PREFERENCES, row.id, 1)}"
+    with client(settings, engine, Clock()) as http:
+        missing = http.get("/no-such-page")
+        reloaded = http.get(prefs + "/feed")  # the address bar after a button's POST
+        bad_id = http.get(f"/digests/{make_token(SECRET, DIGESTS, row.id, 1)}/abc")
+        api = http.get("/api/nothing", headers={"Authorization": f"Bearer {ADMIN}"})
+    assert missing.status_code == 404 and "There is no such page" in missing.text
+    assert reloaded.status_code == 405 and "target of a button" in reloaded.text
+    assert bad_id.status_code == 400 and "This link is not valid" in bad_id.text
+    assert missing.headers["content-type"].startswith("text/html")
+    assert api.status_code == 404 and api.json() == {"detail": "Not Found"}
