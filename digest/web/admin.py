@@ -32,6 +32,7 @@ from digest.models import (
 )
 from digest.sources.runner import status as source_status
 from digest.subscribers import SubscriberError, SubscriberExists, normalise_email, validate_prefs
+from digest.web.limits import API
 from digest.web.state import WebState, web
 
 bearer = HTTPBearer(auto_error=False)
@@ -66,7 +67,7 @@ def admin(
 async def guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
     """Check the bearer token of /api requests before anything reads their body (FastAPI
     parses a body before the route's dependencies run)."""
-    if request.url.path.startswith("/api/"):
+    if request.url.path.startswith(API):
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         bearer_token = token.strip() if scheme.lower() == "bearer" and token.strip() else None
         refused = refusal(web(request).settings, bearer_token)

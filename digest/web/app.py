@@ -24,7 +24,7 @@ from digest.match.engine import InterestMatcher, Matcher
 from digest.web.admin import guard as admin_guard
 from digest.web.admin import router as admin_router
 from digest.web.feedback import router as feedback_router
-from digest.web.limits import BodyLimit, Limiter, RateLimited
+from digest.web.limits import API, BodyLimit, Limiter, RateLimited
 from digest.web.ops import router as ops_router
 from digest.web.pages import INVALID
 from digest.web.pages import router as pages_router
@@ -114,7 +114,7 @@ async def link_problem(request: Request, exc: LinkProblem) -> Response:
     return web(request).page("message.html", exc.status, title=exc.title, text=exc.message)
 
 
-MACHINE_PATHS = ("/api/", "/openapi.json", "/healthz", "/metrics")
+MACHINE_PATHS = (API, "/openapi.json", "/healthz", "/metrics")
 ERROR_TITLES = {404: "There is no such page", 405: "This page cannot be opened that way"}
 
 

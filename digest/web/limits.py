@@ -50,7 +50,8 @@ class Limiter:
 FORM_BYTES = 100_000  # a page's form: 20 interest lines of 300 characters fit many times over
 API_BYTES = 1_000_000  # one admin API request
 IMPORT_BYTES = 100_000_000  # a CSV import: about a million subscribers
-IMPORT_PATH = "/api/subscribers/import"
+API = "/api/"  # the admin API's paths start so
+IMPORT_PATH = f"{API}subscribers/import"
 
 
 class BodyLimit:
@@ -66,7 +67,7 @@ class BodyLimit:
             return
         path = str(scope.get("path", ""))
         limit = IMPORT_BYTES if path == IMPORT_PATH else API_BYTES
-        limit = limit if path.startswith("/api/") else FORM_BYTES
+        limit = limit if path.startswith(API) else FORM_BYTES
         length = dict(scope.get("headers") or []).get(b"content-length", b"")
         if length.isdigit():
             if int(length) > limit:
@@ -91,7 +92,7 @@ class BodyLimit:
     @staticmethod
     async def _refuse(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         text = f"the request body is larger than {limit:,} bytes"
-        if str(scope.get("path", "")).startswith("/api/"):
+        if str(scope.get("path", "")).startswith(API):
             await PlainTextResponse(text, status_code=413)(scope, receive, send)
             return
         page = (
