@@ -60,6 +60,25 @@ def insert_ignore(conn: Connection, table: Any, keys: Sequence[str]) -> Any:
     return sqlite.insert(table).on_conflict_do_nothing(index_elements=list(keys))
 
 
+def insert_raw(
+    conn: Connection, table: Any, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
+    """Insert many rows as given, skipping SQLAlchemy's per-value processing: COPY on
+    PostgreSQL, one prepared statement on SQLite. Values must be what the column stores
+    (JSON already serialised, booleans, numbers, text); for planning's bulk rows."""
+    if not rows:
+        return
+    names = ", ".join(columns)
+    if conn.dialect.name == "postgresql":
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        with cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        return
+    marks = ", ".join("?" for _ in columns)
+    conn.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES ({marks})", list(rows))
+
+
 def pending_migration(engine: Engine) -> str | None:
     """Why the database cannot be used as it is (no schema, or an older one), else None."""
     from alembic.runtime.migration import MigrationContext

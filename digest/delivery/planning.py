@@ -15,8 +15,9 @@ Who is due is `slots`' job; what the email shows of the chosen papers is `views`
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -27,13 +28,14 @@ from sqlalchemy import Connection, Engine
 
 from digest import feedback
 from digest.config import Settings
-from digest.db import insert_ignore
+from digest.db import insert_ignore, insert_raw
 from digest.delivery import slots
 from digest.delivery.slots import Due
 from digest.feedback import Taste
 from digest.mail.text import clip
 from digest.match.engine import Hit, Matcher
 from digest.match.highlight import spans
+from digest.match.index import PaperDoc
 from digest.match.query import parse
 from digest.match.taste import extras, nudge, similarities
 from digest.match.text import name_parts, names_match
@@ -49,6 +51,7 @@ from digest.subscribers import Line, lines_of
 
 NEVER = datetime.min.replace(tzinfo=UTC)
 PAPER_ROWS_BATCH = 20_000  # DigestPaper rows per insert statement
+PLAN_CHUNK = 5000  # subscribers planned (and committed) together
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,9 @@ def share(lines: dict[str, list[Choice]], cap: int) -> tuple[list[Choice], list[
     an author keep every paper, first; the others take turns, the line with the best
     paper left going first in each round, until the cap is reached.
     """
+    if len(lines) == 1:  # one line: its best, in order
+        ((canonical, found),) = lines.items()
+        return (list(found), []) if follows_author(canonical) else (found[:cap], found[cap:])
     shown = [c for canonical, found in lines.items() if follows_author(canonical) for c in found]
     queues = [list(found) for canonical, found in lines.items() if not follows_author(canonical)]
     taken: list[Choice] = []
@@ -179,49 +185,103 @@ class Feedback:
 
 @dataclass
 class Candidates:
-    """What the due subscribers' digests are chosen from: papers, interests, matches, ledger."""
+    """What a chunk of due subscribers' digests are chosen from: papers, interests, matches,
+    ledger, and what is owed to them."""
 
     starts: dict[int, datetime]  # each subscriber's window start
-    seen_at: dict[int, datetime]  # each paper's first_seen_at
+    seen_at: dict[int, datetime]  # each window paper's first_seen_at
     interests: dict[int, list[Line]]  # (as typed, canonical) per subscriber
-    hits: dict[str, list[Hit]]  # per canonical interest
-    ledger: set[tuple[int, int]]  # (subscriber, paper) already sent
-    owed: dict[int, set[int]]  # papers an earlier digest matched and did not send
+    hits: dict[str, list[Hit]]  # per canonical interest, over the window's papers
+    ledger: dict[int, set[int]]  # per subscriber, the papers already sent to them
+    owed: dict[int, dict[int, Choice]]  # papers earlier digests matched and did not send
     feedback: Feedback = field(default_factory=lambda: Feedback({}, {}, {}, {}))
+
+    prepared: dict[Line, list[Choice]] = field(default_factory=dict)  # see `line`
+
+    def line(self, query: str, canonical: str) -> list[Choice]:
+        """A line's hits as choices, best first (made once per batch and shared)."""
+        found = self.prepared.get((query, canonical))
+        if found is None:
+            seen_at = self.seen_at
+            found = [
+                Choice(hit.paper_id, hit.score, query, hit.terms, seen=seen_at[hit.paper_id])
+                for hit in self.hits.get(canonical, ())
+            ]
+            found.sort(key=_order)
+            self.prepared[query, canonical] = found
+        return found
 
     def choose(self, due: Due, now: datetime) -> Selection:
         """One subscriber's digest: new and owed papers, each under its best line, shared."""
         sub = due.subscriber_id
-        start, owed = self.starts[sub], self.owed.get(sub, set())
+        start, sent = self.starts[sub], self.ledger.get(sub, ())
+        lines = self.interests.get(sub, [])
+        taste = self.feedback.tastes.get(sub)
+        owed = self.owed.get(sub)
+        if len(lines) == 1 and taste is None and not owed:  # the common case, made quick
+            query, canonical = lines[0]
+            new = [
+                c for c in self.line(query, canonical) if c.seen > start and c.paper_id not in sent
+            ]
+            shown, held = share({canonical: new}, due.max_papers)
+            return Selection(sub, due.period, start, now, shown, held, note=due.empty_note)
         best: dict[int, tuple[bool, Choice, str]] = {}  # paper -> (author line?, choice, line)
-        for query, canonical in self.interests.get(sub, []):
+        for query, canonical in lines:
             author = follows_author(canonical)
-            for hit in self.hits.get(canonical, []):
-                paper = hit.paper_id
-                due_now = self.seen_at[paper] > start or paper in owed
-                if not due_now or (sub, paper) in self.ledger:
+            for choice in self.line(query, canonical):
+                paper = choice.paper_id
+                if choice.seen <= start or paper in sent:
                     continue
                 current = best.get(paper)
-                if current is None or (author, hit.score) > (current[0], current[1].score):
-                    choice = Choice(paper, hit.score, query, hit.terms, seen=self.seen_at[paper])
+                if current is None or (author, choice.score) > (current[0], current[1].score):
                     best[paper] = (author, choice, canonical)
-        taste = self.feedback.tastes.get(sub)
+        if owed:
+            self._add_owed(best, owed, lines, taste, sent)
         if taste is not None:
             allowed = self.feedback.allows(taste)
             best = {p: b for p, b in best.items() if allowed(p)}
 
             def fits(paper: int) -> bool:
-                fresh = self.seen_at.get(paper, NEVER) > start or paper in owed
-                return fresh and (sub, paper) not in self.ledger and allowed(paper)
+                fresh = self.seen_at.get(paper, NEVER) > start
+                return fresh and paper not in sent and allowed(paper)
 
             best = self.feedback.apply(taste, best, fits)
-        lines: dict[str, list[Choice]] = {}
+        found: dict[str, list[Choice]] = {}
         for _, choice, canonical in best.values():
-            lines.setdefault(canonical, []).append(choice)
-        for found in lines.values():
-            found.sort(key=_order)
-        shown, held = share(lines, due.max_papers)
+            found.setdefault(canonical, []).append(choice)
+        for choices in found.values():
+            choices.sort(key=_order)
+        shown, held = share(found, due.max_papers)
         return Selection(sub, due.period, start, now, shown, held, note=due.empty_note)
+
+    @staticmethod
+    def _add_owed(
+        best: dict[int, tuple[bool, Choice, str]],
+        owed: dict[int, Choice],
+        lines: list[Line],
+        taste: Taste | None,
+        sent: Collection[int],
+    ) -> None:
+        """Add the papers owed to the reader, as the earlier digest chose them, while the
+        line that matched them is still theirs (a removed line takes its papers along)."""
+        canonical_of = dict(lines)
+        liked = set(taste.liked) if taste is not None else set()
+        for paper, choice in owed.items():
+            if paper in best or paper in sent:
+                continue
+            canonical = canonical_of.get(choice.interest)
+            seed = _seed(choice)
+            if canonical is None and seed is not None and seed in liked:
+                canonical = f"like:{seed}"
+            if canonical is not None:
+                best[paper] = (follows_author(canonical), choice, canonical)
+
+
+def _seed(choice: Choice) -> int | None:
+    """The liked paper an extra paper was added for (its line is `like:SEED  # ...`)."""
+    head = choice.interest.split(None, 1)[0] if choice.interest else ""
+    number = head.removeprefix("like:")
+    return int(number) if head.startswith("like:") and number.isdigit() else None
 
 
 def _who(
@@ -249,28 +309,37 @@ def _window_starts(
     return {sub_id: previous.get(sub_id) or default_start for sub_id in ids}
 
 
-def _ledger(conn: Connection, ids: list[int], since: datetime) -> set[tuple[int, int]]:
-    """(subscriber, paper) pairs already sent, among papers first seen after `since`."""
+def _ledger(conn: Connection, ids: list[int], since: datetime) -> dict[int, set[int]]:
+    """The papers already sent to each subscriber, among papers first seen after `since`."""
     recent = sa.select(PAPERS.c.id).where(PAPERS.c.first_seen_at > since)
     rows = conn.execute(
         sa.select(SENT_PAPERS.c.subscriber_id, SENT_PAPERS.c.paper_id).where(
             SENT_PAPERS.c.subscriber_id.in_(ids), SENT_PAPERS.c.paper_id.in_(recent)
         )
     )
-    return {(s, p) for s, p in rows}
+    found: dict[int, set[int]] = defaultdict(set)
+    for sub_id, paper_id in rows:
+        found[sub_id].add(paper_id)
+    return found
 
 
-def _owed(
-    conn: Connection, ids: list[int], since: datetime
-) -> tuple[dict[int, set[int]], list[int]]:
+def _owed(conn: Connection, ids: list[int], since: datetime) -> dict[int, dict[int, Choice]]:
     """Papers matched by each subscriber's finished digests and never sent to them, first
-    seen after `since`; and all of their ids."""
+    seen after `since`, as their latest digest chose them."""
     dp, d, sent = DIGEST_PAPERS.c, DIGESTS.c, SENT_PAPERS.c
     never_sent = ~sa.exists().where(
         sent.subscriber_id == d.subscriber_id, sent.paper_id == dp.paper_id
     )
     rows = conn.execute(
-        sa.select(d.subscriber_id, dp.paper_id)
+        sa.select(
+            d.subscriber_id,
+            dp.paper_id,
+            dp.score,
+            dp.interest,
+            dp.terms,
+            dp.moved,
+            PAPERS.c.first_seen_at,
+        )
         .select_from(
             DIGEST_PAPERS.join(DIGESTS, d.id == dp.digest_id).join(
                 PAPERS, PAPERS.c.id == dp.paper_id
@@ -282,60 +351,104 @@ def _owed(
             PAPERS.c.first_seen_at > since,
             never_sent,
         )
+        .order_by(d.id)
     )
-    owed: dict[int, set[int]] = defaultdict(set)
-    for sub_id, paper_id in rows:
-        owed[sub_id].add(paper_id)
-    return owed, sorted({p for found in owed.values() for p in found})
+    owed: dict[int, dict[int, Choice]] = defaultdict(dict)
+    for sub_id, paper, score, interest, terms, moved, seen in rows:
+        owed[sub_id][paper] = Choice(paper, score, interest, tuple(terms or ()), 0, seen, moved)
+    return owed
 
 
-def _candidates(
-    conn: Connection, matcher: Matcher, settings: Settings, due: list[Due], now: datetime
-) -> Candidates:
-    """Load the papers of every due window and those owed, and match every distinct
-    interest over them once."""
-    ids = [row.subscriber_id for row in due]
-    starts = _window_starts(conn, ids, settings, now)
-    earliest = min(starts.values())
-    owed, owed_ids = _owed(conn, ids, now - timedelta(days=settings.holdover_days))
-    columns = (*DOC_COLUMNS, PAPERS.c.first_seen_at)
-    papers = {
-        row.id: row
-        for row in conn.execute(
-            sa.select(*columns).where(
-                PAPERS.c.first_seen_at > earliest, PAPERS.c.first_seen_at <= now
+class Batch:
+    """The papers due digests are chosen from, indexed and matched once for all chunks.
+
+    Planning works through the due subscribers a chunk at a time; the window's papers are
+    loaded once (again only if a chunk reaches further back), and each distinct interest
+    line and liked paper is evaluated the first time a chunk needs it.
+    """
+
+    def __init__(self, matcher: Matcher, settings: Settings, now: datetime) -> None:
+        self.matcher = matcher
+        self.settings = settings
+        self.now = now
+        self.since: datetime | None = None  # papers first seen after this are loaded
+        self.papers: dict[int, Any] = {}
+        self.docs: list[PaperDoc] = []
+        self.hits: dict[str, list[Hit]] = {}
+        self.similar: dict[int, dict[int, float]] = {}
+        self.titles: dict[int, str] = {}
+        self.seen_at: dict[int, datetime] = {}
+        self.prepared: dict[Line, list[Choice]] = {}
+
+    def _cover(self, conn: Connection, since: datetime) -> None:
+        """Load the papers first seen after `since`, if not loaded yet."""
+        if self.since is not None and since >= self.since:
+            return
+        first_seen = PAPERS.c.first_seen_at
+        upper = self.since or self.now
+        rows = conn.execute(
+            sa.select(*DOC_COLUMNS, first_seen).where(first_seen > since, first_seen <= upper)
+        )
+        self.papers.update((row.id, row) for row in rows)
+        self.since = since
+        self.docs = [paper_doc(row) for row in self.papers.values()]
+        self.seen_at = {paper: row.first_seen_at for paper, row in self.papers.items()}
+        self.hits, self.similar, self.prepared = {}, {}, {}  # over the old papers: again
+
+    def candidates(self, conn: Connection, due: list[Due]) -> Candidates:
+        """Everything the digests of `due` (one chunk) are chosen from."""
+        settings, now = self.settings, self.now
+        ids = [row.subscriber_id for row in due]
+        starts = _window_starts(conn, ids, settings, now)
+        earliest = min(starts.values())
+        self._cover(conn, earliest)
+        interests = lines_of(conn, ids)
+        owed = _owed(conn, ids, now - timedelta(days=settings.holdover_days))
+        tastes = feedback.tastes(conn, ids)
+        refs = {seed for taste in tastes.values() for seed in taste.seeds()}
+        wanted = {canonical for lines in interests.values() for _, canonical in lines}
+        new_lines = wanted - self.hits.keys()
+        new_refs = refs - self.similar.keys()
+        if self.docs and (new_lines or new_refs):
+            seeds = seed_papers(conn, new_lines | {f"like:{ref}" for ref in new_refs})
+            if new_lines:
+                self.hits.update(self.matcher.match(self.docs, new_lines, seeds))
+            if new_refs:
+                found = self.matcher.likeness(self.docs, [str(ref) for ref in new_refs], seeds)
+                self.similar.update((int(ref), similarities(pairs)) for ref, pairs in found.items())
+            self.titles.update(
+                (int(ref), clip(doc.title, 80)) for ref, doc in seeds.items() if ref.isdigit()
             )
+        rows = dict(self.papers) if tastes else {}
+        if tastes:  # owed papers from before the window, for the muted authors and kinds
+            rows.update(_rows(conn, {p for sub in tastes for p in owed.get(sub, {})} - rows.keys()))
+        return Candidates(
+            starts,
+            self.seen_at,
+            interests,
+            self.hits,
+            _ledger(conn, ids, earliest),
+            owed,
+            Feedback(tastes, self.similar, self.titles, rows),
+            self.prepared,
         )
-    }
-    for start in range(0, len(owed_ids), 500):
-        chunk = [p for p in owed_ids[start : start + 500] if p not in papers]
-        papers.update(
-            (row.id, row) for row in conn.execute(sa.select(*columns).where(PAPERS.c.id.in_(chunk)))
+
+
+def _rows(conn: Connection, ids: set[int]) -> dict[int, Any]:
+    """Papers by id (title and authors, for muting), 500 ids a query."""
+    wanted, found = sorted(ids), dict[int, Any]()
+    for start in range(0, len(wanted), 500):
+        query = sa.select(*DOC_COLUMNS, PAPERS.c.first_seen_at)
+        found.update(
+            (row.id, row)
+            for row in conn.execute(query.where(PAPERS.c.id.in_(wanted[start : start + 500])))
         )
-    interests = lines_of(conn, ids)
-    if not papers:
-        return Candidates(starts, {}, interests, {}, set(), owed)
-    tastes = feedback.tastes(conn, ids)
-    refs = {str(seed) for taste in tastes.values() for seed in taste.seeds()}
-    wanted = {canonical for lines in interests.values() for _, canonical in lines}
-    seeds = seed_papers(conn, wanted | {f"like:{ref}" for ref in refs})
-    docs = [paper_doc(row) for row in papers.values()]
-    hits = matcher.match(docs, wanted, seeds)
-    seen_at = {row.id: row.first_seen_at for row in papers.values()}
-    similar = {
-        int(ref): similarities(pairs)
-        for ref, pairs in (matcher.likeness(docs, refs, seeds) if refs else {}).items()
-    }
-    titles = {int(ref): clip(doc.title, 80) for ref, doc in seeds.items() if ref.isdigit()}
-    return Candidates(
-        starts,
-        seen_at,
-        interests,
-        hits,
-        _ledger(conn, ids, earliest),
-        owed,
-        Feedback(tastes, similar, titles, papers if tastes else {}),
-    )
+    return found
+
+
+def _chunks(due: list[Due]) -> Iterator[list[Due]]:
+    for start in range(0, len(due), PLAN_CHUNK):
+        yield due[start : start + PLAN_CHUNK]
 
 
 def select_papers(
@@ -352,47 +465,54 @@ def select_papers(
     With `on_schedule`, due means the subscriber's send slot has passed (within the
     catch-up grace); otherwise every subscriber whose current period has no digest.
     """
-    due = _who(conn, settings, now, only, on_schedule)
-    if not due:
-        return []
-    candidates = _candidates(conn, matcher, settings, due, now)
-    return [candidates.choose(row, now) for row in due]
+    batch = Batch(matcher, settings, now)
+    chosen = []
+    for chunk in _chunks(_who(conn, settings, now, only, on_schedule)):
+        candidates = batch.candidates(conn, chunk)
+        chosen += [candidates.choose(row, now) for row in chunk]
+    return chosen
 
 
-def _record(conn: Connection, chosen: Selection, now: datetime) -> int | None:
-    """Insert one digest's outbox row; None if the period has one already."""
-    sendable = bool(chosen.papers) or chosen.note
-    digest_id = conn.execute(
-        insert_ignore(conn, DIGESTS, ["subscriber_id", "period"])
-        .values(
-            subscriber_id=chosen.subscriber_id,
-            period=chosen.period,
-            status=DigestStatus.planned if sendable else DigestStatus.empty,
-            window_start=chosen.window_start,
-            window_end=chosen.window_end,
-            created_at=now,
-            matched_count=chosen.matched_count,
-            attempts=0,
-        )
-        .returning(DIGESTS.c.id)
-    ).scalar()
-    return digest_id
+def _record(conn: Connection, chosen: list[Selection], now: datetime) -> dict[int, int]:
+    """Insert the digests' outbox rows; each new one's id by subscriber (a subscriber whose
+    period has a digest already is left out)."""
+    rows = [
+        {
+            "subscriber_id": selection.subscriber_id,
+            "period": selection.period,
+            "status": DigestStatus.planned
+            if selection.papers or selection.note
+            else DigestStatus.empty,
+            "window_start": selection.window_start,
+            "window_end": selection.window_end,
+            "created_at": now,
+            "matched_count": selection.matched_count,
+            "attempts": 0,
+        }
+        for selection in chosen
+    ]
+    if not rows:
+        return {}
+    statement = insert_ignore(conn, DIGESTS, ["subscriber_id", "period"]).returning(
+        DIGESTS.c.subscriber_id, DIGESTS.c.id
+    )
+    return {sub_id: digest_id for sub_id, digest_id in conn.execute(statement, rows)}
 
 
-def _paper_rows(digest_id: int, chosen: Selection) -> list[dict[str, Any]]:
-    """The DigestPaper rows of a planned digest: shown papers by rank, then those held."""
+PAPER_COLUMNS = ("digest_id", "paper_id", "rank", "score", "interest", "terms", "held", "moved")
+
+
+@lru_cache(maxsize=65536)
+def _terms_json(terms: tuple[str, ...]) -> str:
+    return json.dumps(list(terms))
+
+
+def _paper_rows(digest_id: int, chosen: Selection) -> list[tuple[Any, ...]]:
+    """The DigestPaper rows of a planned digest (PAPER_COLUMNS, as stored): shown papers
+    by rank, then those held."""
     rows = [(c, False) for c in chosen.papers] + [(c, True) for c in chosen.held]
     return [
-        {
-            "digest_id": digest_id,
-            "paper_id": c.paper_id,
-            "rank": rank,
-            "score": c.score,
-            "interest": c.interest,
-            "terms": list(c.terms),
-            "held": held,
-            "moved": c.moved,
-        }
+        (digest_id, c.paper_id, rank, c.score, c.interest, _terms_json(c.terms), held, c.moved)
         for rank, (c, held) in enumerate(rows, start=1)
     ]
 
@@ -408,26 +528,34 @@ def plan(
     """Create the outbox rows for every due subscriber (planned, or empty: no matches).
 
     A subscriber who opted in to the "nothing matched" note gets a planned digest with
-    no papers instead of an empty one. `on_schedule`: see `select_papers`.
+    no papers instead of an empty one. `on_schedule`: see `select_papers`. Each chunk of
+    subscribers is committed on its own: its digests can be sent while the next is
+    planned, and a failure loses no chunk already planned.
     """
     report = PlanReport()
-    with engine.begin() as conn:
-        pending: list[dict[str, Any]] = []  # DigestPaper rows, inserted in large batches
-        for chosen in select_papers(conn, matcher, settings, now, on_schedule=on_schedule):
-            digest_id = _record(conn, chosen, now)
-            if digest_id is None:
-                report.already += 1
-                continue
-            pending += _paper_rows(digest_id, chosen)
-            if len(pending) >= PAPER_ROWS_BATCH:
-                conn.execute(sa.insert(DIGEST_PAPERS), pending)
-                pending = []
-            if chosen.papers:
-                report.planned += 1
-            elif chosen.note:
-                report.notes += 1
-            else:
-                report.empty += 1
-        if pending:
-            conn.execute(sa.insert(DIGEST_PAPERS), pending)
+    with engine.connect() as conn:
+        due = _who(conn, settings, now, None, on_schedule)
+    batch = Batch(matcher, settings, now)
+    for chunk in _chunks(due):
+        with engine.begin() as conn:
+            candidates = batch.candidates(conn, chunk)
+            chosen = [candidates.choose(row, now) for row in chunk]
+            recorded = _record(conn, chosen, now)
+            pending: list[tuple[Any, ...]] = []  # DigestPaper rows, inserted in large batches
+            for selection in chosen:
+                digest_id = recorded.get(selection.subscriber_id)
+                if digest_id is None:
+                    report.already += 1
+                    continue
+                pending += _paper_rows(digest_id, selection)
+                if len(pending) >= PAPER_ROWS_BATCH:
+                    insert_raw(conn, DIGEST_PAPERS, PAPER_COLUMNS, pending)
+                    pending = []
+                if selection.papers:
+                    report.planned += 1
+                elif selection.note:
+                    report.notes += 1
+                else:
+                    report.empty += 1
+            insert_raw(conn, DIGEST_PAPERS, PAPER_COLUMNS, pending)
     return report

@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -22,6 +23,12 @@ from sqlalchemy import Connection
 from digest.models import DIGESTS, SUBSCRIBERS, Cadence, SubscriberStatus
 
 log = logging.getLogger(__name__)
+
+
+@lru_cache(maxsize=1024)
+def zone(name: str) -> ZoneInfo:
+    """The time zone named (ZoneInfo's own cache keeps only a few alive)."""
+    return ZoneInfo(name)
 
 
 @dataclass(frozen=True)
@@ -47,7 +54,7 @@ class Rule:
         A send hour skipped by a spring-forward change falls at the change itself; one
         repeated by a fall-back change is its first occurrence (PEP 495 fold=0).
         """
-        local = datetime.combine(day, time(self.send_hour), tzinfo=ZoneInfo(self.timezone))
+        local = datetime.combine(day, time(self.send_hour), tzinfo=zone(self.timezone))
         return local.astimezone(UTC)
 
     def period(self, day: date) -> str:
@@ -59,7 +66,7 @@ class Rule:
 
     def today(self, now: datetime) -> date:
         """The subscriber's local date at `now`."""
-        return now.astimezone(ZoneInfo(self.timezone)).date()
+        return now.astimezone(zone(self.timezone)).date()
 
     def current_period(self, now: datetime) -> str | None:
         """The period `now` falls in, whatever the hour; None on a day that gets nothing."""
@@ -207,18 +214,22 @@ def unplanned(conn: Connection, now: datetime) -> list[Due]:
     ).where(s.status == SubscriberStatus.active)
     wanted: list[Due] = []
     valid: dict[str, bool] = {}  # by time zone, so a bad one is logged once
+    periods: dict[tuple[str, int, str, int], str | None] = {}  # by rule: computed once each
     for sub_id, tz, hour, cadence, weekday, max_papers, note in conn.execute(query):
-        rule = Rule(tz, hour, cadence, weekday)
-        if tz not in valid:
-            valid[tz] = _valid(rule)
-        if valid[tz] and (period := rule.current_period(now)) is not None:
+        key = (tz, hour, cadence, weekday)
+        if key not in periods:
+            rule = Rule(*key)
+            if tz not in valid:
+                valid[tz] = _valid(rule)
+            periods[key] = rule.current_period(now) if valid[tz] else None
+        if (period := periods[key]) is not None:
             wanted.append(Due(sub_id, period, max_papers, note))
-    periods = {row.period for row in wanted}
+    current = {row.period for row in wanted}
     existing = set()
-    if periods:
+    if current:
         rows = conn.execute(
             sa.select(DIGESTS.c.subscriber_id, DIGESTS.c.period).where(
-                DIGESTS.c.period.in_(periods)
+                DIGESTS.c.period.in_(current)
             )
         )
         existing = {(sub_id, period) for sub_id, period in rows}
