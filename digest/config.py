@@ -120,6 +120,15 @@ def _kept_key(path: Path) -> str:
     return key
 
 
+def spare_cores() -> int:
+    """The cores this process may run on, less one for the sender (at most 16)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(0, min(16, cores - 1))
+
+
 class Settings(BaseSettings):
     """Everything an operator can configure, read from DIGEST_* variables or .env."""
 
@@ -148,7 +157,11 @@ class Settings(BaseSettings):
     )
 
     render_processes: int = Field(
-        default=1, ge=0, le=16, description="Processes rendering digests beside the sender."
+        default_factory=lambda: spare_cores(),
+        ge=0,
+        le=16,
+        description="Processes rendering digests beside the sender; default: one per core "
+        "beyond the sender's (none on one core).",
     )
     render_pool_min_digests: int = Field(
         default=200, ge=0, description="`digest run` renders in-process below this many."

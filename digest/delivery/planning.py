@@ -446,9 +446,9 @@ def _rows(conn: Connection, ids: set[int]) -> dict[int, Any]:
     return found
 
 
-def _chunks(due: list[Due]) -> Iterator[list[Due]]:
-    for start in range(0, len(due), PLAN_CHUNK):
-        yield due[start : start + PLAN_CHUNK]
+def _chunks(due: list[Due], size: int) -> Iterator[list[Due]]:
+    for start in range(0, len(due), size):
+        yield due[start : start + size]
 
 
 def select_papers(
@@ -459,17 +459,19 @@ def select_papers(
     *,
     only: int | None = None,
     on_schedule: bool = False,
+    chunk: int = PLAN_CHUNK,
 ) -> list[Selection]:
     """Choose the papers of each due subscriber's digest (or of subscriber `only`).
 
     With `on_schedule`, due means the subscriber's send slot has passed (within the
     catch-up grace); otherwise every subscriber whose current period has no digest.
+    Subscribers are read `chunk` at a time.
     """
     batch = Batch(matcher, settings, now)
     chosen = []
-    for chunk in _chunks(_who(conn, settings, now, only, on_schedule)):
-        candidates = batch.candidates(conn, chunk)
-        chosen += [candidates.choose(row, now) for row in chunk]
+    for part in _chunks(_who(conn, settings, now, only, on_schedule), chunk):
+        candidates = batch.candidates(conn, part)
+        chosen += [candidates.choose(row, now) for row in part]
     return chosen
 
 
@@ -524,6 +526,7 @@ def plan(
     now: datetime,
     *,
     on_schedule: bool = False,
+    chunk: int = PLAN_CHUNK,
 ) -> PlanReport:
     """Create the outbox rows for every due subscriber (planned, or empty: no matches).
 
@@ -536,10 +539,10 @@ def plan(
     with engine.connect() as conn:
         due = _who(conn, settings, now, None, on_schedule)
     batch = Batch(matcher, settings, now)
-    for chunk in _chunks(due):
+    for part in _chunks(due, chunk):
         with engine.begin() as conn:
-            candidates = batch.candidates(conn, chunk)
-            chosen = [candidates.choose(row, now) for row in chunk]
+            candidates = batch.candidates(conn, part)
+            chosen = [candidates.choose(row, now) for row in part]
             recorded = _record(conn, chosen, now)
             pending: list[tuple[Any, ...]] = []  # DigestPaper rows, inserted in large batches
             for selection in chosen:

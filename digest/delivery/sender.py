@@ -17,6 +17,7 @@ import os
 import signal
 import threading
 import time
+from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
 from typing import Any
@@ -41,9 +42,7 @@ log = logging.getLogger(__name__)
 GROUP = 16
 # A result waits at most this long (seconds) to be recorded.
 RECORD_DELAY = 0.05
-# The render process yields the CPU to the sender (and anything else) when both want it.
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
-RENDER_NICENESS = 10
 
 
 class SendPass:
@@ -103,23 +102,25 @@ class SendPass:
         self.report.released += self.outbox.release(ids, reply)
 
     async def produce(self) -> None:
-        """Claim and render batch after batch; each is queued once the next is rendering."""
+        """Claim and render batch after batch, as many rendering at once as there are
+        render processes (one, without); each is queued once the next is rendering."""
         claimed = 0
-        ahead: tuple[list[int], asyncio.Task[Any]] | None = None
+        depth = 1 + (self.pool.size if self.pool is not None else 1)
+        ahead: deque[tuple[list[int], asyncio.Task[Any]]] = deque()
         try:
             while True:
-                ids = self.claim(claimed)
-                claimed += len(ids)
-                rendering = asyncio.create_task(self.prepare(ids)) if ids else None
-                if ahead is not None and not await self.feed(*ahead):
-                    if rendering is not None:  # halted: hand the next batch back
+                while len(ahead) < depth and (ids := self.claim(claimed)):
+                    claimed += len(ids)
+                    ahead.append((ids, asyncio.create_task(self.prepare(ids))))
+                if not ahead:
+                    return
+                ids, rendering = ahead.popleft()
+                if not await self.feed(ids, rendering):
+                    for ids, rendering in ahead:  # halted: hand the batches ahead back
                         with contextlib.suppress(SigningError):
                             await rendering
                         self.release(ids)
                     return
-                if rendering is None:
-                    return
-                ahead = (ids, rendering)
         finally:
             for _ in range(self.senders):
                 await self.queue.put(None)
@@ -304,17 +305,20 @@ async def _idle(stop: asyncio.Event, wake: asyncio.Event | None, poll: float) ->
 
 
 class RenderPool:
-    """Renders claimed digests in a separate process, so the event loop keeps sending.
+    """Renders claimed digests in separate processes, so the event loop keeps sending.
 
     Rendering (templates, CSS inlining, MIME) costs more CPU than the SMTP conversation;
     on a machine with two or more cores, doing it beside the sender nearly doubles the
-    rate. The render process has its own database engine and template caches.
+    rate. There are `render_processes` of them (by default one per core beyond the
+    sender's), each with its own database engine and template caches, and as many
+    batches render at once.
     """
 
     def __init__(self, engine: Engine, settings: Settings) -> None:
         url = engine.url.render_as_string(hide_password=False)
+        self.size = max(1, settings.render_processes)
         self.executor = ProcessPoolExecutor(
-            max_workers=settings.render_processes,
+            max_workers=self.size,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_start_renderer,
             initargs=(url, settings, os.getpid()),
@@ -354,8 +358,8 @@ def _start_renderer(url: str, settings: Settings, parent: int) -> None:
     if os.getppid() != parent:  # the parent died while this process was starting
         os._exit(0)
     threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
-    # Rendering ahead is background work: the sender's SMTP round trips come first.
-    os.nice(RENDER_NICENESS)
+    # Not niced: on a busy machine a niced renderer gets almost no CPU, and the sender,
+    # which waits for its batches, stalls with it. Render processes are one per spare core.
     _renderer_outbox = Outbox(make_engine(url), Renderer(settings))
 
 

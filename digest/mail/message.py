@@ -180,7 +180,7 @@ def _part(subtype: str, body: str) -> bytes:
     )
 
 
-@lru_cache(maxsize=8192)
+@lru_cache(maxsize=65536)
 def _quoted_printable(line: str) -> bytes:
     """One line, quoted-printable (soft breaks as CRLF). Each line is encoded on its own,
     so the lines of a paper's card, the same in many digests, are encoded once."""

@@ -225,9 +225,14 @@ def _template_location(exc: BaseException) -> tuple[str, int | None]:
     return "?", None
 
 
+# Cards (and filter results) kept per process: a day's papers under the lines that matched
+# them come to tens of thousands (20,000 at 20,000 subscribers); a few hundred MB at most.
+CARDS = 65536
+
+
 def _memo(function: Callable[..., Any]) -> Callable[..., Any]:
     """`function` with its results cached; list arguments are keyed as tuples."""
-    cached = lru_cache(maxsize=8192)(
+    cached = lru_cache(maxsize=CARDS)(
         lambda *args: function(*(list(a) if isinstance(a, tuple) else a for a in args))
     )
 
@@ -304,9 +309,9 @@ class Renderer:
         self.inliner = css_inline.CSSInliner(
             keep_at_rules=True, load_remote_stylesheets=False, minify_css=True
         )
-        self._paper_text = lru_cache(maxsize=4096)(self._render_paper_text)
-        self._paper_html = lru_cache(maxsize=4096)(self._render_paper_html)
-        self._paper_inlined = lru_cache(maxsize=4096)(self._inline_paper)
+        self._paper_text = lru_cache(maxsize=CARDS)(self._render_paper_text)
+        self._paper_html = lru_cache(maxsize=CARDS)(self._render_paper_html)
+        self._paper_inlined = lru_cache(maxsize=CARDS)(self._inline_paper)
 
     def _render_paper_text(self, paper: PaperView, number: int) -> str:
         text = self._render("email/_paper.txt", {"paper": paper, "number": number})

@@ -9,7 +9,9 @@ acronym matches its long forms (and a long form its acronym).
 from __future__ import annotations
 
 import re
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
+from dataclasses import dataclass
 from functools import lru_cache
 
 from digest.match.acronyms import curated
@@ -101,25 +103,48 @@ def _word_parts(word: str) -> list[str]:
     return [folded[start:end] for start, end in _pieces(folded, 0)]
 
 
-def _near(words: tuple[Token, ...], stems: tuple[str, ...]) -> list[tuple[int, int]]:
+@dataclass(frozen=True)
+class _Layout:
+    """A text's words, those a loose phrase keeps, and where each word and stem is."""
+
+    words: tuple[Token, ...]
+    loose: tuple[Token, ...]
+    exact: dict[str, list[int]]  # folded word -> its places in `words`
+    stems: dict[str, list[int]]  # stem -> its places in `words`
+    loose_stems: dict[str, list[int]]  # stem -> its places in `loose`
+
+
+def _places(words: tuple[Token, ...], key: int) -> dict[str, list[int]]:
+    found: dict[str, list[int]] = {}
+    for i, word in enumerate(words):
+        found.setdefault(word[key], []).append(i)
+    return found
+
+
+@lru_cache(maxsize=4096)
+def _layout(text: str) -> _Layout:
+    words = tokens(text)
+    loose = tuple(w for w in words if w[2] not in PHRASE_STOP)
+    return _Layout(words, loose, _places(words, 2), _places(words, 3), _places(loose, 3))
+
+
+def _near(
+    words: tuple[Token, ...], places: dict[str, list[int]], stems: tuple[str, ...]
+) -> list[tuple[int, int]]:
     """Where all `stems` occur within the index's WINDOW of each other: the whole stretch."""
     reach = len(stems) - 1 + WINDOW
     found = []
-    for i, word in enumerate(words):
-        if word[3] != stems[0]:
-            continue
-        around = range(max(0, i - reach), min(len(words), i + reach + 1))
+    others = [places.get(s, []) for s in stems[1:]]
+    for i in places.get(stems[0], ()):
         # For each other stem, its nearest occurrence after this one (else before it).
-        places = [
-            min(
-                (j for j in around if words[j][3] == s),
-                key=lambda j: (j < i, abs(j - i)),
-                default=None,
-            )
-            for s in stems[1:]
-        ]
-        if all(place is not None for place in places):
-            chosen = [i, *(p for p in places if p is not None)]
+        chosen = [i]
+        for where in others:
+            low = bisect_left(where, i - reach)
+            high = bisect_right(where, i + reach)
+            if low == high:
+                break
+            chosen.append(min(where[low:high], key=lambda j: (j < i, abs(j - i))))
+        else:
             found.append((words[min(chosen)][0], words[max(chosen)][1]))
     return found
 
@@ -129,22 +154,26 @@ def spans(text: str, terms: Iterable[str]) -> list[tuple[int, int]]:
     wanted = [p for term in terms for p in patterns(term)]
     if not wanted or not text:
         return []
-    words = tokens(text)
-    loose = tuple(w for w in words if w[2] not in PHRASE_STOP)
+    layout = _layout(text)
     hits: list[tuple[int, int]] = []
     for sequence, stemmed in wanted:
         if stemmed and len(sequence) > 1:
             # A loose phrase skips PHRASE_STOP words, in the text and in the phrase.
             sequence = tuple(s for s in sequence if s not in PHRASE_STOP) or sequence[:1]
         if stemmed and windowed(sequence):
-            hits.extend(_near(loose, sequence))
+            hits.extend(_near(layout.loose, layout.loose_stems, sequence))
             continue
-        among = loose if stemmed and len(sequence) > 1 else words
+        if stemmed and len(sequence) > 1:
+            among, places, key = layout.loose, layout.loose_stems, 3
+        else:
+            among = layout.words
+            places, key = (layout.stems, 3) if stemmed else (layout.exact, 2)
         size = len(sequence)
-        for i in range(len(among) - size + 1):
-            window = among[i : i + size]
-            if all((w[3] if stemmed else w[2]) == s for w, s in zip(window, sequence, strict=True)):
-                hits.append((window[0][0], window[-1][1]))
+        for i in places.get(sequence[0], ()):
+            if i + size <= len(among) and all(
+                among[i + k][key] == sequence[k] for k in range(1, size)
+            ):
+                hits.append((among[i][0], among[i + size - 1][1]))
     merged: list[tuple[int, int]] = []
     for start, end in sorted(hits):
         if merged and start <= merged[-1][1] + 1 and text[merged[-1][1] : start].strip() == "":

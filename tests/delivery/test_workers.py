@@ -1,4 +1,4 @@
-"""Worker processes: killed with SIGKILL and restarted, or three at once on PostgreSQL."""
+"""Worker processes: killed with SIGKILL and restarted, or several at once on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -31,7 +31,12 @@ def sink() -> Iterator[FaultySink]:
 
 
 def worker(
-    settings: Settings, sink: FaultySink, tmp_path: Path, *args: str, lease: float = 2
+    settings: Settings,
+    sink: FaultySink,
+    tmp_path: Path,
+    *args: str,
+    lease: float = 2,
+    **extra: str,
 ) -> subprocess.Popen[bytes]:
     """Start `digest worker` in its own process against the test database and sink."""
     env = {
@@ -45,6 +50,7 @@ def worker(
         "DIGEST_WORKER_POLL_SECONDS": "0.2",
         "DIGEST_FROM": settings.from_,
         "DIGEST_VAR_DIR": str(tmp_path / "var"),
+        **{f"DIGEST_{name.upper()}": value for name, value in extra.items()},
     }
     return subprocess.Popen(
         [sys.executable, "-m", "digest", "worker", *args],
@@ -132,3 +138,35 @@ def test_three_workers_share_one_outbox(
     assert statuses(engine) == {DigestStatus.sent: 600}
     assert len(sink.delivered) == 600
     assert max(sink.delivered.values()) == 1
+
+
+def rate(times: list[float]) -> float:
+    """Messages a second between the first delivery and the last."""
+    return (len(times) - 1) / (times[-1] - times[0])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_four_workers_send_5000_digests_once_each_and_faster_than_one(
+    engine: Engine, settings: Settings, tmp_path: Path
+) -> None:
+    # A relay that takes 50 ms to accept each message: one worker's 4 connections bound
+    # it, as on a real network, so more workers can send more.
+    with serving(FaultySink(delay=0.05)) as sink:
+        populate(engine, 5000)
+        plan(engine, InterestMatcher(), settings, T0)
+        alone = worker(settings, sink, tmp_path, "--once", lease=300, max_per_run="600")
+        _, stderr = alone.communicate(timeout=120)
+        assert alone.returncode == 0, stderr.decode()
+        one = rate(sink.times)
+        assert statuses(engine) == {DigestStatus.sent: 600, DigestStatus.planned: 4400}
+        before = len(sink.times)
+        processes = [worker(settings, sink, tmp_path, "--once", lease=300) for _ in range(4)]
+        for process in processes:
+            _, stderr = process.communicate(timeout=300)
+            assert process.returncode == 0, stderr.decode()
+        four = rate(sink.times[before:])
+    assert statuses(engine) == {DigestStatus.sent: 5000}
+    assert len(sink.delivered) == 5000
+    assert max(sink.delivered.values()) == 1  # each sent once
+    assert four > 2 * one, (one, four)

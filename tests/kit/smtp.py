@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -65,11 +66,13 @@ class FaultySink:
     p_drop: float = 0.0  # connection dropped before DATA is acknowledged
     p_stall: float = 0.0  # no reply until after the client's timeout
     stall_seconds: float = 1.0
+    delay: float = 0.0  # seconds a relay takes to accept each message
     hard_bounce: set[str] = field(default_factory=set)
     first: list[str] = field(default_factory=list)  # faults forced on the first DATAs, in order
     delivered: Counter[str] = field(default_factory=Counter)  # Message-ID -> times stored
     recipients: Counter[str] = field(default_factory=Counter)
     faults: Counter[str] = field(default_factory=Counter)
+    times: list[float] = field(default_factory=list)  # time.monotonic() of each delivery
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -103,8 +106,11 @@ class FaultySink:
             await asyncio.sleep(self.stall_seconds)
             server.transport.close()
             return "451 stalled"
+        if self.delay:
+            await asyncio.sleep(self.delay)
         message = message_from_bytes(envelope.content, policy=policy.default)
         self.delivered[str(message["Message-ID"])] += 1
+        self.times.append(time.monotonic())
         for address in envelope.rcpt_tos:
             self.recipients[address] += 1
         return "250 2.0.0 queued"
