@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event
@@ -58,6 +59,15 @@ def insert_ignore(conn: Connection, table: Any, keys: Sequence[str]) -> Any:
     if conn.dialect.name == "postgresql":
         return postgresql.insert(table).on_conflict_do_nothing(index_elements=list(keys))
     return sqlite.insert(table).on_conflict_do_nothing(index_elements=list(keys))
+
+
+def among(conn: Connection, column: Any, ids: Sequence[int]) -> Any:
+    """`column IN ids` for a chunk of ids: one array parameter on PostgreSQL (psycopg
+    spends longer parsing a query with thousands of parameters than the query takes), a
+    list of parameters on SQLite (below its limit of 32,766 a statement)."""
+    if conn.dialect.name == "postgresql":
+        return column == sa.any_(sa.literal(list(ids), postgresql.ARRAY(sa.Integer)))
+    return column.in_(list(ids))
 
 
 def insert_raw(

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 
 from digest.clock import utcnow
+from digest.db import among
 from digest.models import DIGEST_PAPERS, DIGESTS, FEEDBACK, PAPERS, DigestStatus, FeedbackKind
 
 REASONS = ("topic", "author", "kind")
@@ -143,10 +144,10 @@ def proposal(learned_rows: list[Any], lines: list[str]) -> str | None:
 def tastes(conn: Connection, ids: list[int]) -> dict[int, Taste]:
     """Each of these subscribers' feedback, for those who gave any."""
     found: dict[int, Taste] = defaultdict(Taste)
-    for start in range(0, len(ids), 500):
+    for start in range(0, len(ids), 5000):
         rows = conn.execute(
             sa.select(FEEDBACK)
-            .where(FEEDBACK.c.subscriber_id.in_(ids[start : start + 500]))
+            .where(among(conn, FEEDBACK.c.subscriber_id, ids[start : start + 5000]))
             .order_by(FEEDBACK.c.created_at, FEEDBACK.c.paper_id)
         )
         for row in rows:

@@ -26,6 +26,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from digest.clock import utcnow
+from digest.db import among
 from digest.match.query import InterestError, parse
 from digest.models import (
     ERASURES,
@@ -200,7 +201,7 @@ def lines_of(conn: Connection, subscriber_ids: Iterable[int]) -> dict[int, list[
     found: dict[int, list[Line]] = defaultdict(list)
     for sub_id, query, canonical in conn.execute(
         sa.select(INTERESTS.c.subscriber_id, INTERESTS.c.query, INTERESTS.c.canonical)
-        .where(INTERESTS.c.subscriber_id.in_(list(subscriber_ids)))
+        .where(among(conn, INTERESTS.c.subscriber_id, list(subscriber_ids)))
         .order_by(INTERESTS.c.subscriber_id, INTERESTS.c.position)
     ):
         found[sub_id].append((query, canonical))

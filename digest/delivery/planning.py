@@ -28,7 +28,7 @@ from sqlalchemy import Connection, Engine
 
 from digest import feedback
 from digest.config import Settings
-from digest.db import insert_ignore, insert_raw
+from digest.db import among, insert_ignore, insert_raw
 from digest.delivery import slots
 from digest.delivery.slots import Due
 from digest.feedback import Taste
@@ -301,7 +301,7 @@ def _window_starts(
     previous: dict[int, datetime] = dict(
         conn.execute(
             sa.select(DIGESTS.c.subscriber_id, sa.func.max(DIGESTS.c.window_end))
-            .where(DIGESTS.c.subscriber_id.in_(ids))
+            .where(among(conn, DIGESTS.c.subscriber_id, ids))
             .group_by(DIGESTS.c.subscriber_id)
         ).all()
     )
@@ -314,7 +314,7 @@ def _ledger(conn: Connection, ids: list[int], since: datetime) -> dict[int, set[
     recent = sa.select(PAPERS.c.id).where(PAPERS.c.first_seen_at > since)
     rows = conn.execute(
         sa.select(SENT_PAPERS.c.subscriber_id, SENT_PAPERS.c.paper_id).where(
-            SENT_PAPERS.c.subscriber_id.in_(ids), SENT_PAPERS.c.paper_id.in_(recent)
+            among(conn, SENT_PAPERS.c.subscriber_id, ids), SENT_PAPERS.c.paper_id.in_(recent)
         )
     )
     found: dict[int, set[int]] = defaultdict(set)
@@ -346,7 +346,7 @@ def _owed(conn: Connection, ids: list[int], since: datetime) -> dict[int, dict[i
             )
         )
         .where(
-            d.subscriber_id.in_(ids),
+            among(conn, d.subscriber_id, ids),
             d.status.in_([DigestStatus.sent, DigestStatus.failed]),
             PAPERS.c.first_seen_at > since,
             never_sent,
@@ -482,9 +482,9 @@ def _record(conn: Connection, chosen: list[Selection], now: datetime) -> dict[in
         {
             "subscriber_id": selection.subscriber_id,
             "period": selection.period,
-            "status": DigestStatus.planned
-            if selection.papers or selection.note
-            else DigestStatus.empty,
+            "status": str(
+                DigestStatus.planned if selection.papers or selection.note else DigestStatus.empty
+            ),
             "window_start": selection.window_start,
             "window_end": selection.window_end,
             "created_at": now,
@@ -495,10 +495,28 @@ def _record(conn: Connection, chosen: list[Selection], now: datetime) -> dict[in
     ]
     if not rows:
         return {}
+    if conn.dialect.name == "postgresql":  # one statement of arrays, whatever the count
+        columns = list(rows[0])
+        arrays = [[row[name] for row in rows] for name in columns]
+        found = conn.execute(
+            sa.text(_UNNEST_DIGESTS.format(", ".join(columns))),
+            dict(zip([f"c{n}" for n in range(len(columns))], arrays, strict=True)),
+        )
+        return {sub_id: digest_id for sub_id, digest_id in found}
     statement = insert_ignore(conn, DIGESTS, ["subscriber_id", "period"]).returning(
         DIGESTS.c.subscriber_id, DIGESTS.c.id
     )
     return {sub_id: digest_id for sub_id, digest_id in conn.execute(statement, rows)}
+
+
+# The digests of a chunk as PostgreSQL arrays, in the order `_record` lists the columns.
+_UNNEST_DIGESTS = (
+    "INSERT INTO digest ({}) SELECT * FROM unnest(CAST(:c0 AS integer[]), "
+    "CAST(:c1 AS varchar[]), CAST(:c2 AS varchar[]), CAST(:c3 AS timestamptz[]), "
+    "CAST(:c4 AS timestamptz[]), CAST(:c5 AS timestamptz[]), CAST(:c6 AS integer[]), "
+    "CAST(:c7 AS integer[])) ON CONFLICT (subscriber_id, period) DO NOTHING "
+    "RETURNING subscriber_id, id"
+)
 
 
 PAPER_COLUMNS = ("digest_id", "paper_id", "rank", "score", "interest", "terms", "held", "moved")

@@ -117,7 +117,7 @@ class _Layout:
 def _places(words: tuple[Token, ...], key: int) -> dict[str, list[int]]:
     found: dict[str, list[int]] = {}
     for i, word in enumerate(words):
-        found.setdefault(word[key], []).append(i)
+        found.setdefault(word[3] if key == 3 else word[2], []).append(i)
     return found
 
 
