@@ -176,10 +176,14 @@ class Digest(SQLModel, table=True):
 
 class DigestPaper(SQLModel, table=True):
     """A paper a digest matched, with its rank, score and why; `held` when it did not fit
-    under the subscriber's cap and waits for a later digest (the full list shows it)."""
+    under the subscriber's cap and waits for a later digest (the full list shows it).
 
-    digest_id: int = Field(foreign_key="digest.id", primary_key=True, ondelete="CASCADE")
-    paper_id: int = Field(foreign_key="paper.id", primary_key=True, ondelete="CASCADE")
+    No foreign keys: planning writes millions of these rows, and checking two keys made
+    each insert five times as costly. Whoever deletes digests deletes their rows too
+    (`privacy.erase`, `privacy.purge_unconfirmed`)."""
+
+    digest_id: int = Field(primary_key=True)
+    paper_id: int = Field(primary_key=True)
     rank: int
     score: float
     interest: str = Field(max_length=500)

@@ -112,11 +112,19 @@ def erase(engine: Engine, subscriber_id: int, now: datetime, reason: str) -> boo
     """
     with engine.begin() as conn:
         highest = _highest(conn)
+        _delete_digest_papers(conn, DIGESTS.c.subscriber_id == subscriber_id)
         gone = conn.execute(SUBSCRIBERS.delete().where(SUBSCRIBERS.c.id == subscriber_id))
         if gone.rowcount != 1:
             return False
         conn.execute(ERASURES.insert().values(erased_at=now, reason=reason, count=1, **highest))
     return True
+
+
+def _delete_digest_papers(conn: Connection, which: Any) -> None:
+    """Delete the papers of the digests `which` selects (the digests themselves go with
+    their subscriber; their papers have no foreign key to follow)."""
+    digests = sa.select(DIGESTS.c.id).where(which)
+    conn.execute(DIGEST_PAPERS.delete().where(DIGEST_PAPERS.c.digest_id.in_(digests)))
 
 
 def _highest(conn: Connection) -> dict[str, int]:
@@ -137,6 +145,9 @@ def purge_unconfirmed(engine: Engine, now: datetime, days: float) -> int:
     )
     with engine.begin() as conn:
         highest = _highest(conn)
+        _delete_digest_papers(
+            conn, DIGESTS.c.subscriber_id.in_(sa.select(SUBSCRIBERS.c.id).where(stale))
+        )
         count = conn.execute(SUBSCRIBERS.delete().where(stale)).rowcount
         if count:
             erasure = {"erased_at": now, "reason": "unconfirmed", "count": count, **highest}

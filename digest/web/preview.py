@@ -66,6 +66,7 @@ class PaperCache:
         self.ttl = ttl
         self._loaded: datetime | None = None
         self._docs: list[Doc] = []
+        self._papers: list[PaperDoc] = []  # the same list from call to call: see `papers`
         self._hits: dict[str, list[Hit]] = {}
         self._index: Index | None = None
         self._related: dict[str, list[Related]] = {}
@@ -100,6 +101,15 @@ class PaperCache:
         self._loaded = now
         if docs != self._docs:  # the same papers keep their matches, index and related terms
             self._docs, self._hits, self._index, self._related = docs, {}, None, {}
+            self._papers = [doc.paper for doc in docs]
+
+    def papers(self, docs: list[Doc]) -> list[PaperDoc]:
+        """`docs` (from `snapshot`) as the matcher reads them: while they are the loaded
+        ones, one list object from call to call, so the matcher keeps its index of them."""
+        with self._lock:
+            if docs is self._docs:
+                return self._papers
+        return [doc.paper for doc in docs]
 
     def related(self, now: datetime, canonical: str) -> list[Related]:
         """Terms to offer beside one line, over the window's papers (cached per line)."""
@@ -139,7 +149,7 @@ def preview(
         if any("like:" in line for line in missing):
             with cache.engine.connect() as conn:
                 seeds = seed_papers(conn, missing)
-        hits.update(matcher.match([doc.paper for doc in docs], missing, seeds))
+        hits.update(matcher.match(cache.papers(docs), missing, seeds))
     best: dict[int, tuple[float, str]] = {}
     for line, canonical in interests:
         found = hits.get(canonical, [])
