@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -551,52 +550,33 @@ def plan(
 
     A subscriber who opted in to the "nothing matched" note gets a planned digest with
     no papers instead of an empty one. `on_schedule`: see `select_papers`. Each chunk of
-    subscribers is written and committed on its own, by a second thread while the next
-    chunk is chosen: its digests can be sent while the rest is planned, and a failure
-    loses no chunk already planned.
+    subscribers is committed on its own: its digests can be sent while the next is
+    planned, and a failure loses no chunk already planned.
     """
     report = PlanReport()
     with engine.connect() as conn:
         due = _who(conn, settings, now, None, on_schedule)
     batch = Batch(matcher, settings, now)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="plan-writer") as writer:
-        writing: Future[None] | None = None
-        for part in _chunks(due, chunk):
-            with engine.connect() as conn:
-                candidates = batch.candidates(conn, part)
+    for part in _chunks(due, chunk):
+        with engine.begin() as conn:
+            candidates = batch.candidates(conn, part)
             chosen = [candidates.choose(row, now) for row in part]
-            if writing is not None:
-                writing.result()  # one chunk written at a time; its failure stops planning
-            writing = writer.submit(_write, engine, chosen, now, report)
-        if writing is not None:
-            writing.result()
+            recorded = _record(conn, chosen, now)
+            pending: list[tuple[Any, ...]] = []  # DigestPaper rows, inserted in large batches
+            for selection in chosen:
+                digest_id = recorded.get(selection.subscriber_id)
+                if digest_id is None:
+                    report.already += 1
+                    continue
+                pending += _paper_rows(digest_id, selection)
+                if len(pending) >= PAPER_ROWS_BATCH:
+                    insert_raw(conn, DIGEST_PAPERS, PAPER_COLUMNS, pending)
+                    pending = []
+                if selection.papers:
+                    report.planned += 1
+                elif selection.note:
+                    report.notes += 1
+                else:
+                    report.empty += 1
+            insert_raw(conn, DIGEST_PAPERS, PAPER_COLUMNS, pending)
     return report
-
-
-def _write(engine: Engine, chosen: list[Selection], now: datetime, report: PlanReport) -> None:
-    """Record one chunk's digests and their papers, in one transaction."""
-    with engine.begin() as conn:
-        recorded = _record(conn, chosen, now)
-        pending: list[tuple[Any, ...]] = []  # DigestPaper rows, inserted in large batches
-        counts = PlanReport()
-        for selection in chosen:
-            digest_id = recorded.get(selection.subscriber_id)
-            if digest_id is None:
-                counts.already += 1
-                continue
-            pending += _paper_rows(digest_id, selection)
-            if len(pending) >= PAPER_ROWS_BATCH:
-                insert_raw(conn, DIGEST_PAPERS, PAPER_COLUMNS, pending)
-                pending = []
-            if selection.papers:
-                counts.planned += 1
-            elif selection.note:
-                counts.notes += 1
-            else:
-                counts.empty += 1
-        insert_raw(conn, DIGEST_PAPERS, PAPER_COLUMNS, pending)
-    # Counted once committed.
-    report.planned += counts.planned
-    report.notes += counts.notes
-    report.empty += counts.empty
-    report.already += counts.already
