@@ -243,9 +243,13 @@ async def preview_fragment(request: Request, state: State) -> HTMLResponse:
     """The preview as an HTML fragment, for the page's script (live while typing)."""
     state.check_limit(state.previews, _client(request))
     form = await request.form()
-    text = str(form.get("interests", ""))
-    found, errors = subscribers.parse_interests(text)
-    lines = text.splitlines()
+    lines = str(form.get("interests", "")).splitlines()
+    # As many lines as a subscription may have: the rest is neither parsed nor matched.
+    typed = [n for n, line in enumerate(lines) if line.strip()]
+    cut = typed[subscribers.MAX_INTERESTS] if len(typed) > subscribers.MAX_INTERESTS else None
+    found, errors = subscribers.parse_interests("\n".join(lines[:cut]))
+    if cut is not None:
+        errors[cut + 1] = f"at most {subscribers.MAX_INTERESTS} interests: not previewed"
     result = await run_in_threadpool(preview, state.cache, state.matcher, found, state.clock())
     line_errors = [(n, lines[n - 1], m) for n, m in sorted(errors.items())]
     form_id = "preferences" if form.get("form") == "preferences" else "subscribe"

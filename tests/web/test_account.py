@@ -110,6 +110,20 @@ def test_preview_counts_last_week_matches_per_day(settings: Settings, engine: En
     assert subscriber(engine, "ada@example.org") is None  # A preview subscribes nobody.
 
 
+def test_a_preview_matches_no_more_lines_than_a_subscription_may_have(
+    settings: Settings, engine: Engine
+) -> None:
+    clock = Clock()
+    store(engine, PAPERS, now=clock.now - timedelta(days=1))
+    lines = [f"word{n}" for n in range(500)]
+    with client(settings, engine, clock) as http:
+        fragment = http.post("/preview", data={"interests": "\n".join(lines)})
+    assert fragment.status_code == 200
+    assert "Line 21" in fragment.text and "at most 20 interests: not previewed" in fragment.text
+    assert "<code>word19</code>: 0" in fragment.text
+    assert "<code>word20</code>: 0" not in fragment.text and "word21" not in fragment.text
+
+
 def test_related_terms_are_offered_and_added_only_when_pressed(
     settings: Settings, engine: Engine
 ) -> None:
