@@ -26,7 +26,6 @@ import json
 import multiprocessing
 import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from match import load_corpus, make_papers, make_pool, zipf_choice
 from send import raw
+from smtp_sink import sink_process
 
 from digest.config import Settings
 from digest.db import make_engine, upgrade
@@ -49,7 +49,6 @@ from digest.delivery.outbox import Outbox
 from digest.delivery.planning import plan
 from digest.delivery.sender import RenderPool, send_due
 from digest.delivery.transport import SmtpTransport
-from digest.mail.capture import free_port
 from digest.mail.render import Renderer
 from digest.match.engine import InterestMatcher
 from digest.models import DIGEST_PAPERS, DIGESTS, INTERESTS, SUBSCRIBERS, DigestStatus
@@ -241,13 +240,7 @@ def main() -> None:
 
 def run(url: str, args: argparse.Namespace, population: dict[str, Any]) -> dict[str, Any]:
     """The job itself, to a sink in its own process."""
-    port = free_port()
-    sink = subprocess.Popen(
-        [sys.executable, str(ROOT / "bench" / "smtp_sink.py"), str(port)], stdout=subprocess.PIPE
-    )
-    assert sink.stdout is not None
-    sink.stdout.readline()
-    try:
+    with sink_process() as port:
         engine = make_engine(url)
         settings = Settings(
             database_url=url,
@@ -326,9 +319,6 @@ def run(url: str, args: argparse.Namespace, population: dict[str, Any]) -> dict[
             "render_processes": settings.render_processes,
             "load_avg_1m": round(os.getloadavg()[0], 1),
         }
-    finally:
-        sink.kill()
-        sink.wait()
 
 
 if __name__ == "__main__":

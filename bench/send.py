@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,12 +28,14 @@ from digest.db import make_engine, upgrade
 from digest.delivery.planning import plan
 from digest.delivery.sender import RenderPool, send_due
 from digest.delivery.transport import Envelope, SmtpTransport
-from digest.mail.capture import free_port
 from digest.mail.render import Renderer
 from digest.match.engine import InterestMatcher
 from digest.match.query import parse
 from digest.models import DIGESTS, INTERESTS, SENT_PAPERS, SUBSCRIBERS, DigestStatus
 from digest.sources.ingest import PaperIn, store
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from smtp_sink import sink_process
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data" / "papers.jsonl"
@@ -152,63 +153,53 @@ def main() -> None:
     parser.add_argument("--connections", default="1,2,4,8,16")
     args = parser.parse_args()
     counts = [int(c) for c in args.connections.split(",")]
-    port = free_port()
-    sink = subprocess.Popen(
-        [sys.executable, str(ROOT / "bench" / "smtp_sink.py"), str(port)], stdout=subprocess.PIPE
-    )
-    assert sink.stdout is not None
-    sink.stdout.readline()
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            url = f"sqlite:///{tmp}/bench.db"
-            upgrade(url)
-            engine = make_engine(url)
-            settings = Settings(
-                database_url=url,
-                smtp_port=port,
-                base_url="https://digest.test",
-                from_="digest <digest@digest.test>",
-            )
-            populate(engine, args.digests)
-            start = time.perf_counter()
-            report = plan(engine, InterestMatcher(), settings, NOW)
-            planning = time.perf_counter() - start
+    with sink_process() as port, tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{tmp}/bench.db"
+        upgrade(url)
+        engine = make_engine(url)
+        settings = Settings(
+            database_url=url,
+            smtp_port=port,
+            base_url="https://digest.test",
+            from_="digest <digest@digest.test>",
+        )
+        populate(engine, args.digests)
+        start = time.perf_counter()
+        report = plan(engine, InterestMatcher(), settings, NOW)
+        planning = time.perf_counter() - start
+        print(
+            f"planned {report.planned} digests in {planning:.1f} s "
+            f"({report.empty} without matches)",
+            flush=True,
+        )
+        total = report.planned
+        with engine.connect() as conn:
+            first = conn.execute(sa.select(DIGESTS.c.id).limit(1)).scalar_one()
+        sample = asyncio.run(_one_envelope(engine, settings, first))
+        pool = RenderPool(engine, settings)
+        asyncio.run(pool.prepare([], NOW, ""))  # the render process starts before timing
+        print(
+            "| connections | raw ceiling (msg/s): before, after | full path, one process "
+            "(msg/s) | full / raw | full path, render process beside (msg/s) | full / raw |"
+        )
+        print("|---:|---:|---:|---:|---:|---:|")
+        for n in counts:
+            before = asyncio.run(raw(port, sample, min(total, 20000), n))
+            conf = settings.model_copy(update={"smtp_connections": n})
+            reset(engine)
+            alone = asyncio.run(full(engine, conf, total, None))
+            reset(engine)
+            beside = asyncio.run(full(engine, conf, total, pool))
+            after = asyncio.run(raw(port, sample, min(total, 20000), n))
+            # The better of the two raw runs: the ratios err on the low side.
+            ceiling = max(before, after)
             print(
-                f"planned {report.planned} digests in {planning:.1f} s "
-                f"({report.empty} without matches)",
+                f"| {n} | {before:,.0f}, {after:,.0f} | {alone:,.0f} | {alone / ceiling:.0%} "
+                f"| {beside:,.0f} | {beside / ceiling:.0%} |",
                 flush=True,
             )
-            total = report.planned
-            with engine.connect() as conn:
-                first = conn.execute(sa.select(DIGESTS.c.id).limit(1)).scalar_one()
-            sample = asyncio.run(_one_envelope(engine, settings, first))
-            pool = RenderPool(engine, settings)
-            asyncio.run(pool.prepare([], NOW, ""))  # the render process starts before timing
-            print(
-                "| connections | raw ceiling (msg/s): before, after | full path, one process "
-                "(msg/s) | full / raw | full path, render process beside (msg/s) | full / raw |"
-            )
-            print("|---:|---:|---:|---:|---:|---:|")
-            for n in counts:
-                before = asyncio.run(raw(port, sample, min(total, 20000), n))
-                conf = settings.model_copy(update={"smtp_connections": n})
-                reset(engine)
-                alone = asyncio.run(full(engine, conf, total, None))
-                reset(engine)
-                beside = asyncio.run(full(engine, conf, total, pool))
-                after = asyncio.run(raw(port, sample, min(total, 20000), n))
-                # The better of the two raw runs: the ratios err on the low side.
-                ceiling = max(before, after)
-                print(
-                    f"| {n} | {before:,.0f}, {after:,.0f} | {alone:,.0f} | {alone / ceiling:.0%} "
-                    f"| {beside:,.0f} | {beside / ceiling:.0%} |",
-                    flush=True,
-                )
-            pool.close()
-            engine.dispose()
-    finally:
-        sink.kill()
-        sink.wait()
+        pool.close()
+        engine.dispose()
 
 
 async def _one_envelope(engine: sa.Engine, settings: Settings, digest_id: int) -> Envelope:

@@ -7,10 +7,15 @@ client and the server do not share an interpreter.
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from aiosmtpd.smtp import SMTP
+
+from digest.mail.capture import free_port
 
 
 class Discard:
@@ -18,6 +23,20 @@ class Discard:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         return "250 OK"
+
+
+@contextmanager
+def sink_process() -> Iterator[int]:
+    """Run this server in its own process on a free loopback port; yields the port."""
+    port = free_port()
+    process = subprocess.Popen([sys.executable, __file__, str(port)], stdout=subprocess.PIPE)
+    assert process.stdout is not None
+    process.stdout.readline()  # the port: it is listening
+    try:
+        yield port
+    finally:
+        process.kill()
+        process.wait()
 
 
 async def main(port: int) -> None:
