@@ -39,14 +39,10 @@ def upgrade() -> None:
 def downgrade() -> None:
     """Revert this revision."""
     for _, _, column, table in KEYS:  # rows the keys would refuse
-        op.execute(
-            f"DELETE FROM digestpaper WHERE {column} NOT IN (SELECT id FROM {table})"
-        )
+        op.execute(f"DELETE FROM digestpaper WHERE {column} NOT IN (SELECT id FROM {table})")
     if op.get_bind().dialect.name == "postgresql":
         for name, _, column, table in KEYS:
-            op.create_foreign_key(
-                name, "digestpaper", table, [column], ["id"], ondelete="CASCADE"
-            )
+            op.create_foreign_key(name, "digestpaper", table, [column], ["id"], ondelete="CASCADE")
         return
     with op.batch_alter_table("digestpaper", recreate="always", naming_convention=NAMING) as batch:
         for _, name, column, table in KEYS:
