@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
 from digest.config import Settings
-from digest.delivery.planning import plan, select_papers
+from digest.delivery.planning import Selection, plan, select_papers
 from digest.match.engine import InterestMatcher
 from digest.models import DIGEST_PAPERS, DIGESTS, SENT_PAPERS
 from digest.sources.ingest import PaperIn, store
@@ -55,7 +56,7 @@ def readers(engine: Engine) -> None:
         subscribe(engine, f"r{n}@example.org", lines, max_papers=cap, now=T0 - timedelta(days=1))
 
 
-def summary(selections: list) -> list[tuple]:
+def summary(selections: list[Selection]) -> list[tuple[Any, ...]]:
     return [
         (
             s.subscriber_id,
