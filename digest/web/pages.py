@@ -20,6 +20,7 @@ from digest.mail.render import PaperView
 from digest.models import SubscriberStatus
 from digest.subscribers import (
     Action,
+    Line,
     Prefs,
     SubscriberError,
     SubscriberExists,
@@ -187,7 +188,7 @@ async def subscribe(request: Request, state: State) -> HTMLResponse:
     values = {**_defaults(state), **_fields(form)}
     if _with_added(values, form) or form.get("action") == "preview":
         state.check_limit(state.previews, _client(request))
-        found, errors = subscribers.parse_interests(values["interests"])
+        found, errors = _previewable(values["interests"])
         problem = SubscriberError({}, errors) if errors else None
         result = await run_in_threadpool(preview, state.cache, state.matcher, found, state.clock())
         return _subscribe_page(state, values, error=problem, preview=result)
@@ -238,18 +239,26 @@ async def _no_sooner_than(started: float, seconds: float) -> None:
         await asyncio.sleep(left)
 
 
-@router.post("/preview", response_class=HTMLResponse)
-async def preview_fragment(request: Request, state: State) -> HTMLResponse:
-    """The preview as an HTML fragment, for the page's script (live while typing)."""
-    state.check_limit(state.previews, _client(request))
-    form = await request.form()
-    lines = str(form.get("interests", "")).splitlines()
-    # As many lines as a subscription may have: the rest is neither parsed nor matched.
+def _previewable(text: str) -> tuple[list[Line], dict[int, str]]:
+    """The interest lines a preview matches, and the errors by line number: as many lines
+    as a subscription may have; the rest is neither parsed nor matched, and says so."""
+    lines = text.splitlines()
     typed = [n for n, line in enumerate(lines) if line.strip()]
     cut = typed[subscribers.MAX_INTERESTS] if len(typed) > subscribers.MAX_INTERESTS else None
     found, errors = subscribers.parse_interests("\n".join(lines[:cut]))
     if cut is not None:
         errors[cut + 1] = f"at most {subscribers.MAX_INTERESTS} interests: not previewed"
+    return found, errors
+
+
+@router.post("/preview", response_class=HTMLResponse)
+async def preview_fragment(request: Request, state: State) -> HTMLResponse:
+    """The preview as an HTML fragment, for the page's script (live while typing)."""
+    state.check_limit(state.previews, _client(request))
+    form = await request.form()
+    text = str(form.get("interests", ""))
+    found, errors = _previewable(text)
+    lines = text.splitlines()
     result = await run_in_threadpool(preview, state.cache, state.matcher, found, state.clock())
     line_errors = [(n, lines[n - 1], m) for n, m in sorted(errors.items())]
     form_id = "preferences" if form.get("form") == "preferences" else "subscribe"
@@ -340,7 +349,7 @@ async def preferences(value: str, request: Request, state: State) -> HTMLRespons
     if _with_added(values, form):
         # A related term pressed: shown in the box with its preview, saved only by Save.
         state.check_limit(state.previews, _client(request))
-        found, _ = subscribers.parse_interests(values["interests"])
+        found, _ = _previewable(values["interests"])
         result = await run_in_threadpool(preview, state.cache, state.matcher, found, state.clock())
         return _prefs_page(state, value, row, values, preview=result, added=True)
     try:

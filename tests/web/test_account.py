@@ -122,6 +122,10 @@ def test_a_preview_matches_no_more_lines_than_a_subscription_may_have(
     assert "Line 21" in fragment.text and "at most 20 interests: not previewed" in fragment.text
     assert "<code>word19</code>: 0" in fragment.text
     assert "<code>word20</code>: 0" not in fragment.text and "word21" not in fragment.text
+    with client(settings, engine, clock) as http:  # the page's own button, without script
+        page = http.post("/subscribe", data=form(interests="\n".join(lines), action="preview"))
+    assert page.status_code == 200 and "not previewed" in page.text
+    assert "<code>word19</code>: 0" in page.text and "<code>word20</code>: 0" not in page.text
 
 
 def test_related_terms_are_offered_and_added_only_when_pressed(
