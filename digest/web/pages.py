@@ -247,7 +247,10 @@ def _previewable(text: str) -> tuple[list[Line], dict[int, str]]:
     cut = typed[subscribers.MAX_INTERESTS] if len(typed) > subscribers.MAX_INTERESTS else None
     found, errors = subscribers.parse_interests("\n".join(lines[:cut]))
     if cut is not None:
-        errors[cut + 1] = f"at most {subscribers.MAX_INTERESTS} interests: not previewed"
+        most = subscribers.MAX_INTERESTS
+        errors[cut + 1] = (
+            f"at most {most} interests: this line and those after it are not previewed"
+        )
     return found, errors
 
 

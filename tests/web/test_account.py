@@ -119,7 +119,10 @@ def test_a_preview_matches_no_more_lines_than_a_subscription_may_have(
     with client(settings, engine, clock) as http:
         fragment = http.post("/preview", data={"interests": "\n".join(lines)})
     assert fragment.status_code == 200
-    assert "Line 21" in fragment.text and "at most 20 interests: not previewed" in fragment.text
+    assert (
+        "Line 21" in fragment.text
+        and "at most 20 interests: this line and those after it are not previewed" in fragment.text
+    )
     assert "<code>word19</code>: 0" in fragment.text
     assert "<code>word20</code>: 0" not in fragment.text and "word21" not in fragment.text
     with client(settings, engine, clock) as http:  # the page's own button, without script
