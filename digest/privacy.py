@@ -112,6 +112,11 @@ def erase(engine: Engine, subscriber_id: int, now: datetime, reason: str) -> boo
     """
     with engine.begin() as conn:
         highest = _highest(conn)
+        # Locked first: a planner inserting this subscriber's digest holds a key-share
+        # lock on the row until it commits, so its digest papers are seen and deleted.
+        conn.execute(
+            sa.select(SUBSCRIBERS.c.id).where(SUBSCRIBERS.c.id == subscriber_id).with_for_update()
+        )
         _delete_digest_papers(conn, DIGESTS.c.subscriber_id == subscriber_id)
         gone = conn.execute(SUBSCRIBERS.delete().where(SUBSCRIBERS.c.id == subscriber_id))
         if gone.rowcount != 1:

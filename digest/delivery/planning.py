@@ -159,12 +159,17 @@ class Feedback:
         taste: Taste,
         best: dict[int, tuple[bool, Choice, str]],
         due_now: Callable[[int], bool],
+        kept: Collection[int] = (),
     ) -> dict[int, tuple[bool, Choice, str]]:
-        """Scores moved by likeness to liked and disliked papers, and a few extras."""
+        """Scores moved by likeness to liked and disliked papers, and a few extras; the
+        papers `kept` (owed by an earlier digest, already moved there) stay as they are."""
         liked = {seed: self.similar.get(seed, {}) for seed in taste.liked}
         disliked = {seed: self.similar.get(seed, {}) for seed in taste.disliked}
         moved: dict[int, tuple[bool, Choice, str]] = {}
         for paper, (author, choice, canonical) in best.items():
+            if paper in kept:  # owed: its earlier digest's score and reason, moved once
+                moved[paper] = (author, choice, canonical)
+                continue
             push = nudge(paper, liked, disliked)
             reason = ""
             if push.seed is not None:
@@ -235,8 +240,7 @@ class Candidates:
                 current = best.get(paper)
                 if current is None or (author, choice.score) > (current[0], current[1].score):
                     best[paper] = (author, choice, canonical)
-        if owed:
-            self._add_owed(best, owed, lines, taste, sent)
+        added = self._add_owed(best, owed, lines, taste, sent) if owed else set()
         if taste is not None:
             allowed = self.feedback.allows(taste)
             best = {p: b for p, b in best.items() if allowed(p)}
@@ -245,7 +249,7 @@ class Candidates:
                 fresh = self.seen_at.get(paper, NEVER) > start
                 return fresh and paper not in sent and allowed(paper)
 
-            best = self.feedback.apply(taste, best, fits)
+            best = self.feedback.apply(taste, best, fits, kept=added)
         found: dict[str, list[Choice]] = {}
         for _, choice, canonical in best.values():
             found.setdefault(canonical, []).append(choice)
@@ -261,11 +265,13 @@ class Candidates:
         lines: list[Line],
         taste: Taste | None,
         sent: Collection[int],
-    ) -> None:
+    ) -> set[int]:
         """Add the papers owed to the reader, as the earlier digest chose them, while the
-        line that matched them is still theirs (a removed line takes its papers along)."""
+        line that matched them is still theirs (a removed line takes its papers along);
+        returns those added."""
         canonical_of = dict(lines)
         liked = set(taste.liked) if taste is not None else set()
+        added: set[int] = set()
         for paper, choice in owed.items():
             if paper in best or paper in sent:
                 continue
@@ -275,6 +281,8 @@ class Candidates:
                 canonical = f"like:{seed}"
             if canonical is not None:
                 best[paper] = (follows_author(canonical), choice, canonical)
+                added.add(paper)
+        return added
 
 
 def _seed(choice: Choice) -> int | None:
@@ -395,6 +403,17 @@ class Batch:
         self.seen_at = {paper: row.first_seen_at for paper, row in self.papers.items()}
         self.hits, self.similar, self.prepared = {}, {}, {}  # over the old papers: again
 
+    def cover(self, conn: Connection, due: list[Due], chunk: int) -> None:
+        """Load the papers of every due subscriber's window before any chunk is chosen:
+        scores depend on the papers matched over, so every chunk sees the same ones."""
+        ids = [row.subscriber_id for row in due]
+        earliest = [
+            min(_window_starts(conn, ids[start : start + chunk], self.settings, self.now).values())
+            for start in range(0, len(ids), chunk)
+        ]
+        if earliest:
+            self._cover(conn, min(earliest))
+
     def candidates(self, conn: Connection, due: list[Due]) -> Candidates:
         """Everything the digests of `due` (one chunk) are chosen from."""
         settings, now = self.settings, self.now
@@ -468,8 +487,10 @@ def select_papers(
     Subscribers are read `chunk` at a time.
     """
     batch = Batch(matcher, settings, now)
+    due = _who(conn, settings, now, only, on_schedule)
+    batch.cover(conn, due, chunk)
     chosen = []
-    for part in _chunks(_who(conn, settings, now, only, on_schedule), chunk):
+    for part in _chunks(due, chunk):
         candidates = batch.candidates(conn, part)
         chosen += [candidates.choose(row, now) for row in part]
     return chosen
@@ -554,9 +575,10 @@ def plan(
     planned, and a failure loses no chunk already planned.
     """
     report = PlanReport()
+    batch = Batch(matcher, settings, now)
     with engine.connect() as conn:
         due = _who(conn, settings, now, None, on_schedule)
-    batch = Batch(matcher, settings, now)
+        batch.cover(conn, due, chunk)
     for part in _chunks(due, chunk):
         with engine.begin() as conn:
             candidates = batch.candidates(conn, part)

@@ -504,12 +504,13 @@ class Index:
 
     def find(self, ref: str) -> tuple[PaperDoc | None, int | None]:
         """The paper a `like:` reference names, and its position in the batch if it is in it."""
-        if self._refs is None:
-            self._refs = {}
+        if self._refs is None:  # built whole, then published: previews share the index
+            refs: dict[str, int] = {}
             for doc, paper in enumerate(self.papers):
-                self._refs[str(paper.id)] = doc
+                refs[str(paper.id)] = doc
                 if paper.arxiv_id:
-                    self._refs[paper.arxiv_id.casefold()] = doc
+                    refs[paper.arxiv_id.casefold()] = doc
+            self._refs = refs
         position = self._refs.get(ref)
         if position is not None:
             return self.papers[position], position
