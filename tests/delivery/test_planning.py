@@ -4,7 +4,7 @@ go, each chunk committed, and no statement with every due id in it (SQLite's lim
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -141,3 +141,83 @@ def test_a_removed_line_takes_its_held_papers_along(
     with engine.connect() as conn:
         sent = conn.execute(sa.select(sa.func.count()).select_from(SENT_PAPERS)).scalar()
     assert sent == 4 + len(titles)
+
+
+def planned_both_ways(engine: Engine, settings: Settings, when: datetime) -> tuple[Any, Any]:
+    """The due digests chosen in one chunk and one subscriber a chunk, at `when`."""
+    with engine.connect() as conn:
+        whole = select_papers(conn, InterestMatcher(), settings, when)
+        chunked = select_papers(conn, InterestMatcher(), settings, when, chunk=1)
+    return whole, chunked
+
+
+def test_the_papers_shown_do_not_depend_on_who_is_planned_beside(
+    engine: Engine, settings: Settings, smtp: SmtpSink
+) -> None:
+    """Scores depend on the papers matched over: every chunk of a planning run matches over
+    the same papers, those of the earliest window of everyone due."""
+    store(
+        engine,
+        [PaperIn(id=f"2411.{n:05d}", title=f"Alpha note {n}", abstract="alpha") for n in range(10)],
+        now=T0 - timedelta(hours=1),
+    )
+    subscribe(
+        engine, "ada@example.org", ["alpha", "beta"], max_papers=20, now=T0 - timedelta(days=1)
+    )
+    send_digest(engine, settings, T0)  # all ten sent
+    subscribe(engine, "ada@example.org", ["alpha", "beta"], max_papers=1)
+    later = T0 + timedelta(days=1)
+    store(
+        engine,
+        [
+            PaperIn(id="2412.00001", title="Alpha", abstract="alpha results"),
+            PaperIn(id="2412.00002", title="Beta methods and more words here", abstract="beta"),
+            PaperIn(id="2412.00003", title="Other", abstract="x"),
+        ],
+        now=later - timedelta(hours=1),
+    )
+    subscribe(engine, "bob@example.org", ["robots"], now=later - timedelta(hours=2))
+    whole, chunked = planned_both_ways(engine, settings, later)
+    w = (
+        [(c.paper_id, c.score, c.interest) for c in whole[0].papers],
+        [c.paper_id for c in whole[0].held],
+    )
+    c = (
+        [(c.paper_id, c.score, c.interest) for c in chunked[0].papers],
+        [c.paper_id for c in chunked[0].held],
+    )
+    assert w == c
+
+
+def test_scores_do_not_depend_on_the_chunk_size(
+    engine: Engine, settings: Settings, smtp: SmtpSink
+) -> None:
+    """A reader whose window is short is scored over the same papers whether or not a reader
+    with a longer window is in the same chunk."""
+    store(
+        engine,
+        [
+            PaperIn(id=f"2411.{n:05d}", title=f"Graph study {n}", abstract="graphs")
+            for n in range(5)
+        ],
+        now=T0 - timedelta(hours=1),
+    )
+    subscribe(
+        engine, "ada@example.org", ["diffusion", "graph"], max_papers=2, now=T0 - timedelta(days=1)
+    )
+    send_digest(engine, settings, T0)
+    later = T0 + timedelta(days=1)
+    store(
+        engine,
+        [
+            PaperIn(id="2412.00001", title="Diffusion graph study", abstract="diffusion"),
+            PaperIn(id="2412.00002", title="Diffusion again", abstract="x"),
+            PaperIn(id="2412.00003", title="Graph again", abstract="x"),
+        ],
+        now=later - timedelta(hours=1),
+    )
+    subscribe(engine, "bob@example.org", ["robots"], now=later - timedelta(hours=2))
+    whole, chunked = planned_both_ways(engine, settings, later)
+    w = [(c.paper_id, c.score, c.interest) for c in whole[0].papers + whole[0].held]
+    c = [(c.paper_id, c.score, c.interest) for c in chunked[0].papers + chunked[0].held]
+    assert w == c
