@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from typer.testing import CliRunner
 
 from digest.cli import app
+from digest.clock import utcnow
 from digest.config import Settings
 from digest.delivery.sender import run
 from digest.delivery.transport import SmtpTransport
@@ -27,7 +28,7 @@ from tests.kit.smtp import SmtpSink
 T0 = datetime(2026, 11, 26, 6, 0, tzinfo=UTC)
 
 
-def seed(engine: Engine, count: int) -> None:
+def seed(engine: Engine, count: int, now: datetime = T0) -> None:
     papers = [
         PaperIn(
             title=f"Diffusion transformers, study {i}",
@@ -37,13 +38,13 @@ def seed(engine: Engine, count: int) -> None:
             pdf_url=f"https://arxiv.org/pdf/2611.{i:05d}",
             authors=["Ada Lovelace", "Grace Hopper", "Alan Turing", "Kurt Gödel"],
             categories=["cs.CV", "cs.LG"],
-            published=T0 - timedelta(days=2),
+            published=now - timedelta(days=2),
             upvotes=i,
             source="hf-daily",
         )
         for i in range(count)
     ]
-    store(engine, papers, now=T0 - timedelta(hours=1))
+    store(engine, papers, now=now - timedelta(hours=1))
 
 
 def deliver(engine: Engine, settings: Settings) -> None:
@@ -143,8 +144,9 @@ def test_an_unreadable_dkim_key_keeps_the_digest_for_a_retry(
 def test_preview_prints_html_or_reports_a_template_error(
     engine: Engine, cli_env: dict[str, str], tmp_path: Path
 ) -> None:
-    seed(engine, 2)
-    subscribe(engine, "a@example.org", ["diffusion"], now=T0 - timedelta(days=1))
+    now = utcnow()  # the command reads the wall clock
+    seed(engine, 2, now)
+    subscribe(engine, "a@example.org", ["diffusion"], now=now - timedelta(days=1))
     runner = CliRunner()
     result = runner.invoke(app, ["preview", "a@example.org", "--html"], env=cli_env)
     assert result.exit_code == 0, result.output
