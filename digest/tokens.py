@@ -13,6 +13,8 @@ from itsdangerous import (
     URLSafeSerializer,
     URLSafeTimedSerializer,
 )
+from itsdangerous.encoding import base64_encode
+from itsdangerous.serializer import Serializer
 
 UNSUBSCRIBE = "unsubscribe"
 PREFERENCES = "preferences"
@@ -37,9 +39,23 @@ class TokenExpired(TokenError):
     """A genuine token that is older than its purpose allows."""
 
 
+class _KeptKeySigner(TimestampSigner):
+    """A TimestampSigner that derives its key once, not for every signature: a digest
+    signs a link for each of its papers."""
+
+    def derive_key(self, secret_key: str | bytes | None = None) -> bytes:
+        if secret_key is not None:
+            return super().derive_key(secret_key)
+        try:
+            return self._derived
+        except AttributeError:
+            self._derived: bytes = super().derive_key()
+            return self._derived
+
+
 @lru_cache(maxsize=32)
 def _current(secret: str, purpose: str) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(secret, salt=purpose)
+    return URLSafeTimedSerializer(secret, salt=purpose, signer=_KeptKeySigner)
 
 
 def _serializer(secret: str, purpose: str, now: datetime | None) -> URLSafeTimedSerializer:
@@ -87,12 +103,17 @@ def make_tokens(
 def make_paper_tokens(
     secret: str, subscriber_id: int, token_version: int, paper_ids: Iterable[int]
 ) -> dict[int, str]:
-    """FEEDBACK tokens signing (subscriber id, token version, paper id), one per paper."""
+    """FEEDBACK tokens signing (subscriber id, token version, paper id), one per paper.
+
+    The payload is left uncompressed (three numbers never compress shorter), as the
+    serializer reads it."""
     serializer, signer = _current(secret, FEEDBACK), _signer(secret, FEEDBACK)
-    return {
-        paper: signer.sign(serializer.dump_payload([subscriber_id, token_version, paper])).decode()
-        for paper in paper_ids
-    }
+
+    def payload(paper: int) -> bytes:
+        numbers = [subscriber_id, token_version, paper]
+        return base64_encode(Serializer.dump_payload(serializer, numbers))
+
+    return {paper: signer.sign(payload(paper)).decode() for paper in paper_ids}
 
 
 def read_paper_token(

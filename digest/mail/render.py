@@ -273,12 +273,41 @@ def card_css(css: str) -> str | None:
     return "".join(m.group(0).strip() for m in found)
 
 
+class _NumberUsed(Exception):
+    """A card template computed with its `number` instead of only printing it."""
+
+
+def _refuse(self: Any, *args: Any) -> Any:
+    raise _NumberUsed
+
+
+class _Place(str):
+    """Stands for a card's `number` while its text is rendered once for every number of
+    as many digits: it prints as wide as they do (then each digest puts its own number
+    in), and any other use, arithmetic, comparison or conversion, raises _NumberUsed, so
+    a template that computes with `number` is rendered for each number instead."""
+
+    __slots__ = ()
+    MARK = "\ue000"  # a private-use character: no template or paper text holds it
+
+    __add__ = __radd__ = __mul__ = __rmul__ = __mod__ = __rmod__ = _refuse
+    __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = _refuse
+    __int__ = __float__ = __index__ = __getitem__ = _refuse
+    __hash__ = str.__hash__
+
+    def __format__(self, spec: str) -> str:
+        if spec:
+            raise _NumberUsed
+        return str(self)
+
+
 class Renderer:
     """Renders templates from the operator's directory first, then the bundled ones.
 
     A digest shows each paper in a card (`email/_paper.html` and `email/_paper.txt`).
     The same paper, matched by the same interest, appears in many digests of a run, so
-    its cards are rendered, and CSS-inlined, once and kept.
+    its cards are rendered, and CSS-inlined, once and kept; a text card once for each
+    width of its number (1-9, 10-99, ...), which is put in afterwards.
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -309,9 +338,30 @@ class Renderer:
         self.inliner = css_inline.CSSInliner(
             keep_at_rules=True, load_remote_stylesheets=False, minify_css=True
         )
-        self._paper_text = lru_cache(maxsize=CARDS)(self._render_paper_text)
+        self._paper_text_at = lru_cache(maxsize=CARDS)(self._render_paper_text)
+        self._paper_text_wide = lru_cache(maxsize=CARDS)(self._render_paper_text_wide)
         self._paper_html = lru_cache(maxsize=CARDS)(self._render_paper_html)
         self._paper_inlined = lru_cache(maxsize=CARDS)(self._inline_paper)
+
+    def _paper_text(self, paper: PaperView, number: int) -> str:
+        """A paper's text card at place `number` of its digest."""
+        digits = len(str(number))
+        card = self._paper_text_wide(paper, digits)
+        if card is None:  # the template computes with its number
+            return self._paper_text_at(paper, number)
+        return card.replace(_Place.MARK * digits, str(number))
+
+    def _render_paper_text_wide(self, paper: PaperView, digits: int) -> str | None:
+        """The text card for any number of `digits` digits, with _Place.MARK in its place;
+        None when the template uses `number` other than by printing it."""
+        place = _Place(_Place.MARK * digits)
+        try:
+            text = self.env.get_template("email/_paper.txt").render(paper=paper, number=place)
+        except _NumberUsed:
+            return None
+        except Exception:  # reported, located, by rendering it the ordinary way
+            return None
+        return text.removesuffix("\n")
 
     def _render_paper_text(self, paper: PaperView, number: int) -> str:
         text = self._render("email/_paper.txt", {"paper": paper, "number": number})

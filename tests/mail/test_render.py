@@ -166,6 +166,25 @@ def test_rules_that_depend_on_the_place_of_an_element_apply_inside_cards(tmp_pat
         assert card_css(unsafe) is None, unsafe
 
 
+def test_text_cards_are_the_same_as_rendered_for_their_own_number(tmp_path: Path) -> None:
+    renderer = Renderer(email_settings())
+    card = paper(1)
+    for number in (1, 9, 10, 12, 99, 100):
+        assert renderer._paper_text(card, number) == renderer._render_paper_text(card, number)
+    assert renderer._paper_text_wide.cache_info().currsize == 3  # one per width
+    # A card template that computes with its number is rendered for each number.
+    (tmp_path / "email").mkdir()
+    (tmp_path / "email" / "_paper.txt").write_text(
+        "{% if number == 1 %}Top: {% endif %}{{ number * 10 }} {{ '%03d' | format(number) }}"
+        " {{ number | int + 1 }}\n"
+    )
+    custom = Renderer(email_settings(templates_dir=tmp_path))
+    assert custom._paper_text(card, 1) == "Top: 10 001 2"
+    assert custom._paper_text(card, 12) == "120 012 13"
+    text = custom.digest(digest_view([paper(1), paper(2)])).text
+    assert "Top: 10 001 2" in text and "\n20 002 3" in text
+
+
 @pytest.mark.parametrize(
     ("name", "source", "line", "problem"),
     [
