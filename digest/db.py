@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -66,8 +68,34 @@ def among(conn: Connection, column: Any, ids: Sequence[int]) -> Any:
     spends longer parsing a query with thousands of parameters than the query takes), a
     list of parameters on SQLite (below its limit of 32,766 a statement)."""
     if conn.dialect.name == "postgresql":
-        return column == sa.any_(sa.literal(list(ids), postgresql.ARRAY(sa.Integer)))
+        # In a sub-select, the text is read into an array once, not once a row.
+        array = sa.cast(sa.literal(array_literal(ids), sa.Text), postgresql.ARRAY(sa.Integer))
+        once = sa.cast(sa.select(array).scalar_subquery(), postgresql.ARRAY(sa.Integer))
+        return column == sa.any_(once)
     return column.in_(list(ids))
+
+
+def array_literal(values: Iterable[Any]) -> str:
+    """PostgreSQL's text form of an array of numbers, strings or datetimes, to send as
+    one text parameter cast to the array type: psycopg adapts a list element by element
+    in Python, 4 to 15 times slower for the 5,000 of a planning chunk."""
+    values = list(values)
+    if all(type(value) is int for value in values):
+        return "{" + ",".join(map(str, values)) + "}"
+    return "{" + ",".join(map(_array_element, values)) + "}"
+
+
+@lru_cache(maxsize=4096)
+def _array_element(value: Any) -> str:
+    """One element of `array_literal` (cached: a column holds few distinct values)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, int | float):
+        return repr(value)
+    text = value.isoformat() if isinstance(value, datetime) else str(value)
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def insert_raw(

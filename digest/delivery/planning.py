@@ -28,7 +28,7 @@ from sqlalchemy import Connection, Engine
 
 from digest import feedback
 from digest.config import Settings
-from digest.db import among, insert_ignore, insert_raw
+from digest.db import among, array_literal, insert_ignore, insert_raw
 from digest.delivery import slots
 from digest.delivery.slots import Due
 from digest.feedback import Taste
@@ -518,7 +518,7 @@ def _record(conn: Connection, chosen: list[Selection], now: datetime) -> dict[in
         return {}
     if conn.dialect.name == "postgresql":  # one statement of arrays, whatever the count
         columns = list(rows[0])
-        arrays = [[row[name] for row in rows] for name in columns]
+        arrays = [array_literal(row[name] for row in rows) for name in columns]
         found = conn.execute(
             sa.text(_UNNEST_DIGESTS.format(", ".join(columns))),
             dict(zip([f"c{n}" for n in range(len(columns))], arrays, strict=True)),
