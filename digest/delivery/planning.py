@@ -21,6 +21,7 @@ from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from operator import attrgetter
 from typing import Any
 
 import sqlalchemy as sa
@@ -65,6 +66,11 @@ class Choice:
     rank: int = 0  # its place in the planned digest, once planned
     seen: datetime = NEVER  # when the paper was first seen (planning orders ties by it)
     moved: str = ""  # how the reader's feedback moved it ("ranked up: like “...”")
+    # Best first; at the same score the paper seen first (it has waited longer).
+    order: tuple[float, float, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "order", (-self.score, self.seen.timestamp(), self.paper_id))
 
 
 @dataclass
@@ -115,7 +121,7 @@ def share(lines: dict[str, list[Choice]], cap: int) -> tuple[list[Choice], list[
     queues = [list(found) for canonical, found in lines.items() if not follows_author(canonical)]
     taken: list[Choice] = []
     while len(shown) + len(taken) < cap and any(queues):
-        for queue in sorted((q for q in queues if q), key=lambda q: _order(q[0])):
+        for queue in sorted((q for q in queues if q), key=lambda q: q[0].order):
             if len(shown) + len(taken) >= cap:
                 break
             taken.append(queue.pop(0))
@@ -123,9 +129,7 @@ def share(lines: dict[str, list[Choice]], cap: int) -> tuple[list[Choice], list[
     return [*shown, *sorted(taken, key=_order)], held
 
 
-def _order(choice: Choice) -> tuple[float, datetime, int]:
-    """Best first; at the same score the paper seen first (it has waited longer)."""
-    return (-choice.score, choice.seen, choice.paper_id)
+_order = attrgetter("order")  # sorts choices best first (Choice.order)
 
 
 @dataclass
