@@ -163,6 +163,18 @@ class Settings(BaseSettings):
         description="Processes rendering digests beside the sender; default: one per core "
         "beyond the sender's (none on one core).",
     )
+    plan_processes: int = Field(
+        default_factory=lambda: spare_cores() + 1,
+        ge=1,
+        le=17,
+        description="Processes planning chunks of due subscribers at once, on PostgreSQL; "
+        "default: one per core.",
+    )
+    plan_parallel_min: int = Field(
+        default=20_000,
+        ge=0,
+        description="Due subscribers from which planning uses several processes.",
+    )
     render_pool_min_digests: int = Field(
         default=200, ge=0, description="`digest run` renders in-process below this many."
     )

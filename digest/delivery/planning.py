@@ -16,6 +16,7 @@ Who is due is `slots`' job; what the email shows of the chosen papers is `views`
 from __future__ import annotations
 
 import json
+import logging
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field, replace
@@ -29,8 +30,8 @@ from sqlalchemy import Connection, Engine
 
 from digest import feedback
 from digest.config import Settings
-from digest.db import among, array_literal, insert_ignore, insert_raw
-from digest.delivery import slots
+from digest.db import among, array_literal, insert_ignore, insert_raw, make_engine
+from digest.delivery import children, slots
 from digest.delivery.slots import Due
 from digest.feedback import Taste
 from digest.mail.text import clip
@@ -49,6 +50,8 @@ from digest.models import (
 )
 from digest.papers import DOC_COLUMNS, paper_doc, seed_papers
 from digest.subscribers import Line, lines_of
+
+log = logging.getLogger(__name__)
 
 NEVER = datetime.min.replace(tzinfo=UTC)
 PAPER_ROWS_BATCH = 20_000  # DigestPaper rows per insert statement
@@ -99,6 +102,13 @@ class PlanReport:
     empty: int = 0
     already: int = 0
     notes: int = 0
+
+    def add(self, other: PlanReport) -> None:
+        """Count in what another chunk's planning did."""
+        self.planned += other.planned
+        self.empty += other.empty
+        self.already += other.already
+        self.notes += other.notes
 
 
 @lru_cache(maxsize=65536)
@@ -410,13 +420,18 @@ class Batch:
     def cover(self, conn: Connection, due: list[Due], chunk: int) -> None:
         """Load the papers of every due subscriber's window before any chunk is chosen:
         scores depend on the papers matched over, so every chunk sees the same ones."""
+        since = self.earliest(conn, due, chunk)
+        if since is not None:
+            self._cover(conn, since)
+
+    def earliest(self, conn: Connection, due: list[Due], chunk: int) -> datetime | None:
+        """Where the earliest window of the `due` subscribers starts (None: nobody due)."""
         ids = [row.subscriber_id for row in due]
-        earliest = [
+        starts = [
             min(_window_starts(conn, ids[start : start + chunk], self.settings, self.now).values())
             for start in range(0, len(ids), chunk)
         ]
-        if earliest:
-            self._cover(conn, min(earliest))
+        return min(starts, default=None)
 
     def candidates(self, conn: Connection, due: list[Due]) -> Candidates:
         """Everything the digests of `due` (one chunk) are chosen from."""
@@ -577,32 +592,81 @@ def plan(
     no papers instead of an empty one. `on_schedule`: see `select_papers`. Each chunk of
     subscribers is committed on its own: its digests can be sent while the next is
     planned, and a failure loses no chunk already planned.
+
+    On PostgreSQL, with at least `plan_parallel_min` subscribers due, the chunks are
+    planned by `plan_processes` processes at once, each matching over the same papers
+    (the earliest window of everyone due), so the digests are those one process plans.
+    SQLite takes one writer at a time: there, one process plans every chunk.
     """
     report = PlanReport()
     batch = Batch(matcher, settings, now)
     with engine.connect() as conn:
         due = _who(conn, settings, now, None, on_schedule)
-        batch.cover(conn, due, chunk)
-    for part in _chunks(due, chunk):
-        with engine.begin() as conn:
-            candidates = batch.candidates(conn, part)
-            chosen = [candidates.choose(row, now) for row in part]
-            recorded = _record(conn, chosen, now)
-            pending: list[tuple[Any, ...]] = []  # DigestPaper rows, inserted in large batches
-            for selection in chosen:
-                digest_id = recorded.get(selection.subscriber_id)
-                if digest_id is None:
-                    report.already += 1
-                    continue
-                pending += _paper_rows(digest_id, selection)
-                if len(pending) >= PAPER_ROWS_BATCH:
-                    insert_raw(conn, DIGEST_PAPERS, PAPER_COLUMNS, pending)
-                    pending = []
-                if selection.papers:
-                    report.planned += 1
-                elif selection.note:
-                    report.notes += 1
-                else:
-                    report.empty += 1
-            insert_raw(conn, DIGEST_PAPERS, PAPER_COLUMNS, pending)
+        since = batch.earliest(conn, due, chunk)
+    parts = list(_chunks(due, chunk))
+    processes = min(settings.plan_processes, len(parts))
+    if (
+        processes > 1
+        and len(due) >= settings.plan_parallel_min
+        and engine.dialect.name == "postgresql"
+    ):
+        url = engine.url.render_as_string(hide_password=False)
+        log.info("planning %d due in %d chunks in %d processes", len(due), len(parts), processes)
+        with children.pool(processes, _start_planner, (url, matcher, settings, now, since)) as pool:
+            for done in pool.map(_plan_in_child, parts):
+                report.add(done)
+        return report
+    if since is not None:
+        with engine.connect() as conn:
+            batch._cover(conn, since)
+    for part in parts:
+        report.add(_plan_chunk(engine, batch, part, now))
     return report
+
+
+def _plan_chunk(engine: Engine, batch: Batch, part: list[Due], now: datetime) -> PlanReport:
+    """Choose and record the digests of one chunk of due subscribers, in one transaction."""
+    report = PlanReport()
+    with engine.begin() as conn:
+        candidates = batch.candidates(conn, part)
+        chosen = [candidates.choose(row, now) for row in part]
+        recorded = _record(conn, chosen, now)
+        pending: list[tuple[Any, ...]] = []  # DigestPaper rows, inserted in large batches
+        for selection in chosen:
+            digest_id = recorded.get(selection.subscriber_id)
+            if digest_id is None:
+                report.already += 1
+                continue
+            pending += _paper_rows(digest_id, selection)
+            if len(pending) >= PAPER_ROWS_BATCH:
+                insert_raw(conn, DIGEST_PAPERS, PAPER_COLUMNS, pending)
+                pending = []
+            if selection.papers:
+                report.planned += 1
+            elif selection.note:
+                report.notes += 1
+            else:
+                report.empty += 1
+        insert_raw(conn, DIGEST_PAPERS, PAPER_COLUMNS, pending)
+    return report
+
+
+_planner: tuple[Engine, Batch] | None = None  # in a planning process: its engine and batch
+
+
+def _start_planner(
+    url: str, matcher: Matcher, settings: Settings, now: datetime, since: datetime | None
+) -> None:
+    """Set up a planning process: the papers from `since` loaded and indexed."""
+    global _planner
+    engine, batch = make_engine(url), Batch(matcher, settings, now)
+    if since is not None:
+        with engine.connect() as conn:
+            batch._cover(conn, since)
+    _planner = engine, batch
+
+
+def _plan_in_child(part: list[Due]) -> PlanReport:
+    assert _planner is not None, "planning process not initialised"
+    engine, batch = _planner
+    return _plan_chunk(engine, batch, part, batch.now)

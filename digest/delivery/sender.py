@@ -9,16 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import ctypes.util
 import logging
-import multiprocessing
-import os
-import signal
-import threading
-import time
 from collections import deque
-from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -27,6 +19,7 @@ from sqlalchemy import Engine
 from digest.clock import Clock
 from digest.config import Settings
 from digest.db import make_engine
+from digest.delivery import children
 from digest.delivery.outbox import Job, Outbox, Outcome, SendReport
 from digest.delivery.planning import PlanReport, plan
 from digest.delivery.transport import Failure, SendError, Transport
@@ -42,7 +35,6 @@ log = logging.getLogger(__name__)
 GROUP = 16
 # A result waits at most this long (seconds) to be recorded.
 RECORD_DELAY = 0.05
-PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 class SendPass:
@@ -317,12 +309,7 @@ class RenderPool:
     def __init__(self, engine: Engine, settings: Settings) -> None:
         url = engine.url.render_as_string(hide_password=False)
         self.size = max(1, settings.render_processes)
-        self.executor = ProcessPoolExecutor(
-            max_workers=self.size,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_start_renderer,
-            initargs=(url, settings, os.getpid()),
-        )
+        self.executor = children.pool(self.size, _start_renderer, (url, settings))
 
     @classmethod
     def start(
@@ -350,31 +337,12 @@ class RenderPool:
 _renderer_outbox: Outbox | None = None
 
 
-def _start_renderer(url: str, settings: Settings, parent: int) -> None:
-    """Set up the render process; first of all, make it end when `parent` (the sender that
-    started it) is gone, even if the parent was killed before this ran."""
+def _start_renderer(url: str, settings: Settings) -> None:
+    """Set up the render process (children.pool has made it end with the sender)."""
     global _renderer_outbox
-    _die_with_parent()
-    if os.getppid() != parent:  # the parent died while this process was starting
-        os._exit(0)
-    threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
     # Not niced: on a busy machine a niced renderer gets almost no CPU, and the sender,
     # which waits for its batches, stalls with it. Render processes are one per spare core.
     _renderer_outbox = Outbox(make_engine(url), Renderer(settings))
-
-
-def _die_with_parent() -> None:
-    """On Linux, ask the kernel to SIGKILL this process when its parent dies."""
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-def _exit_with(parent: int) -> None:
-    """End the render process when its parent is gone (where prctl is not available)."""
-    while os.getppid() == parent:
-        time.sleep(1)
-    os._exit(0)
 
 
 def _prepare(ids: list[int], now: datetime, token: str) -> tuple[list[Job], list[Outcome]]:

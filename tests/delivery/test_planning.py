@@ -3,10 +3,12 @@ go, each chunk committed, and no statement with every due id in it (SQLite's lim
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
@@ -100,6 +102,39 @@ def test_each_chunk_is_committed_and_a_second_plan_adds_nothing(
         for group, held in ((shown, False), (kept, True))
         for paper, _, _ in group
     }
+    assert recorded == wanted
+
+
+def test_planning_processes_record_what_one_process_chooses(
+    engine: Engine, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    readers(engine)
+    with engine.connect() as conn:
+        expected = summary(select_papers(conn, InterestMatcher(), settings, T0))
+    several = settings.model_copy(update={"plan_processes": 2, "plan_parallel_min": 0})
+    with caplog.at_level(logging.INFO, logger="digest.delivery.planning"):
+        report = plan(engine, InterestMatcher(), several, T0, chunk=2)
+    assert report.planned + report.empty == len(READERS)
+    in_processes = "in 2 processes" in caplog.text
+    assert in_processes == (engine.dialect.name == "postgresql")  # SQLite: one writer
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(
+                DIGESTS.c.subscriber_id,
+                DIGEST_PAPERS.c.paper_id,
+                DIGEST_PAPERS.c.score,
+                DIGEST_PAPERS.c.interest,
+                DIGEST_PAPERS.c.held,
+            )
+            .join(DIGESTS, DIGESTS.c.id == DIGEST_PAPERS.c.digest_id)
+            .order_by(DIGESTS.c.subscriber_id, DIGEST_PAPERS.c.rank)
+        ).all()
+    recorded = [
+        (sub, [(p, score, line) for _, p, score, line, held in rows if _ == sub and held is h])
+        for sub, *_ in expected
+        for h in (False, True)
+    ]
+    wanted = [(sub, group) for sub, shown, kept in expected for group in (shown, kept)]
     assert recorded == wanted
 
 
