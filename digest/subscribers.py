@@ -69,6 +69,9 @@ class SubscriberExists(ValueError):
     """A subscriber to create has an address that is already subscribed."""
 
 
+Saved = tuple[int, bool] | SubscriberExists  # (id, created), or why it was not stored
+
+
 @dataclass
 class Prefs:
     """A subscriber's choices, validated."""
@@ -187,7 +190,10 @@ def validate_prefs(data: Mapping[str, Any], *, default_max: int = 20) -> Prefs:
 
 def find(conn: Connection, email: str) -> Any | None:
     """The subscriber row with this address, if any."""
-    address = normalise_email(email)
+    return _by_address(conn, normalise_email(email))
+
+
+def _by_address(conn: Connection, address: str) -> Any | None:
     return conn.execute(sa.select(SUBSCRIBERS).where(SUBSCRIBERS.c.email == address)).first()
 
 
@@ -248,6 +254,36 @@ def _insert(conn: Connection, address: str, status: SubscriberStatus, **values: 
     return new_id
 
 
+@dataclass(frozen=True)
+class Entry:
+    """A subscriber as an admin enters one (API, CSV import), checked: ready to store."""
+
+    address: str  # normalised
+    status: SubscriberStatus
+    prefs: Prefs
+
+
+def check(data: Mapping[str, Any], *, default_max: int = 20) -> Entry:
+    """Check an address, a status and choices (strings or values); raise SubscriberError
+    naming every problem at once."""
+    problems: dict[str, str] = {}
+    address = str(data.get("email", ""))
+    try:
+        address = normalise_email(address)
+    except SubscriberError as exc:
+        problems.update(exc.fields)
+    status = str(data.get("status") or SubscriberStatus.active)
+    if status not in set(SubscriberStatus):
+        problems["status"] = f"status must be one of {', '.join(SubscriberStatus)}"
+    try:
+        prefs = validate_prefs(data, default_max=default_max)
+    except SubscriberError as exc:
+        raise SubscriberError({**problems, **exc.fields}, exc.lines) from exc
+    if problems:
+        raise SubscriberError(problems)
+    return Entry(address, SubscriberStatus(status), prefs)
+
+
 def save(
     engine: Engine,
     email: str,
@@ -265,51 +301,83 @@ def save(
     does a new address another subscriber has.
     """
     address = normalise_email(email)
-    values: dict[str, Any] = {**prefs.values(), "status": status}
-    if subscriber_id is not None:
-        values["email"] = address
     try:
-        return _save(engine, address, prefs, values, now, create, subscriber_id)
+        with engine.begin() as conn:
+            return store(
+                conn,
+                address,
+                prefs,
+                status=status,
+                now=now,
+                create=create,
+                subscriber_id=subscriber_id,
+            )
     except IntegrityError as exc:
         raise SubscriberExists(f"{address} is already another subscriber's address") from exc
 
 
-def _save(
-    engine: Engine,
+def save_all(engine: Engine, entries: Sequence[Entry], *, now: datetime) -> list[Saved]:
+    """Create or update each subscriber by address, all in one transaction; for each, its
+    (id, created), or the SubscriberExists that refused it.
+
+    If the database refuses one (an address another writer took after it was looked up),
+    that transaction is undone and each is saved in a transaction of its own, as `save`
+    does, so that a refusal costs only its own row.
+    """
+    try:
+        with engine.begin() as conn:
+            return [store(conn, e.address, e.prefs, status=e.status, now=now) for e in entries]
+    except IntegrityError:
+        pass
+    return [_save_one(engine, entry, now) for entry in entries]
+
+
+def _save_one(engine: Engine, entry: Entry, now: datetime) -> Saved:
+    try:
+        return save(engine, entry.address, entry.prefs, status=entry.status, now=now)
+    except SubscriberExists as exc:
+        return exc
+
+
+def store(
+    conn: Connection,
     address: str,
     prefs: Prefs,
-    values: dict[str, Any],
+    *,
+    status: SubscriberStatus = SubscriberStatus.active,
     now: datetime,
-    create: bool,
-    subscriber_id: int | None,
+    create: bool = False,
+    subscriber_id: int | None = None,
 ) -> tuple[int, bool]:
-    """`save`'s transaction."""
-    status = values["status"]
-    with engine.begin() as conn:
-        found = find(conn, address) if subscriber_id is None else load(conn, subscriber_id)
-        if found is not None and create:
-            raise SubscriberExists(f"{address} is already subscriber {found.id}")
-        if found is None and subscriber_id is not None:
-            raise SubscriberError({"id": f"no subscriber {subscriber_id}"})
-        if found is None:
-            # Created directly in any state but pending: confirmed by whoever created them.
-            confirmed = None if status == SubscriberStatus.pending else now
-            sub_id = _insert(
-                conn,
-                address,
-                created_at=now,
-                confirmed_at=confirmed,
-                status_changed_at=now,
-                **values,
-            )
-        else:
-            sub_id = found.id
-            if found.status != status:
-                values["status_changed_at"] = now
-            if found.confirmed_at is None and status == SubscriberStatus.active:
-                values["confirmed_at"] = now
-            conn.execute(SUBSCRIBERS.update().where(SUBSCRIBERS.c.id == sub_id).values(**values))
-        replace_interests(conn, sub_id, prefs)
+    """`save` in the caller's transaction, for a normalised address; a taken address
+    raises IntegrityError (SubscriberExists with `create`), and spoils that transaction."""
+    values: dict[str, Any] = {**prefs.values(), "status": status}
+    if subscriber_id is not None:
+        values["email"] = address
+    found = _by_address(conn, address) if subscriber_id is None else load(conn, subscriber_id)
+    if found is not None and create:
+        raise SubscriberExists(f"{address} is already subscriber {found.id}")
+    if found is None and subscriber_id is not None:
+        raise SubscriberError({"id": f"no subscriber {subscriber_id}"})
+    if found is None:
+        # Created directly in any state but pending: confirmed by whoever created them.
+        confirmed = None if status == SubscriberStatus.pending else now
+        sub_id = _insert(
+            conn,
+            address,
+            created_at=now,
+            confirmed_at=confirmed,
+            status_changed_at=now,
+            **values,
+        )
+    else:
+        sub_id = found.id
+        if found.status != status:
+            values["status_changed_at"] = now
+        if found.confirmed_at is None and status == SubscriberStatus.active:
+            values["confirmed_at"] = now
+        conn.execute(SUBSCRIBERS.update().where(SUBSCRIBERS.c.id == sub_id).values(**values))
+    replace_interests(conn, sub_id, prefs)
     return sub_id, found is None
 
 

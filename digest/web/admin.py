@@ -31,7 +31,7 @@ from digest.models import (
     SubscriberStatus,
 )
 from digest.sources.runner import status as source_status
-from digest.subscribers import SubscriberError, SubscriberExists, normalise_email, validate_prefs
+from digest.subscribers import SubscriberError, SubscriberExists, normalise_email
 from digest.web.limits import API
 from digest.web.state import WebState, web
 
@@ -147,27 +147,13 @@ def _save(
 ) -> tuple[int, bool]:
     """Validate and store one subscriber; returns (id, created). Every problem is reported
     at once (SubscriberError). With `sub_id`, that subscriber is updated, its address too."""
-    problems: dict[str, str] = {}
-    email = str(data.get("email", ""))
-    try:
-        email = normalise_email(email)
-    except SubscriberError as exc:
-        problems.update(exc.fields)
-    status = str(data.get("status") or SubscriberStatus.active)
-    if status not in set(SubscriberStatus):
-        problems["status"] = f"status must be one of {', '.join(SubscriberStatus)}"
-    try:
-        prefs = validate_prefs(data, default_max=state.settings.default_max_papers)
-    except SubscriberError as exc:
-        raise SubscriberError({**problems, **exc.fields}, exc.lines) from exc
-    if problems:
-        raise SubscriberError(problems)
+    entry = subscribers.check(data, default_max=state.settings.default_max_papers)
     try:
         return subscribers.save(
             state.engine,
-            email,
-            prefs,
-            status=SubscriberStatus(status),
+            entry.address,
+            entry.prefs,
+            status=entry.status,
             now=state.clock(),
             create=create,
             subscriber_id=sub_id,
