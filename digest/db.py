@@ -61,12 +61,13 @@ def insert_ignore(conn: Connection, table: Any, keys: Sequence[str]) -> Any:
     return sqlite.insert(table).on_conflict_do_nothing(index_elements=list(keys))
 
 
-def among(conn: Connection, column: Any, ids: Sequence[int]) -> Any:
-    """`column IN ids` for a chunk of ids: one array parameter on PostgreSQL (psycopg
-    spends longer parsing a query with thousands of parameters than the query takes), a
-    list of parameters on SQLite (below its limit of 32,766 a statement)."""
+def among(conn: Connection, column: Any, ids: Sequence[Any]) -> Any:
+    """`column IN ids` for a chunk of ids (or other values of the column): one array
+    parameter on PostgreSQL (psycopg spends longer parsing a query with thousands of
+    parameters than the query takes), a list of parameters on SQLite (below its limit of
+    32,766 a statement)."""
     if conn.dialect.name == "postgresql":
-        return column == sa.any_(sa.literal(list(ids), postgresql.ARRAY(sa.Integer)))
+        return column == sa.any_(sa.literal(list(ids), postgresql.ARRAY(column.type)))
     return column.in_(list(ids))
 
 
