@@ -65,7 +65,11 @@ def among(conn: Connection, column: Any, ids: Sequence[Any]) -> Any:
     """`column IN ids` for a chunk of ids (or other values of the column): one array
     parameter on PostgreSQL (psycopg spends longer parsing a query with thousands of
     parameters than the query takes), a list of parameters on SQLite (below its limit of
-    32,766 a statement)."""
+    32,766 a statement); `column = id` for one."""
+    if len(ids) == 1:
+        # PostgreSQL's generic plan of a prepared `= ANY($1)` made while the table was
+        # small scans it all until the next ANALYZE; one made for `= $1` uses the index.
+        return column == ids[0]
     if conn.dialect.name == "postgresql":
         return column == sa.any_(sa.literal(list(ids), postgresql.ARRAY(column.type)))
     return column.in_(list(ids))
