@@ -63,15 +63,20 @@ def insert_ignore(conn: Connection, table: Any, keys: Sequence[str]) -> Any:
     return sqlite.insert(table).on_conflict_do_nothing(index_elements=list(keys))
 
 
-def among(conn: Connection, column: Any, ids: Sequence[int]) -> Any:
-    """`column IN ids` for a chunk of ids: one array parameter on PostgreSQL (psycopg
-    spends longer parsing a query with thousands of parameters than the query takes), a
-    list of parameters on SQLite (below its limit of 32,766 a statement)."""
+def among(conn: Connection, column: Any, ids: Sequence[Any]) -> Any:
+    """`column IN ids` for a chunk of ids (or other values of the column): one array
+    parameter on PostgreSQL (psycopg spends longer parsing a query with thousands of
+    parameters than the query takes), a list of parameters on SQLite (below its limit of
+    32,766 a statement); `column = id` for one."""
+    if len(ids) == 1:
+        # PostgreSQL's generic plan of a prepared `= ANY($1)` made while the table was
+        # small scans it all until the next ANALYZE; one made for `= $1` uses the index.
+        return column == ids[0]
     if conn.dialect.name == "postgresql":
         # In a sub-select, the text is read into an array once, not once a row.
-        array = sa.cast(sa.literal(array_literal(ids), sa.Text), postgresql.ARRAY(sa.Integer))
-        once = sa.cast(sa.select(array).scalar_subquery(), postgresql.ARRAY(sa.Integer))
-        return column == sa.any_(once)
+        kind = postgresql.ARRAY(column.type)
+        array = sa.cast(sa.literal(array_literal(ids), sa.Text), kind)
+        return column == sa.any_(sa.cast(sa.select(array).scalar_subquery(), kind))
     return column.in_(list(ids))
 
 
@@ -85,7 +90,7 @@ def array_literal(values: Iterable[Any]) -> str:
     return "{" + ",".join(map(_array_element, values)) + "}"
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=4096, typed=True)  # typed: True and 1 are different elements
 def _array_element(value: Any) -> str:
     """One element of `array_literal` (cached: a column holds few distinct values)."""
     if value is None:

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -69,6 +70,9 @@ class SubscriberExists(ValueError):
     """A subscriber to create has an address that is already subscribed."""
 
 
+Saved = tuple[int, bool] | SubscriberExists  # (id, created), or why it was not stored
+
+
 @dataclass
 class Prefs:
     """A subscriber's choices, validated."""
@@ -103,6 +107,7 @@ def normalise_email(address: str) -> str:
         raise SubscriberError({"email": f"email {address!r}: {exc}"}) from exc
 
 
+@lru_cache(maxsize=1024)  # ZoneInfo reads a zone's file again once no one holds it
 def check_timezone(name: str) -> str:
     """Return `name` if it is an IANA time zone, else raise SubscriberError."""
     try:
@@ -191,6 +196,12 @@ def find(conn: Connection, email: str) -> Any | None:
     return conn.execute(sa.select(SUBSCRIBERS).where(SUBSCRIBERS.c.email == address)).first()
 
 
+def _by_address(conn: Connection, addresses: Sequence[str]) -> dict[str, Any]:
+    """The subscriber rows with these normalised addresses, by address."""
+    query = sa.select(SUBSCRIBERS).where(among(conn, SUBSCRIBERS.c.email, addresses))
+    return {row.email: row for row in conn.execute(query)}
+
+
 def load(conn: Connection, subscriber_id: int) -> Any | None:
     """The subscriber row with this id, if any."""
     return conn.execute(sa.select(SUBSCRIBERS).where(SUBSCRIBERS.c.id == subscriber_id)).first()
@@ -215,37 +226,80 @@ def interests_of(conn: Connection, subscriber_id: int) -> list[str]:
 
 def replace_interests(conn: Connection, subscriber_id: int, prefs: Prefs) -> None:
     """Make `prefs.interests` the subscriber's interest lines, in that order."""
-    conn.execute(sa.delete(INTERESTS).where(INTERESTS.c.subscriber_id == subscriber_id))
-    conn.execute(
-        sa.insert(INTERESTS),
-        [
-            {"subscriber_id": subscriber_id, "query": q, "canonical": c, "position": i}
-            for i, (q, c) in enumerate(prefs.interests)
-        ],
-    )
+    _replace_interests(conn, {subscriber_id: prefs})
 
 
-def _insert(conn: Connection, address: str, status: SubscriberStatus, **values: Any) -> int:
-    """Insert a subscriber row; its id is one no erased subscriber ever had.
+def _replace_interests(conn: Connection, prefs: Mapping[int, Prefs]) -> None:
+    """Make each subscriber's interest lines those of their prefs, in that order."""
+    conn.execute(sa.delete(INTERESTS).where(among(conn, INTERESTS.c.subscriber_id, list(prefs))))
+    rows = [
+        {"subscriber_id": sub_id, "query": q, "canonical": c, "position": i}
+        for sub_id, choices in prefs.items()
+        for i, (q, c) in enumerate(choices.interests)
+    ]
+    if rows:
+        conn.execute(sa.insert(INTERESTS), rows)
+
+
+def _insert(conn: Connection, rows: Sequence[dict[str, Any]]) -> dict[str, int]:
+    """Insert subscriber rows (each with its address and status); their ids by address.
+    An id is one no erased subscriber ever had.
 
     Old links name ids, so an id must never come back: PostgreSQL's sequence never reuses
     one, but SQLite gives the highest id again once that row is gone, so there the id
-    is taken past the highest one an erasure recorded.
+    is taken past the highest one an erasure recorded (row by row: the sqlite3 driver runs
+    an executemany one row at a time).
     """
+    statement = sa.insert(SUBSCRIBERS)
     if conn.dialect.name == "sqlite":
         highest = [
             sa.select(sa.func.coalesce(sa.func.max(column), 0)).scalar_subquery()
             for column in (SUBSCRIBERS.c.id, ERASURES.c.last_subscriber_id)
         ]
-        values["id"] = sa.func.max(*highest) + 1
-    new_id: int = conn.execute(
-        sa.insert(SUBSCRIBERS)
-        .values(
-            email=address, status=status, token_version=1, feed_version=1, soft_bounces=0, **values
-        )
-        .returning(SUBSCRIBERS.c.id)
-    ).scalar_one()
-    return new_id
+        statement = statement.values(id=sa.func.max(*highest) + 1)
+    fixed = {"token_version": 1, "feed_version": 1, "soft_bounces": 0, "empty_note": False}
+    for group in _alike([{**fixed, **row} for row in rows]):
+        conn.execute(statement, group)
+    stored = _by_address(conn, [row["email"] for row in rows]) if rows else {}
+    return {address: row.id for address, row in stored.items()}
+
+
+def _alike(rows: Iterable[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Rows grouped by the columns they set (one executemany a group), in their order."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(sorted(row)), []).append(row)
+    return list(groups.values())
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A subscriber as an admin enters one (API, CSV import), checked: ready to store."""
+
+    address: str  # normalised
+    status: SubscriberStatus
+    prefs: Prefs
+
+
+def check(data: Mapping[str, Any], *, default_max: int = 20) -> Entry:
+    """Check an address, a status and choices (strings or values); raise SubscriberError
+    naming every problem at once."""
+    problems: dict[str, str] = {}
+    address = str(data.get("email", ""))
+    try:
+        address = normalise_email(address)
+    except SubscriberError as exc:
+        problems.update(exc.fields)
+    status = str(data.get("status") or SubscriberStatus.active)
+    if status not in set(SubscriberStatus):
+        problems["status"] = f"status must be one of {', '.join(SubscriberStatus)}"
+    try:
+        prefs = validate_prefs(data, default_max=default_max)
+    except SubscriberError as exc:
+        raise SubscriberError({**problems, **exc.fields}, exc.lines) from exc
+    if problems:
+        raise SubscriberError(problems)
+    return Entry(address, SubscriberStatus(status), prefs)
 
 
 def save(
@@ -265,52 +319,112 @@ def save(
     does a new address another subscriber has.
     """
     address = normalise_email(email)
-    values: dict[str, Any] = {**prefs.values(), "status": status}
-    if subscriber_id is not None:
-        values["email"] = address
     try:
-        return _save(engine, address, prefs, values, now, create, subscriber_id)
+        with engine.begin() as conn:
+            return store(
+                conn,
+                address,
+                prefs,
+                status=status,
+                now=now,
+                create=create,
+                subscriber_id=subscriber_id,
+            )
     except IntegrityError as exc:
         raise SubscriberExists(f"{address} is already another subscriber's address") from exc
 
 
-def _save(
-    engine: Engine,
+def save_all(engine: Engine, entries: Sequence[Entry], *, now: datetime) -> Sequence[Saved]:
+    """Create or update each subscriber by address (all distinct), in one transaction and a
+    few statements; for each, its (id, created), or the SubscriberExists that refused it.
+
+    If the database refuses one (an address another writer took after it was looked up),
+    that transaction is undone and each is saved in a transaction of its own, as `save`
+    does, so that a refusal costs only its own row.
+    """
+    try:
+        with engine.begin() as conn:
+            found = _by_address(conn, [entry.address for entry in entries])
+            return _write(conn, entries, [found.get(entry.address) for entry in entries], now)
+    except IntegrityError:
+        pass
+    return [_save_one(engine, entry, now) for entry in entries]
+
+
+def _save_one(engine: Engine, entry: Entry, now: datetime) -> Saved:
+    try:
+        return save(engine, entry.address, entry.prefs, status=entry.status, now=now)
+    except SubscriberExists as exc:
+        return exc
+
+
+def store(
+    conn: Connection,
     address: str,
     prefs: Prefs,
-    values: dict[str, Any],
+    *,
+    status: SubscriberStatus = SubscriberStatus.active,
     now: datetime,
-    create: bool,
-    subscriber_id: int | None,
+    create: bool = False,
+    subscriber_id: int | None = None,
 ) -> tuple[int, bool]:
-    """`save`'s transaction."""
-    status = values["status"]
-    with engine.begin() as conn:
-        found = find(conn, address) if subscriber_id is None else load(conn, subscriber_id)
-        if found is not None and create:
-            raise SubscriberExists(f"{address} is already subscriber {found.id}")
-        if found is None and subscriber_id is not None:
-            raise SubscriberError({"id": f"no subscriber {subscriber_id}"})
-        if found is None:
-            # Created directly in any state but pending: confirmed by whoever created them.
-            confirmed = None if status == SubscriberStatus.pending else now
-            sub_id = _insert(
-                conn,
-                address,
-                created_at=now,
-                confirmed_at=confirmed,
-                status_changed_at=now,
-                **values,
-            )
-        else:
-            sub_id = found.id
-            if found.status != status:
-                values["status_changed_at"] = now
-            if found.confirmed_at is None and status == SubscriberStatus.active:
-                values["confirmed_at"] = now
-            conn.execute(SUBSCRIBERS.update().where(SUBSCRIBERS.c.id == sub_id).values(**values))
-        replace_interests(conn, sub_id, prefs)
-    return sub_id, found is None
+    """`save` in the caller's transaction, for a normalised address; a taken address
+    raises IntegrityError (SubscriberExists with `create`), and spoils that transaction."""
+    found = find(conn, address) if subscriber_id is None else load(conn, subscriber_id)
+    if found is not None and create:
+        raise SubscriberExists(f"{address} is already subscriber {found.id}")
+    if found is None and subscriber_id is not None:
+        raise SubscriberError({"id": f"no subscriber {subscriber_id}"})
+    entry = Entry(address, status, prefs)
+    [saved] = _write(conn, [entry], [found], now, move=subscriber_id is not None)
+    return saved
+
+
+def _write(
+    conn: Connection,
+    entries: Sequence[Entry],
+    found: Sequence[Any | None],
+    now: datetime,
+    *,
+    move: bool = False,
+) -> list[tuple[int, bool]]:
+    """Insert each entry whose row is None, update the others (their address too with
+    `move`), and give each its prefs' interest lines: a few statements for any number."""
+    pairs = list(zip(entries, found, strict=True))
+    # Created directly in any state but pending: confirmed by whoever created them.
+    ids = _insert(
+        conn,
+        [
+            {
+                "email": entry.address,
+                "status": entry.status,
+                "created_at": now,
+                "confirmed_at": None if entry.status == SubscriberStatus.pending else now,
+                "status_changed_at": now,
+                **entry.prefs.values(),
+            }
+            for entry, row in pairs
+            if row is None
+        ],
+    )
+    changes = [_changes(entry, row, now, move) for entry, row in pairs if row is not None]
+    for group in _alike(changes):
+        conn.execute(SUBSCRIBERS.update().where(SUBSCRIBERS.c.id == sa.bindparam("sub_id")), group)
+    sub_ids = [ids[entry.address] if row is None else row.id for entry, row in pairs]
+    _replace_interests(conn, dict(zip(sub_ids, (entry.prefs for entry in entries), strict=True)))
+    return [(sub_id, row is None) for sub_id, row in zip(sub_ids, found, strict=True)]
+
+
+def _changes(entry: Entry, row: Any, now: datetime, move: bool) -> dict[str, Any]:
+    """The columns of `row` to set for `entry`, and its id as `sub_id`."""
+    values: dict[str, Any] = {"sub_id": row.id, **entry.prefs.values(), "status": entry.status}
+    if move:
+        values["email"] = entry.address
+    if row.status != entry.status:
+        values["status_changed_at"] = now
+    if row.confirmed_at is None and entry.status == SubscriberStatus.active:
+        values["confirmed_at"] = now
+    return values
 
 
 def subscribe(
@@ -368,7 +482,8 @@ def request_subscription(engine: Engine, email: str, prefs: Prefs, now: datetime
             ).first()
             if row is None:
                 pending = {"confirm_sent_at": now, "status_changed_at": now, **prefs.values()}
-                new_id = _insert(conn, address, SubscriberStatus.pending, created_at=now, **pending)
+                new = {"email": address, "status": SubscriberStatus.pending, "created_at": now}
+                new_id = _insert(conn, [new | pending])[address]
                 replace_interests(conn, new_id, prefs)
                 return SignUp(Action.confirm, new_id, address, 1, lines)
             return _known_sign_up(conn, row, prefs, now, lines)

@@ -29,6 +29,7 @@ def test_array_literals_read_back_as_sent(engine: Engine) -> None:
         assert back(array_literal([1, -2, 3_000_000_000 // 2]), "bigint") == [1, -2, 1_500_000_000]
         assert back(array_literal([moment, None, moment]), "timestamptz") == [moment, None, moment]
         assert back(array_literal([True, False]), "boolean") == [True, False]
+        assert back(array_literal([1, True, 0, False, None]), "text") == ["1", "t", "0", "f", None]
         assert back(array_literal([0.5, 1e-7]), "float8") == [0.5, 1e-7]
         assert back(array_literal([]), "integer") == []
 

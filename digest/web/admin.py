@@ -31,9 +31,10 @@ from digest.models import (
     SubscriberStatus,
 )
 from digest.sources.runner import status as source_status
-from digest.subscribers import SubscriberError, SubscriberExists, normalise_email, validate_prefs
+from digest.subscribers import SubscriberError, SubscriberExists
 from digest.web.limits import API
 from digest.web.state import WebState, web
+from digest.web.subscriber_csv import CSV_FIELDS, CsvImport, ImportReport, cell, text_of
 
 bearer = HTTPBearer(auto_error=False)
 log = logging.getLogger(__name__)
@@ -80,7 +81,6 @@ async def guard(request: Request, call_next: Callable[[Request], Awaitable[Respo
 
 router = APIRouter(prefix="/api", tags=["admin"], dependencies=[Depends(admin)])
 Admin = Annotated[WebState, Depends(admin)]
-CSV_FIELDS = ["email", "status", "timezone", "send_hour", "cadence", "weekday", "max_papers"]
 
 
 class SubscriberIn(BaseModel):
@@ -127,14 +127,6 @@ class SubscriberOut(BaseModel):
     soft_bounces: int
 
 
-class ImportReport(BaseModel):
-    """What a CSV import did; rows with errors are reported and the rest are stored."""
-
-    created: int = 0
-    updated: int = 0
-    errors: list[dict[str, Any]] = Field(default_factory=list)
-
-
 def _out(conn: Connection, row: Any) -> SubscriberOut:
     return SubscriberOut(
         **{k: getattr(row, k) for k in SubscriberOut.model_fields if k != "interests"},
@@ -147,27 +139,13 @@ def _save(
 ) -> tuple[int, bool]:
     """Validate and store one subscriber; returns (id, created). Every problem is reported
     at once (SubscriberError). With `sub_id`, that subscriber is updated, its address too."""
-    problems: dict[str, str] = {}
-    email = str(data.get("email", ""))
-    try:
-        email = normalise_email(email)
-    except SubscriberError as exc:
-        problems.update(exc.fields)
-    status = str(data.get("status") or SubscriberStatus.active)
-    if status not in set(SubscriberStatus):
-        problems["status"] = f"status must be one of {', '.join(SubscriberStatus)}"
-    try:
-        prefs = validate_prefs(data, default_max=state.settings.default_max_papers)
-    except SubscriberError as exc:
-        raise SubscriberError({**problems, **exc.fields}, exc.lines) from exc
-    if problems:
-        raise SubscriberError(problems)
+    entry = subscribers.check(data, default_max=state.settings.default_max_papers)
     try:
         return subscribers.save(
             state.engine,
-            email,
-            prefs,
-            status=SubscriberStatus(status),
+            entry.address,
+            entry.prefs,
+            status=entry.status,
             now=state.clock(),
             create=create,
             subscriber_id=sub_id,
@@ -227,7 +205,7 @@ def export_csv(state: Admin) -> Response:
     with state.engine.connect() as conn:
         for row in conn.execute(sa.select(SUBSCRIBERS).order_by(SUBSCRIBERS.c.id)):
             interests = " | ".join(subscribers.interests_of(conn, row.id))
-            writer.writerow([_cell(v) for v in (*(getattr(row, f) for f in CSV_FIELDS), interests)])
+            writer.writerow([cell(v) for v in (*(getattr(row, f) for f in CSV_FIELDS), interests)])
     return Response(
         out.getvalue(),
         media_type="text/csv; charset=utf-8",
@@ -235,60 +213,14 @@ def export_csv(state: Admin) -> Response:
     )
 
 
-# A cell a spreadsheet would run as a formula starts with one of these (OWASP CSV injection).
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _cell(value: object) -> object:
-    """A CSV cell that a spreadsheet shows as text: a formula's start gets a leading '."""
-    return f"'{value}" if isinstance(value, str) and value.startswith(FORMULA_START) else value
-
-
-def _uncell(value: str) -> str:
-    """An exported cell read back: the ' that kept it from being a formula removed."""
-    return value[1:] if value.startswith("'") and value[1:].startswith(FORMULA_START) else value
-
-
 @router.post("/subscribers/import", summary="Import subscribers from CSV (as exported)")
 async def import_csv(state: Admin, request: Request) -> ImportReport:
     """Create or update subscribers by address from a CSV; bad rows are reported, the rest
-    stored. The rows are stored in a worker thread, so the web app, the scheduler and the
-    sender sharing this event loop keep running during a long import."""
-    text = (await request.body()).decode("utf-8-sig", errors="replace")
-    return await run_in_threadpool(_import_rows, state, text)
-
-
-def _import_rows(state: WebState, text: str) -> ImportReport:
-    """Store each row of an exported CSV, reporting progress to the log every 5,000 rows."""
-    report = ImportReport()
-    seen: dict[str, int] = {}  # address -> the line that named it first
-    for number, record in enumerate(csv.DictReader(io.StringIO(text)), start=2):
-        if number % 5000 == 0:
-            log.info("CSV import: %d rows read, %d errors so far", number - 1, len(report.errors))
-        record = {k: _uncell(v) if isinstance(v, str) else v for k, v in record.items()}
-        data: dict[str, Any] = {k: v for k, v in record.items() if k and v not in (None, "")}
-        data["interests"] = [s for s in str(record.get("interests") or "").split("|") if s.strip()]
-        try:
-            address = normalise_email(str(record.get("email") or ""))
-        except SubscriberError:
-            address = ""  # reported by _save below, with the row's other problems
-        if address and address in seen:
-            error = f"{address} is already on line {seen[address]}: this row is not imported"
-            report.errors.append({"line": number, "email": record.get("email"), "error": error})
-            continue
-        seen[address] = number
-        try:
-            _, created = _save(state, data, create=False)
-        except ValueError as exc:  # a SubscriberError, or an unknown status
-            report.errors.append({"line": number, "email": record.get("email"), "error": str(exc)})
-        except HTTPException as exc:
-            report.errors.append(
-                {"line": number, "email": record.get("email"), "error": exc.detail}
-            )
-        else:
-            report.created += created
-            report.updated += not created
-    return report
+    stored, a thousand to a transaction. The body is read as it arrives and the rows are
+    stored in a worker thread, so the web app, the scheduler and the sender sharing this
+    event loop keep running during a long import."""
+    rows = CsvImport(state.engine, state.clock, state.settings.default_max_papers)
+    return await run_in_threadpool(rows.run, text_of(request.stream()))
 
 
 @router.get("/subscribers/{sub_id}", summary="One subscriber")

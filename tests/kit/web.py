@@ -109,6 +109,12 @@ def subscriber(engine: Engine, email: str) -> Any:
         return conn.execute(sa.select(SUBSCRIBERS).where(SUBSCRIBERS.c.email == email)).first()
 
 
+def subscriber_count(engine: Engine) -> int:
+    """How many subscribers are stored."""
+    with engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(SUBSCRIBERS)).scalar_one())
+
+
 def form(
     email: str = "ada@example.org", interests: str = "diffusion models", **extra: str
 ) -> dict[str, str]:

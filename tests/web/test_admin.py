@@ -11,16 +11,24 @@ import sqlalchemy as sa
 from sqlalchemy import Engine
 
 from digest.config import Settings
-from digest.models import DIGESTS, SUBSCRIBERS, SubscriberStatus
+from digest.models import DIGESTS, SubscriberStatus
 from digest.sources.ingest import IngestReport, PaperIn, store
 from digest.sources.runner import SourceReport, record
 from digest.subscribers import subscribe as add_subscriber
 from digest.tokens import UNSUBSCRIBE, make_token
-from digest.web.admin import CSV_FIELDS
+from digest.web.subscriber_csv import CSV_FIELDS
 from tests.kit.env import SECRET
 from tests.kit.seeds import send_digest
 from tests.kit.smtp import SmtpSink
-from tests.kit.web import ADMIN, Clock, client, server, subscriber, web_settings
+from tests.kit.web import (
+    ADMIN,
+    Clock,
+    client,
+    server,
+    subscriber,
+    subscriber_count,
+    web_settings,
+)
 
 AUTH = {"Authorization": f"Bearer {ADMIN}"}
 
@@ -262,12 +270,6 @@ def test_csv_export_keeps_formulas_from_running_and_names_the_file(
     assert eve["interests"] == ['=1+2 HYPERLINK "evil"', "robots"]
 
 
-def count(engine: Engine) -> int:
-    """How many subscribers are stored."""
-    with engine.connect() as conn:
-        return int(conn.execute(sa.select(sa.func.count()).select_from(SUBSCRIBERS)).scalar_one())
-
-
 def test_a_long_csv_import_does_not_stop_the_rest_of_the_app(
     settings: Settings, engine: Engine
 ) -> None:
@@ -285,7 +287,7 @@ def test_a_long_csv_import_does_not_stop_the_rest_of_the_app(
 
         worker = threading.Thread(target=run_import)
         worker.start()
-        while count(engine) < 10:  # the import is under way
+        while subscriber_count(engine) < 10:  # the import is under way
             time.sleep(0.01)
         health = httpx.get(f"{url}/healthz", timeout=120)
         finished["healthz"] = time.monotonic()
