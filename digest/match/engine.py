@@ -8,6 +8,7 @@ loop over subscribers x papers.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -144,15 +145,17 @@ class InterestMatcher:
 
     def __init__(self) -> None:
         self._last: tuple[Sequence[PaperDoc], Index] | None = None
+        self._lock = threading.Lock()  # previews match from many threads: one index at a time
 
     def _index(self, papers: Sequence[PaperDoc], seeds: Mapping[str, PaperDoc] | None) -> Index:
-        if self._last is not None and self._last[0] is papers:
-            index = self._last[1]
-            index.seeds.update(seeds or {})
+        with self._lock:
+            if self._last is not None and self._last[0] is papers:
+                index = self._last[1]
+                index.seeds.update(seeds or {})
+                return index
+            index = Index(papers, seeds=seeds)
+            self._last = (papers, index)
             return index
-        index = Index(papers, seeds=seeds)
-        self._last = (papers, index)
-        return index
 
     def likeness(
         self, papers: Sequence[PaperDoc], refs: Iterable[str], seeds: Mapping[str, PaperDoc]

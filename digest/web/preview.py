@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 from digest.match.engine import Hit, Matcher
 from digest.match.index import Index, PaperDoc
 from digest.match.query import parse
-from digest.match.suggest import Related, related
+from digest.match.suggest import Keys, Related, related
 from digest.models import PAPERS
 from digest.papers import DOC_COLUMNS, paper_date, paper_doc, paper_url, seed_papers, web_url
 
@@ -67,25 +67,55 @@ class PaperCache:
         self._loaded: datetime | None = None
         self._docs: list[Doc] = []
         self._papers: list[PaperDoc] = []  # the same list from call to call: see `papers`
+        self._by_id: dict[int, Doc] = {}
         self._hits: dict[str, list[Hit]] = {}
-        self._index: Index | None = None
+        self._keys: Keys | None = None  # the index related terms read, and the papers' keys
         self._related: dict[str, list[Related]] = {}
         self._lock = threading.Lock()
+        self._building = threading.Lock()  # one request builds the index, the others wait
+        self._loading = threading.Lock()  # one request reloads the papers
 
     def docs(self, now: datetime) -> list[Doc]:
         """(paper, day first seen, link) of every paper first seen in the preview window."""
         return self.snapshot(now)[0]
 
     def snapshot(self, now: datetime) -> tuple[list[Doc], dict[str, list[Hit]]]:
-        """The papers and the matches found so far over exactly those papers."""
-        with self._lock:
-            if self._loaded is None or not now - self.ttl <= self._loaded <= now:
-                self._reload(now)
-            if len(self._hits) > MAX_CACHED_INTERESTS:
-                self._hits = {}
-            return self._docs, self._hits
+        """The papers and the matches found so far over exactly those papers.
 
-    def _reload(self, now: datetime) -> None:
+        One request reloads the papers when they are older than `ttl`, outside the lock:
+        the others go on with the papers loaded before (there are none yet: they wait).
+        """
+        with self._lock:
+            if self._fresh(now):
+                return self._current()
+            loaded = self._loaded is not None
+        if not self._loading.acquire(blocking=not loaded):
+            with self._lock:  # another request is reloading them
+                return self._current()
+        try:
+            with self._lock:
+                if self._fresh(now):  # reloaded while this one waited
+                    return self._current()
+            docs = self._load(now)
+            with self._lock:
+                self._loaded = now
+                if docs != self._docs:  # the same papers keep their matches, index and terms
+                    self._docs, self._hits, self._keys, self._related = docs, {}, None, {}
+                    self._papers = [doc.paper for doc in docs]
+                    self._by_id = {doc.paper.id: doc for doc in docs}
+                return self._current()
+        finally:
+            self._loading.release()
+
+    def _fresh(self, now: datetime) -> bool:
+        return self._loaded is not None and now - self.ttl <= self._loaded <= now
+
+    def _current(self) -> tuple[list[Doc], dict[str, list[Hit]]]:
+        if len(self._hits) > MAX_CACHED_INTERESTS:
+            self._hits = {}
+        return self._docs, self._hits
+
+    def _load(self, now: datetime) -> list[Doc]:
         since = now - timedelta(days=PREVIEW_DAYS)
         query = sa.select(
             *DOC_COLUMNS,
@@ -94,14 +124,10 @@ class PaperCache:
             PAPERS.c.published_at,
         ).where(PAPERS.c.first_seen_at > since, PAPERS.c.first_seen_at <= now)
         with self.engine.connect() as conn:
-            docs = [
+            return [
                 Doc(paper_doc(r), r.first_seen_at.date(), web_url(paper_url(r)), paper_date(r))
                 for r in conn.execute(query)
             ]
-        self._loaded = now
-        if docs != self._docs:  # the same papers keep their matches, index and related terms
-            self._docs, self._hits, self._index, self._related = docs, {}, None, {}
-            self._papers = [doc.paper for doc in docs]
 
     def papers(self, docs: list[Doc]) -> list[PaperDoc]:
         """`docs` (from `snapshot`) as the matcher reads them: while they are the loaded
@@ -111,24 +137,42 @@ class PaperCache:
                 return self._papers
         return [doc.paper for doc in docs]
 
+    def by_id(self, docs: list[Doc]) -> dict[int, Doc]:
+        """`docs` (from `snapshot`) by paper id (kept while they are the loaded ones)."""
+        with self._lock:
+            if docs is self._docs:
+                return self._by_id
+        return {doc.paper.id: doc for doc in docs}
+
     def related(self, now: datetime, canonical: str) -> list[Related]:
         """Terms to offer beside one line, over the window's papers (cached per line)."""
         docs = self.docs(now)
         with self._lock:
             if canonical in self._related:
                 return self._related[canonical]
-            index = self._index
-        if index is None:
-            # Built outside the lock: other requests keep being served meanwhile.
-            index = Index([doc.paper for doc in docs])
-        found = related(index, parse(canonical)) if docs else []
+        found = []
+        if docs:
+            keys = self._keys_of(docs)
+            found = related(keys.index, parse(canonical), keys=keys)
         with self._lock:
             if self._docs is docs:
-                self._index = index
                 if len(self._related) > MAX_CACHED_INTERESTS:
                     self._related = {}
                 self._related[canonical] = found
         return found
+
+    def _keys_of(self, docs: list[Doc]) -> Keys:
+        """The index of `docs` for related terms, with the papers' keys: built once, by one
+        request while the others wait for it, outside the lock `snapshot` takes."""
+        with self._building:
+            with self._lock:
+                if self._docs is docs and self._keys is not None:
+                    return self._keys
+            keys = Keys(Index([doc.paper for doc in docs]))
+            with self._lock:
+                if self._docs is docs:
+                    self._keys = keys
+            return keys
 
 
 def preview(
@@ -142,7 +186,7 @@ def preview(
         result.days = [(day, 0) for day in days]
         return result
     docs, hits = cache.snapshot(now)
-    by_id = {doc.paper.id: doc for doc in docs}
+    by_id = cache.by_id(docs)
     missing = {c for _, c in interests} - hits.keys()
     if missing and docs:
         seeds = {}
