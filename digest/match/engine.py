@@ -110,6 +110,26 @@ def matched_terms(index: Index, ranked: Ranked, doc: int) -> tuple[str, ...]:
     return tuple(t.shown for t in ranked.terms if index.term(t).bits >> doc & 1)
 
 
+def every_why(index: Index, ranked: Ranked) -> list[tuple[str, ...]]:
+    """`matched_terms` of every paper of `ranked`, in its order: one pass per term, and
+    one tuple per distinct set of terms."""
+    terms = ranked.terms
+    if len(terms) > 62:  # the sets as bits of an int64
+        return [matched_terms(index, ranked, doc) for doc in ranked.docs.tolist()]
+    sets = np.zeros(len(ranked.docs), dtype=np.int64)
+    held = np.zeros(index.size, dtype=bool)
+    for bit, term in enumerate(terms):
+        held[:] = False
+        held[index.term(term).docs] = True
+        sets |= held[ranked.docs].astype(np.int64) << bit
+    shown = [term.shown for term in terms]
+    named = {
+        code: tuple(name for bit, name in enumerate(shown) if code >> bit & 1)
+        for code in np.unique(sets).tolist()
+    }
+    return [named[code] for code in sets.tolist()]
+
+
 class Matcher(Protocol):
     """What delivery sees of matching: distinct interests evaluated over a batch of papers.
 
@@ -185,9 +205,10 @@ class InterestMatcher:
                 results.setdefault(line, results[query.canonical])
                 continue
             ranked = rank(index, query)
+            docs, scores = ranked.docs.tolist(), ranked.scores.tolist()
             results[line] = results[query.canonical] = [
-                Hit(papers[doc].id, round(float(score), 6), matched_terms(index, ranked, doc))
-                for doc, score in zip(ranked.docs.tolist(), ranked.scores.tolist(), strict=True)
+                Hit(papers[doc].id, round(score, 6), why)
+                for doc, score, why in zip(docs, scores, every_why(index, ranked), strict=True)
             ]
         return results
 
