@@ -16,8 +16,9 @@ Then CLIENTS concurrent httpx clients (one connection each, as separate browsers
 titles, the last one growing as if typed (so mostly a line not previewed before),
 sometimes with a quoted phrase, an exclusion, an OR or a `like:N` of a stored paper.
 Each client sends its next request when the previous answer arrived, after PAUSE
-seconds (default 0: harsher than the page, which waits 0.7 s of no typing). One preview
-is made before the clock starts (the server's first one builds the week's index).
+seconds (default 0: harsher than the page, which waits 0.7 s of no typing); each starts
+within the first second. One preview is made before the clock starts (the server's first
+one builds the week's index).
 
 Prints requests, errors (any answer but 200, or no answer), latency percentiles and
 requests per second.
@@ -128,6 +129,7 @@ class Tally:
 
 async def client(base: str, typist: Typist, until: float, pause: float, tally: Tally) -> None:
     """Preview as one visitor until `until` (a time.perf_counter() value)."""
+    await asyncio.sleep(typist.rng.random())  # visitors do not start at the same instant
     async with httpx.AsyncClient(base_url=base, timeout=30) as http:
         while time.perf_counter() < until:
             box = typist.next_box()

@@ -97,16 +97,19 @@ class Keys:
         self.papers: Ints = np.bincount(held, minlength=len(ids))  # papers holding each key
         self._holds: dict[int, bool] = {}
 
-    def counts(self, docs: list[int]) -> tuple[Ints, Ints, Ints]:
-        """Each key that `docs` hold (its number), how many of them hold it, and the number
-        of its spelling met first in `docs` order."""
+    def counts(self, docs: list[int], least: int) -> tuple[Ints, Ints, Ints]:
+        """Each key that `least` of `docs` hold at least (its number), how many of them
+        hold it, and the number of its spelling met first in `docs` order."""
         if not docs:
             empty = np.zeros(0, dtype=np.int64)
             return empty, empty, empty
         keys = np.concatenate([self._docs[doc][0] for doc in docs])
         texts = np.concatenate([self._docs[doc][1] for doc in docs])
-        numbers, first, counts = np.unique(keys, return_index=True, return_counts=True)
-        return numbers, counts, texts[first]
+        held = np.bincount(keys, minlength=len(self.keys))
+        enough = held >= least
+        wanted = enough[keys]
+        numbers, first = np.unique(keys[wanted], return_index=True)
+        return numbers, held[numbers], texts[wanted][first]
 
     def holds(self, number: int, term: Term) -> bool:
         """Whether `term` (the key's own words, bare) matches every paper holding key
@@ -152,7 +155,10 @@ def _candidates(keys: Keys, query: Query, docs: list[int]) -> list[Candidate]:
     papers differ by one at least, so the lower score is lower in floating point too.)
     """
     index = keys.index
-    numbers, counts, texts = keys.counts(docs)
+    # Fewer papers than this cannot be MIN_SHARE of them (one less, for rounding); the
+    # exact test follows.
+    least = max(MIN_COUNT, int(MIN_SHARE * len(docs)) - 1)
+    numbers, counts, texts = keys.counts(docs, least)
     common = (counts / len(docs) >= MIN_SHARE) & (counts >= MIN_COUNT)
     # Words of the line, of its acronyms and of their long forms say nothing new.
     own = {stem for term in query.terms for stem in loose_key(term.words)}
