@@ -21,6 +21,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from sqlalchemy import Engine
+
 from digest.db import make_engine, upgrade
 from digest.match.engine import InterestMatcher
 from digest.match.query import parse
@@ -42,25 +44,36 @@ def median_ms(action: Callable[[], object]) -> float:
     return statistics.median(times)
 
 
+def records() -> list[dict[str, str]]:
+    """The real papers of the shared data set (title, abstract, ...), in file order."""
+    return [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines()]
+
+
+def fill_week(engine: Engine, per_day: int, now: datetime) -> None:
+    """Store `per_day` papers a day, first seen on each of the 7 days before `now`: the real
+    papers repeated, each title made distinct by its day and number."""
+    real = records()
+    for day in range(7):
+        batch = [
+            PaperIn(
+                id=f"bench:{day}-{n}",
+                title=f"{real[n % len(real)]['title']} ({day}-{n})",
+                abstract=real[n % len(real)]["abstract"],
+            )
+            for n in range(per_day)
+        ]
+        store(engine, batch, now=now - timedelta(days=day, hours=1))
+
+
 def main(per_day: int) -> None:
     """Build the week, then time the three cases."""
-    records = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines()]
     now = datetime(2026, 11, 26, 12, tzinfo=UTC)
     with tempfile.TemporaryDirectory() as folder:
         url = f"sqlite:///{folder}/bench.db"
         upgrade(url)
         engine = make_engine(url)
         try:
-            for day in range(7):
-                batch = [
-                    PaperIn(
-                        id=f"bench:{day}-{n}",
-                        title=f"{records[n % len(records)]['title']} ({day}-{n})",
-                        abstract=records[n % len(records)]["abstract"],
-                    )
-                    for n in range(per_day)
-                ]
-                store(engine, batch, now=now - timedelta(days=day, hours=1))
+            fill_week(engine, per_day, now)
             interests = [(line, parse(line).canonical) for line in LINES]
             matcher = InterestMatcher()
             cache = PaperCache(engine)

@@ -8,6 +8,7 @@ loop over subscribers x papers.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -109,6 +110,26 @@ def matched_terms(index: Index, ranked: Ranked, doc: int) -> tuple[str, ...]:
     return tuple(t.shown for t in ranked.terms if index.term(t).bits >> doc & 1)
 
 
+def every_why(index: Index, ranked: Ranked) -> list[tuple[str, ...]]:
+    """`matched_terms` of every paper of `ranked`, in its order: one pass per term, and
+    one tuple per distinct set of terms."""
+    terms = ranked.terms
+    if len(terms) > 62:  # the sets as bits of an int64
+        return [matched_terms(index, ranked, doc) for doc in ranked.docs.tolist()]
+    sets = np.zeros(len(ranked.docs), dtype=np.int64)
+    held = np.zeros(index.size, dtype=bool)
+    for bit, term in enumerate(terms):
+        held[:] = False
+        held[index.term(term).docs] = True
+        sets |= held[ranked.docs].astype(np.int64) << bit
+    shown = [term.shown for term in terms]
+    named = {
+        code: tuple(name for bit, name in enumerate(shown) if code >> bit & 1)
+        for code in np.unique(sets).tolist()
+    }
+    return [named[code] for code in sets.tolist()]
+
+
 class Matcher(Protocol):
     """What delivery sees of matching: distinct interests evaluated over a batch of papers.
 
@@ -144,15 +165,17 @@ class InterestMatcher:
 
     def __init__(self) -> None:
         self._last: tuple[Sequence[PaperDoc], Index] | None = None
+        self._lock = threading.Lock()  # previews match from many threads: one index at a time
 
     def _index(self, papers: Sequence[PaperDoc], seeds: Mapping[str, PaperDoc] | None) -> Index:
-        if self._last is not None and self._last[0] is papers:
-            index = self._last[1]
-            index.seeds.update(seeds or {})
+        with self._lock:
+            if self._last is not None and self._last[0] is papers:
+                index = self._last[1]
+                index.seeds.update(seeds or {})
+                return index
+            index = Index(papers, seeds=seeds)
+            self._last = (papers, index)
             return index
-        index = Index(papers, seeds=seeds)
-        self._last = (papers, index)
-        return index
 
     def likeness(
         self, papers: Sequence[PaperDoc], refs: Iterable[str], seeds: Mapping[str, PaperDoc]
@@ -182,9 +205,10 @@ class InterestMatcher:
                 results.setdefault(line, results[query.canonical])
                 continue
             ranked = rank(index, query)
+            docs, scores = ranked.docs.tolist(), ranked.scores.tolist()
             results[line] = results[query.canonical] = [
-                Hit(papers[doc].id, round(float(score), 6), matched_terms(index, ranked, doc))
-                for doc, score in zip(ranked.docs.tolist(), ranked.scores.tolist(), strict=True)
+                Hit(papers[doc].id, round(score, 6), why)
+                for doc, score, why in zip(docs, scores, every_why(index, ranked), strict=True)
             ]
         return results
 

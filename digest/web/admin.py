@@ -6,7 +6,6 @@ import csv
 import io
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 
@@ -17,6 +16,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from digest import privacy, subscribers
 from digest.config import Settings
@@ -65,18 +65,27 @@ def admin(
     return state
 
 
-async def guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-    """Check the bearer token of /api requests before anything reads their body (FastAPI
-    parses a body before the route's dependencies run)."""
-    if request.url.path.startswith(API):
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        bearer_token = token.strip() if scheme.lower() == "bearer" and token.strip() else None
-        refused = refusal(web(request).settings, bearer_token)
-        if refused is not None:
-            return JSONResponse(
-                {"detail": refused.detail}, refused.status_code, headers=refused.headers
-            )
-    return await call_next(request)
+class AdminGuard:
+    """ASGI middleware: check the bearer token of /api requests before anything reads their
+    body (FastAPI parses a body before the route's dependencies run)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            request = Request(scope)
+            if request.url.path.startswith(API):
+                scheme, _, token = request.headers.get("authorization", "").partition(" ")
+                bearer = token.strip() if scheme.lower() == "bearer" and token.strip() else None
+                refused = refusal(web(request).settings, bearer)
+                if refused is not None:
+                    answer = JSONResponse(
+                        {"detail": refused.detail}, refused.status_code, headers=refused.headers
+                    )
+                    await answer(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
 
 
 router = APIRouter(prefix="/api", tags=["admin"], dependencies=[Depends(admin)])

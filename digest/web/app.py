@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import timedelta
 
 import uvicorn
@@ -14,14 +14,16 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from digest.clock import Clock, utcnow
 from digest.config import Settings
 from digest.db import make_engine
 from digest.mail.render import Renderer
 from digest.match.engine import InterestMatcher, Matcher
-from digest.web.admin import guard as admin_guard
+from digest.web.admin import AdminGuard
 from digest.web.admin import router as admin_router
 from digest.web.feedback import router as feedback_router
 from digest.web.limits import API, BodyLimit, Limiter, RateLimited
@@ -66,8 +68,8 @@ def create_app(
     # The last added runs first: count every request, refuse /api without the key before
     # any body is read, then refuse bodies past their limit.
     app.add_middleware(BodyLimit)
-    app.middleware("http")(admin_guard)
-    app.middleware("http")(count_requests)
+    app.add_middleware(AdminGuard)
+    app.add_middleware(CountRequests)
     app.add_exception_handler(LinkProblem, link_problem)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, invalid_request)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, http_error)  # type: ignore[arg-type]
@@ -96,17 +98,34 @@ def web_state(settings: Settings, engine: Engine, clock: Clock, matcher: Matcher
     )
 
 
-async def count_requests(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    """Count each request by method, route and status, for /metrics; HSTS over https."""
-    response = await call_next(request)
-    if web(request).settings.base_url.startswith("https://"):
-        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
-    route = request.scope.get("route")
-    path = getattr(route, "path", "unmatched")
-    web(request).requests[(request.method, path, response.status_code)] += 1
-    return response
+class CountRequests:
+    """ASGI middleware: count each request by method, route and status, for /metrics; HSTS
+    over https. (Plain ASGI: `BaseHTTPMiddleware` costs a task and two streams a request.)"""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        state = web(Request(scope))
+        hsts = state.settings.base_url.startswith("https://")
+        status: int | None = None
+
+        async def counted(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                if hsts:
+                    headers = MutableHeaders(scope=message)
+                    headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+            await send(message)
+
+        await self.app(scope, receive, counted)
+        if status is not None:
+            path = getattr(scope.get("route"), "path", "unmatched")
+            state.requests[(scope["method"], path, status)] += 1
 
 
 async def link_problem(request: Request, exc: LinkProblem) -> Response:

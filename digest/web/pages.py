@@ -11,7 +11,6 @@ from zoneinfo import available_timezones
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
-from starlette.concurrency import run_in_threadpool
 
 from digest import feedback, privacy, subscribers
 from digest.delivery.planning import Choice
@@ -46,7 +45,6 @@ from digest.tokens import (
 from digest.web import accounts
 from digest.web.emails import send_address_check, send_goodbye, send_sign_up, token
 from digest.web.feed import atom
-from digest.web.preview import preview
 from digest.web.state import PAGE_HEADERS, LinkProblem, WebState, web
 
 router = APIRouter(include_in_schema=False)
@@ -190,7 +188,7 @@ async def subscribe(request: Request, state: State) -> HTMLResponse:
         state.check_limit(state.previews, _client(request))
         found, errors = _previewable(values["interests"])
         problem = SubscriberError({}, errors) if errors else None
-        result = await run_in_threadpool(preview, state.cache, state.matcher, found, state.clock())
+        result = await state.preview(found)
         return _subscribe_page(state, values, error=problem, preview=result)
     sent = state.page("sent.html", email=values["email"].strip())
     started = time.monotonic()
@@ -262,7 +260,7 @@ async def preview_fragment(request: Request, state: State) -> HTMLResponse:
     text = str(form.get("interests", ""))
     found, errors = _previewable(text)
     lines = text.splitlines()
-    result = await run_in_threadpool(preview, state.cache, state.matcher, found, state.clock())
+    result = await state.preview(found)
     line_errors = [(n, lines[n - 1], m) for n, m in sorted(errors.items())]
     form_id = "preferences" if form.get("form") == "preferences" else "subscribe"
     return state.page("_preview.html", preview=result, line_errors=line_errors, form_id=form_id)
@@ -353,7 +351,7 @@ async def preferences(value: str, request: Request, state: State) -> HTMLRespons
         # A related term pressed: shown in the box with its preview, saved only by Save.
         state.check_limit(state.previews, _client(request))
         found, _ = _previewable(values["interests"])
-        result = await run_in_threadpool(preview, state.cache, state.matcher, found, state.clock())
+        result = await state.preview(found)
         return _prefs_page(state, value, row, values, preview=result, added=True)
     try:
         prefs: Prefs = validate_prefs(values, default_max=state.settings.default_max_papers)

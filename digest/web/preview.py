@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import threading
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import NamedTuple
 
+import numpy as np
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
 from digest.match.engine import Hit, Matcher
-from digest.match.index import Index, PaperDoc
+from digest.match.index import Floats, Index, Ints, PaperDoc
 from digest.match.query import parse
-from digest.match.suggest import Related, related
+from digest.match.suggest import Keys, Related, related
 from digest.models import PAPERS
 from digest.papers import DOC_COLUMNS, paper_date, paper_doc, paper_url, seed_papers, web_url
 
@@ -53,8 +53,33 @@ class Doc(NamedTuple):
     published: date | None
 
 
+class Found(NamedTuple):
+    """One line's matches over a week: the papers' positions in it, and their scores."""
+
+    docs: Ints
+    scores: Floats
+
+
+class Week:
+    """The papers of the preview window as one load found them, and what previews read of
+    them: the same object (and so the same lists) until the papers change."""
+
+    def __init__(self, docs: list[Doc]) -> None:
+        self.docs = docs
+        self.papers = [doc.paper for doc in docs]  # one list: the matcher keeps its index
+        self._position = {doc.paper.id: n for n, doc in enumerate(docs)}
+        self.ids: Ints = np.array([doc.paper.id for doc in docs], dtype=np.int64)
+        self.seen: Ints = np.array([doc.seen.toordinal() for doc in docs], dtype=np.int64)
+
+    def found(self, hits: list[Hit]) -> Found:
+        """Hits over `papers` as positions in the week."""
+        docs = np.array([self._position[hit.paper_id] for hit in hits], dtype=np.int64)
+        return Found(docs, np.array([hit.score for hit in hits], dtype=np.float64))
+
+
 MAX_CACHED_INTERESTS = 2000
 MAX_SUGGESTED_LINES = 5  # related terms are offered for the last lines typed
+NOTHING = Found(np.zeros(0, dtype=np.int64), np.zeros(0))
 
 
 class PaperCache:
@@ -65,27 +90,55 @@ class PaperCache:
         self.engine = engine
         self.ttl = ttl
         self._loaded: datetime | None = None
-        self._docs: list[Doc] = []
-        self._papers: list[PaperDoc] = []  # the same list from call to call: see `papers`
-        self._hits: dict[str, list[Hit]] = {}
-        self._index: Index | None = None
+        self._week = Week([])
+        self._found: dict[str, Found] = {}
+        self._keys: Keys | None = None  # the index related terms read, and the papers' keys
         self._related: dict[str, list[Related]] = {}
         self._lock = threading.Lock()
+        self._building = threading.Lock()  # one request builds the index, the others wait
+        self._loading = threading.Lock()  # one request reloads the papers
 
     def docs(self, now: datetime) -> list[Doc]:
         """(paper, day first seen, link) of every paper first seen in the preview window."""
-        return self.snapshot(now)[0]
+        return self.snapshot(now)[0].docs
 
-    def snapshot(self, now: datetime) -> tuple[list[Doc], dict[str, list[Hit]]]:
-        """The papers and the matches found so far over exactly those papers."""
+    def snapshot(self, now: datetime) -> tuple[Week, dict[str, Found]]:
+        """The papers and the matches found so far over exactly those papers.
+
+        One request reloads the papers when they are older than `ttl`, outside the lock:
+        the others go on with the papers loaded before (there are none yet: they wait).
+        """
         with self._lock:
-            if self._loaded is None or not now - self.ttl <= self._loaded <= now:
-                self._reload(now)
-            if len(self._hits) > MAX_CACHED_INTERESTS:
-                self._hits = {}
-            return self._docs, self._hits
+            if self._fresh(now):
+                return self._current()
+            loaded = self._loaded is not None
+        if not self._loading.acquire(blocking=not loaded):
+            with self._lock:  # another request is reloading them
+                return self._current()
+        try:
+            with self._lock:
+                if self._fresh(now):  # reloaded while this one waited
+                    return self._current()
+            docs = self._load(now)
+            changed = docs != self._week.docs
+            week = Week(docs) if changed else self._week
+            with self._lock:
+                self._loaded = now
+                if changed:  # the same papers keep their matches, index and terms
+                    self._week, self._found, self._keys, self._related = week, {}, None, {}
+                return self._current()
+        finally:
+            self._loading.release()
 
-    def _reload(self, now: datetime) -> None:
+    def _fresh(self, now: datetime) -> bool:
+        return self._loaded is not None and now - self.ttl <= self._loaded <= now
+
+    def _current(self) -> tuple[Week, dict[str, Found]]:
+        if len(self._found) > MAX_CACHED_INTERESTS:
+            self._found = {}
+        return self._week, self._found
+
+    def _load(self, now: datetime) -> list[Doc]:
         since = now - timedelta(days=PREVIEW_DAYS)
         query = sa.select(
             *DOC_COLUMNS,
@@ -94,41 +147,40 @@ class PaperCache:
             PAPERS.c.published_at,
         ).where(PAPERS.c.first_seen_at > since, PAPERS.c.first_seen_at <= now)
         with self.engine.connect() as conn:
-            docs = [
+            return [
                 Doc(paper_doc(r), r.first_seen_at.date(), web_url(paper_url(r)), paper_date(r))
                 for r in conn.execute(query)
             ]
-        self._loaded = now
-        if docs != self._docs:  # the same papers keep their matches, index and related terms
-            self._docs, self._hits, self._index, self._related = docs, {}, None, {}
-            self._papers = [doc.paper for doc in docs]
-
-    def papers(self, docs: list[Doc]) -> list[PaperDoc]:
-        """`docs` (from `snapshot`) as the matcher reads them: while they are the loaded
-        ones, one list object from call to call, so the matcher keeps its index of them."""
-        with self._lock:
-            if docs is self._docs:
-                return self._papers
-        return [doc.paper for doc in docs]
 
     def related(self, now: datetime, canonical: str) -> list[Related]:
         """Terms to offer beside one line, over the window's papers (cached per line)."""
-        docs = self.docs(now)
+        week = self.snapshot(now)[0]
         with self._lock:
             if canonical in self._related:
                 return self._related[canonical]
-            index = self._index
-        if index is None:
-            # Built outside the lock: other requests keep being served meanwhile.
-            index = Index([doc.paper for doc in docs])
-        found = related(index, parse(canonical)) if docs else []
+        found = []
+        if week.docs:
+            keys = self._keys_of(week)
+            found = related(keys.index, parse(canonical), keys=keys)
         with self._lock:
-            if self._docs is docs:
-                self._index = index
+            if self._week is week:
                 if len(self._related) > MAX_CACHED_INTERESTS:
                     self._related = {}
                 self._related[canonical] = found
         return found
+
+    def _keys_of(self, week: Week) -> Keys:
+        """The index of `week` for related terms, with the papers' keys: built once, by one
+        request while the others wait for it, outside the lock `snapshot` takes."""
+        with self._building:
+            with self._lock:
+                if self._week is week and self._keys is not None:
+                    return self._keys
+            keys = Keys(Index(week.papers))
+            with self._lock:
+                if self._week is week:
+                    self._keys = keys
+            return keys
 
 
 def preview(
@@ -141,31 +193,44 @@ def preview(
     if not interests:
         result.days = [(day, 0) for day in days]
         return result
-    docs, hits = cache.snapshot(now)
-    by_id = {doc.paper.id: doc for doc in docs}
-    missing = {c for _, c in interests} - hits.keys()
-    if missing and docs:
+    week, found = cache.snapshot(now)
+    missing = {c for _, c in interests} - found.keys()
+    if missing and week.docs:
         seeds = {}
         if any("like:" in line for line in missing):
             with cache.engine.connect() as conn:
                 seeds = seed_papers(conn, missing)
-        hits.update(matcher.match(cache.papers(docs), missing, seeds))
-    best: dict[int, tuple[float, str]] = {}
-    for line, canonical in interests:
-        found = hits.get(canonical, [])
-        result.per_interest[line] = len(found)
-        for hit in found:
-            if hit.paper_id not in best or hit.score > best[hit.paper_id][0]:
-                best[hit.paper_id] = (hit.score, line)
+        hits = matcher.match(week.papers, missing, seeds)
+        found.update({canonical: week.found(each) for canonical, each in hits.items()})
+    lines = [found.get(canonical, NOTHING) for _, canonical in interests]
+    for (line, _), each in zip(interests, lines, strict=True):
+        result.per_interest[line] = len(each.docs)
     for line, canonical in interests[-MAX_SUGGESTED_LINES:]:
         offered = cache.related(now, canonical)
         if offered:
             result.related[line] = offered
-    per_day = Counter(by_id[paper_id].seen for paper_id in best)
-    result.days = [(day, per_day.get(day, 0)) for day in days]
-    result.total = len(best)
-    ranked = sorted(best.items(), key=lambda item: (-item[1][0], item[0]))[:SHOWN]
-    for paper_id, (_, line) in ranked:
-        doc = by_id[paper_id]
+    docs, scores, by = _best(lines)
+    ago = today.toordinal() - week.seen[docs]
+    per_day = np.bincount(ago[(ago >= 0) & (ago < PREVIEW_DAYS)], minlength=PREVIEW_DAYS)
+    result.days = [(day, int(per_day[(today - day).days])) for day in days]
+    result.total = len(docs)
+    for n in np.lexsort((week.ids[docs], -scores))[:SHOWN].tolist():
+        doc = week.docs[docs[n]]
+        line = interests[by[n]][0]
         result.papers.append(PreviewPaper(doc.paper.title, doc.url, doc.published, line))
     return result
+
+
+def _best(lines: list[Found]) -> tuple[Ints, Floats, Ints]:
+    """Each paper any line matched, once: its best score, and the first line (by number)
+    that scored it so."""
+    docs = np.concatenate([each.docs for each in lines])
+    scores = np.concatenate([each.scores for each in lines])
+    by = np.concatenate(
+        [np.full(len(each.docs), n, dtype=np.int64) for n, each in enumerate(lines)]
+    )
+    order = np.lexsort((by, -scores, docs))
+    docs, scores, by = docs[order], scores[order], by[order]
+    first = np.ones(len(docs), dtype=bool)
+    first[1:] = docs[1:] != docs[:-1]
+    return docs[first], scores[first], by[first]

@@ -5,11 +5,13 @@ The state holds the settings, database, templates, rate limits and counters.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import anyio
 import jinja2
 from fastapi import Request
 from fastapi.responses import HTMLResponse
@@ -23,9 +25,9 @@ from digest.mail.text import authors_line, excerpt, highlight, period_label
 from digest.match.engine import Matcher
 from digest.match.query import MAX_INTEREST_LENGTH, readable
 from digest.models import MAX_PAPERS, Cadence
-from digest.subscribers import MAX_INTERESTS
+from digest.subscribers import MAX_INTERESTS, Line
 from digest.web.limits import Limiter, RateLimited
-from digest.web.preview import PaperCache
+from digest.web.preview import PaperCache, Preview, preview
 
 # Capability URLs must not leak through Referer; pages load nothing from elsewhere.
 PAGE_HEADERS = {
@@ -38,6 +40,11 @@ PAGE_HEADERS = {
     ),
     "Cache-Control": "no-store",
 }
+# Previews are Python on one GIL: threads computing them at once only share it, so that
+# each takes longer (a long one holds up all the others), and the event loop, which answers
+# every request, gets less of it. One at a time, the others wait their turn in order
+# (bench/preview_load.py, one run each: p99 479 ms with one thread, 559 ms with two).
+PREVIEW_THREADS = 1
 WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 
 
@@ -71,12 +78,21 @@ class WebState:
     emails: Counter[str] = field(default_factory=Counter)
     limited: Counter[str] = field(default_factory=Counter)
     secret: str = ""
+    previewing: anyio.CapacityLimiter = field(
+        default_factory=lambda: anyio.CapacityLimiter(PREVIEW_THREADS)
+    )
 
     def page(self, name: str, status: int = 200, **context: Any) -> HTMLResponse:
         """Render templates/web/`name` as an HTML response."""
         context.setdefault("settings", self.settings)
         html = self.pages.get_template(f"web/{name}").render(context)
         return HTMLResponse(html, status_code=status, headers=PAGE_HEADERS)
+
+    async def preview(self, interests: list[Line]) -> Preview:
+        """What `interests` would have matched in the last days, computed in a worker thread
+        (PREVIEW_THREADS at most at once)."""
+        run = functools.partial(preview, self.cache, self.matcher, interests, self.clock())
+        return await anyio.to_thread.run_sync(run, limiter=self.previewing)
 
     def link(self, purpose: str, token: str) -> str:
         """An absolute URL of one of our pages."""
