@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -166,6 +166,13 @@ class InterestMatcher:
     def __init__(self) -> None:
         self._last: tuple[Sequence[PaperDoc], Index] | None = None
         self._lock = threading.Lock()  # previews match from many threads: one index at a time
+
+    def __getstate__(self) -> dict[str, Any]:
+        """A matcher sent to another process (a planning one) goes without its index."""
+        return {}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__()  # type: ignore[misc]
 
     def _index(self, papers: Sequence[PaperDoc], seeds: Mapping[str, PaperDoc] | None) -> Index:
         with self._lock:
