@@ -198,7 +198,8 @@ def _render_cost(engine: sa.Engine, settings: Settings, count: int) -> tuple[flo
     return cost, typical.envelope
 
 
-def _reset_schema(url: str) -> None:
+def reset_schema(url: str) -> None:
+    """Empty the database at `url` (PostgreSQL: its public schema) and migrate it."""
     if url.startswith("postgresql"):
         engine = make_engine(url)
         with engine.begin() as conn:
@@ -221,7 +222,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         url = args.url or f"sqlite:///{tmp}/daily.db"
-        _reset_schema(url)
+        reset_schema(url)
         context = multiprocessing.get_context("spawn")
         out = context.Queue()
         child = context.Process(

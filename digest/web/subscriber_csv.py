@@ -96,10 +96,8 @@ class CsvImport:
             entry, problem = None, str(exc)
         address = entry.address if entry else _address(email)
         if address and address in self.seen:
-            first = self.seen[address]
-            self._error(
-                number, email, f"{address} is already on line {first}: this row is not imported"
-            )
+            error = f"{address} is already on line {self.seen[address]}: this row is not imported"
+            self._error(number, email, error)
             return
         self.seen[address] = number
         if entry is None:
