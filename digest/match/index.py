@@ -99,8 +99,9 @@ class _Field:
 
     def __init__(self, texts: Sequence[str]) -> None:
         self.vocab: dict[str, int] = {}
-        self.sequences: list[list[int]] = []
-        self.stem_sequences: list[list[int]] = []
+        # Tuples: the garbage collector walks a tuple of numbers once, a list at every full pass
+        self.sequences: list[tuple[int, ...]] = []
+        self.stem_sequences: list[tuple[int, ...]] = []
         self.compounds: list[frozenset[int]] = []
         pairs_doc: list[int] = []
         pairs_token: list[int] = []
@@ -121,8 +122,8 @@ class _Field:
             stems = [pair[1] for pair in pairs]
             extra = [i for w in joined for i in word_ids(w)]
             extra += [vocab.setdefault(w, len(vocab)) for w in capitalised(text)]
-            self.sequences.append(exact)
-            self.stem_sequences.append(stems)
+            self.sequences.append(tuple(exact))
+            self.stem_sequences.append(tuple(stems))
             self.compounds.append(frozenset(extra))
             every = exact + stems + extra
             pairs_doc.extend([doc] * len(every))
@@ -131,7 +132,7 @@ class _Field:
             vocab["\0" + stem(w)] for w in PHRASE_STOP if "\0" + stem(w) in vocab
         )
         self.loose_sequences = [
-            [t for t in seq if t not in self.stops] for seq in self.stem_sequences
+            tuple(t for t in seq if t not in self.stops) for seq in self.stem_sequences
         ]
         # All papers' words end to end, -1 between papers, and where each word occurs: a
         # phrase is then checked at every occurrence of its first word at once.
@@ -157,7 +158,7 @@ class _Field:
         self._words: list[str] | None = None
 
     @staticmethod
-    def _join(sequences: list[list[int]]) -> tuple[Ints, Ints, Ints, Ints]:
+    def _join(sequences: list[tuple[int, ...]]) -> tuple[Ints, Ints, Ints, Ints]:
         """(flat word ids, the paper of each position, positions by id, ids in that order)."""
         flat: list[int] = []
         for sequence in sequences:

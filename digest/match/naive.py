@@ -4,18 +4,20 @@ For tests and as the baseline of bench/match.py; far too slow for a population."
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from digest.match.index import WINDOW, Index, windowed
 from digest.match.query import And, Node, Not, Or, Term
 from digest.match.text import name_parts, names_match
 
 
-def _adjacent(seq: list[int], tokens: list[int]) -> bool:
+def _adjacent(seq: Sequence[int], tokens: list[int]) -> bool:
     """Whether `tokens` occur in `seq` side by side, in order."""
-    n = len(tokens)
-    return any(seq[i : i + n] == tokens for i in range(len(seq) - n + 1))
+    n, wanted = len(tokens), tuple(tokens)
+    return any(tuple(seq[i : i + n]) == wanted for i in range(len(seq) - n + 1))
 
 
-def _near(seq: list[int], tokens: list[int]) -> bool:
+def _near(seq: Sequence[int], tokens: list[int]) -> bool:
     """Whether every token occurs within `reach` words of an occurrence of the first."""
     reach = len(tokens) - 1 + WINDOW
     return any(

@@ -5,8 +5,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from digest.match.engine import Evaluated, evaluate, fan_out
+from digest.match.engine import (
+    Evaluated,
+    InterestMatcher,
+    evaluate,
+    every_why,
+    fan_out,
+    matched_terms,
+    rank,
+)
 from digest.match.index import Index, PaperDoc
+from digest.match.query import parse
 
 WORDS = [
     "graph",
@@ -103,3 +112,19 @@ def test_each_distinct_interest_is_one_row() -> None:
     assert evaluated.keys == ["graph", "(moe OR sparse)"]
     empty = fan_out(evaluated, np.zeros(1, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))
     assert len(empty.docs) == 0 and len(empty.matched) == 0
+
+
+def test_the_terms_that_matched_are_found_for_every_hit_at_once() -> None:
+    papers = _papers(np.random.default_rng(3), 300)
+    index = Index(papers)
+    for line in [*LINES, "graph OR quantum OR diffusion", "like:105", "neural -title:graph"]:
+        ranked = rank(index, parse(line))
+        assert every_why(index, ranked) == [
+            matched_terms(index, ranked, doc) for doc in ranked.docs.tolist()
+        ], line
+    hits = InterestMatcher().match(papers, ["quantum OR title:attention"])
+    assert {hit.terms for hit in hits["quantum OR title:attention"]} == {
+        ("quantum",),
+        ("title:attention",),
+        ("quantum", "title:attention"),
+    }
