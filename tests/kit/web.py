@@ -25,6 +25,7 @@ from digest.models import SUBSCRIBERS
 from digest.web.app import serve_web
 
 ADMIN = "admin-secret"
+AUTH = {"Authorization": f"Bearer {ADMIN}"}  # the admin API's header
 
 
 class Clock:

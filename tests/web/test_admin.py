@@ -21,7 +21,7 @@ from tests.kit.env import SECRET
 from tests.kit.seeds import send_digest
 from tests.kit.smtp import SmtpSink
 from tests.kit.web import (
-    ADMIN,
+    AUTH,
     Clock,
     client,
     server,
@@ -29,8 +29,6 @@ from tests.kit.web import (
     subscriber_count,
     web_settings,
 )
-
-AUTH = {"Authorization": f"Bearer {ADMIN}"}
 
 
 def test_the_api_needs_the_bearer_token(settings: Settings, engine: Engine) -> None:

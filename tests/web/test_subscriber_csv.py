@@ -18,7 +18,7 @@ from digest.models import INTERESTS, SUBSCRIBERS, SubscriberStatus
 from digest.subscribers import subscribe as add_subscriber
 from digest.web.subscriber_csv import CHUNK, CSV_FIELDS, PROGRESS
 from tests.kit.web import (
-    ADMIN,
+    AUTH,
     Clock,
     client,
     server,
@@ -27,7 +27,6 @@ from tests.kit.web import (
     web_settings,
 )
 
-AUTH = {"Authorization": f"Bearer {ADMIN}"}
 IMPORT = "/api/subscribers/import"
 HEADER = ",".join([*CSV_FIELDS, "interests"]) + "\n"
 
