@@ -402,7 +402,7 @@ class Batch:
         self.seen_at: dict[int, datetime] = {}
         self.prepared: dict[Line, list[Choice]] = {}
 
-    def _cover(self, conn: Connection, since: datetime) -> None:
+    def load(self, conn: Connection, since: datetime) -> None:
         """Load the papers first seen after `since`, if not loaded yet."""
         if self.since is not None and since >= self.since:
             return
@@ -422,7 +422,7 @@ class Batch:
         scores depend on the papers matched over, so every chunk sees the same ones."""
         since = self.earliest(conn, due, chunk)
         if since is not None:
-            self._cover(conn, since)
+            self.load(conn, since)
 
     def earliest(self, conn: Connection, due: list[Due], chunk: int) -> datetime | None:
         """Where the earliest window of the `due` subscribers starts (None: nobody due)."""
@@ -439,7 +439,7 @@ class Batch:
         ids = [row.subscriber_id for row in due]
         starts = _window_starts(conn, ids, settings, now)
         earliest = min(starts.values())
-        self._cover(conn, earliest)
+        self.load(conn, earliest)
         interests = lines_of(conn, ids)
         owed = _owed(conn, ids, now - timedelta(days=settings.holdover_days))
         tastes = feedback.tastes(conn, ids)
@@ -618,7 +618,7 @@ def plan(
         return report
     if since is not None:
         with engine.connect() as conn:
-            batch._cover(conn, since)
+            batch.load(conn, since)
     for part in parts:
         report.add(_plan_chunk(engine, batch, part, now))
     return report
@@ -662,7 +662,7 @@ def _start_planner(
     engine, batch = make_engine(url), Batch(matcher, settings, now)
     if since is not None:
         with engine.connect() as conn:
-            batch._cover(conn, since)
+            batch.load(conn, since)
     _planner = engine, batch
 
 

@@ -357,10 +357,8 @@ class Renderer:
         place = _Place(_Place.MARK * digits)
         try:
             text = self.env.get_template("email/_paper.txt").render(paper=paper, number=place)
-        except _NumberUsed:
-            return None
-        except Exception:  # reported, located, by rendering it the ordinary way
-            return None
+        except Exception:  # _NumberUsed; any other error is reported, located, by the
+            return None  # ordinary rendering the caller falls back to
         return text.removesuffix("\n")
 
     def _render_paper_text(self, paper: PaperView, number: int) -> str:
