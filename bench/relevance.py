@@ -170,7 +170,7 @@ def _with_feedback(
     moved = {doc: scores[doc] * taste.nudge(doc, likes, dislikes).factor for doc in rest}
     top = max(moved.values())
     seen = set(first)
-    for doc, _, value in taste.extras(likes, set(ranked), lambda d: d not in seen):
+    for doc, _, value in taste.extras(likes, set(ranked), lambda d: d not in seen, dislikes):
         moved[doc] = top * value
     after = sorted(moved, key=lambda doc: (-moved[doc], doc))
     return rest[:FIRST_DIGEST], after[:FIRST_DIGEST]

@@ -192,7 +192,7 @@ class Feedback:
             score = round(choice.score * push.factor, 6)
             moved[paper] = (author, replace(choice, score=score, moved=reason), canonical)
         top = max((c.score for _, c, _ in moved.values()), default=1.0)
-        for paper, seed, value in extras(liked, set(moved), due_now):
+        for paper, seed, value in extras(liked, set(moved), due_now, disliked):
             title = self.titles.get(seed, "")
             line, reason = f"like:{seed}  # More like “{title}”", f"added: like “{title}”"
             seen = self.papers[paper].first_seen_at

@@ -1,6 +1,7 @@
 """Feedback as a re-ranking: papers like the liked ones rise, like the unwanted ones sink.
 
-A few papers no line matched, but like the liked ones on average, join the digest.
+A few papers no line matched, but like the liked ones on average (and not like a disliked
+one), join the digest.
 
 Similarity to a seed paper is its `like:` score over the batch relative to the best one
 (1 for the most similar paper). The effect is a factor on a paper's score, never a
@@ -57,19 +58,20 @@ def nudge(paper: int, liked: Similar, disliked: Similar) -> Nudge:
 
 
 def extras(
-    liked: Similar, taken: set[int], allowed: Callable[[int], bool]
+    liked: Similar, taken: set[int], allowed: Callable[[int], bool], disliked: Similar
 ) -> list[tuple[int, int, float]]:
     """Papers no line brought that are like the liked ones on average (one liked paper
-    alone is a weak hint): (paper, the most like seed, mean similarity), best first, at
-    most MAX_EXTRA."""
+    alone is a weak hint), less so as they resemble a disliked one: (paper, the most like
+    seed, that value), best first, at most MAX_EXTRA."""
     if not liked:
         return []
     candidates = {paper for similar in liked.values() for paper in similar} - taken
     found = []
     for paper in candidates:
         mean = sum(similar.get(paper, 0.0) for similar in liked.values()) / len(liked)
-        if mean >= EXTRA_SIMILAR and allowed(paper):
+        value = mean * (1 - DISLIKE_CUT * _closest(paper, disliked)[1])
+        if value >= EXTRA_SIMILAR and allowed(paper):
             seed = max(liked, key=lambda s: liked[s].get(paper, 0.0))
-            found.append((paper, seed, mean))
+            found.append((paper, seed, value))
     found.sort(key=lambda item: (-item[2], item[0]))
     return found[:MAX_EXTRA]

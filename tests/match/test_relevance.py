@@ -8,6 +8,7 @@ from functools import cache
 
 import pytest
 
+from digest.match import taste
 from digest.match.acronyms import curated, learn
 from digest.match.engine import InterestMatcher
 from digest.match.index import Index, PaperDoc
@@ -307,3 +308,12 @@ def test_like_finds_papers_similar_to_a_stored_one() -> None:
         "A Survey on Inference Optimization Techniques for Mixture of Experts Models" not in surveys
     )
     assert titles("like:9999999") == set()  # a paper nobody has stored matches nothing
+
+
+def test_an_extra_paper_like_a_disliked_one_is_held_back() -> None:
+    liked = {1: {10: 0.9, 11: 0.9}, 2: {10: 0.8, 11: 0.8}}
+    assert [paper for paper, _, _ in taste.extras(liked, set(), lambda _: True, {})] == [10, 11]
+    disliked = {3: {11: 1.0}}  # 11 is as like the paper the reader did not want as can be
+    found = taste.extras(liked, set(), lambda _: True, disliked)
+    assert [(paper, seed) for paper, seed, _ in found] == [(10, 1)]
+    assert found[0][2] == pytest.approx(0.85)
