@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -13,8 +14,9 @@ from itsdangerous import (
     URLSafeSerializer,
     URLSafeTimedSerializer,
 )
-from itsdangerous.encoding import base64_encode
+from itsdangerous.encoding import base64_encode, int_to_bytes, want_bytes
 from itsdangerous.serializer import Serializer
+from itsdangerous.signer import HMACAlgorithm
 
 UNSUBSCRIBE = "unsubscribe"
 PREFERENCES = "preferences"
@@ -52,6 +54,24 @@ class _KeptKeySigner(TimestampSigner):
             self._derived: bytes = super().derive_key()
             return self._derived
 
+    def get_signature(self, value: str | bytes) -> bytes:
+        """As TimestampSigner's, with the one-shot HMAC of the standard library (several
+        times faster than building an HMAC object per signature)."""
+        if not isinstance(self.algorithm, HMACAlgorithm):
+            return super().get_signature(value)
+        name = self.algorithm.digest_method().name
+        return base64_encode(hmac.digest(self.derive_key(), want_bytes(value), name))
+
+    def sign_many(self, values: Iterable[bytes]) -> list[bytes]:
+        """`sign` for each value, with one timestamp for them all."""
+        sep = want_bytes(self.sep)
+        stamp = sep + base64_encode(int_to_bytes(self.get_timestamp()))
+        signed = []
+        for value in values:
+            stamped = value + stamp
+            signed.append(stamped + sep + self.get_signature(stamped))
+        return signed
+
 
 @lru_cache(maxsize=32)
 def _current(secret: str, purpose: str) -> URLSafeTimedSerializer:
@@ -83,9 +103,9 @@ def make_token(
 
 
 @lru_cache(maxsize=32)
-def _signer(secret: str, purpose: str) -> TimestampSigner:
+def _signer(secret: str, purpose: str) -> _KeptKeySigner:
     signer = _current(secret, purpose).make_signer()
-    assert isinstance(signer, TimestampSigner)
+    assert isinstance(signer, _KeptKeySigner)
     return signer
 
 
@@ -113,7 +133,9 @@ def make_paper_tokens(
         numbers = [subscriber_id, token_version, paper]
         return base64_encode(Serializer.dump_payload(serializer, numbers))
 
-    return {paper: signer.sign(payload(paper)).decode() for paper in paper_ids}
+    papers = list(paper_ids)
+    signed = signer.sign_many([payload(paper) for paper in papers])
+    return {paper: token.decode() for paper, token in zip(papers, signed, strict=True)}
 
 
 def read_paper_token(
