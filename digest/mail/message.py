@@ -39,14 +39,33 @@ WIRE_POLICY = MESSAGE_POLICY.clone(linesep="\r\n")
 _PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+")
 
 
+class Block(str):
+    """Whole lines of a body (ending with a line break) that many messages share, such as
+    a paper's card: their quoted-printable form is made once and kept with them."""
+
+    def encoded(self) -> bytes:
+        """The lines, quoted-printable, CRLF-terminated (as `_part` encodes any lines)."""
+        try:
+            return self._encoded
+        except AttributeError:
+            self._encoded: bytes = _encode_lines(self)
+            return self._encoded
+
+
 @dataclass(frozen=True)
 class Rendered:
-    """A rendered email body; `shown` is how many papers it shows (digests only)."""
+    """A rendered email body; `shown` is how many papers it shows (digests only).
+
+    `text_parts` and `html_parts`, when given, are the bodies cut into pieces that
+    together make them, every piece but the last ending with a line break; the Block
+    pieces are encoded once for every message they are in."""
 
     subject: str
     text: str
     html: str
     shown: int = 0
+    text_parts: tuple[str, ...] = ()
+    html_parts: tuple[str, ...] = ()
 
 
 def sender(settings: Settings) -> Address:
@@ -154,11 +173,11 @@ def compose(
             b"\r\n--",
             boundary,
             b"\r\n",
-            _part("plain", rendered.text),
+            _part("plain", rendered.text, rendered.text_parts),
             b"\r\n--",
             boundary,
             b"\r\n",
-            _part("html", rendered.html),
+            _part("html", rendered.html, rendered.html_parts),
             b"\r\n--",
             boundary,
             b"--\r\n",
@@ -166,25 +185,37 @@ def compose(
     )
 
 
-def _part(subtype: str, body: str) -> bytes:
-    """One text body part, quoted-printable UTF-8, CRLF line ends (ending with one)."""
+def _part(subtype: str, body: str, parts: tuple[str, ...] = ()) -> bytes:
+    """One text body part, quoted-printable UTF-8, CRLF line ends (ending with one); from
+    `parts` (see Rendered) when given, the shared ones encoded once."""
+    if parts:
+        encoded = b"".join(
+            [part.encoded() if type(part) is Block else _encode_lines(part) for part in parts]
+        )
+    else:
+        encoded = _encode_lines(body)
+    return (
+        b"Content-Type: text/" + subtype.encode() + b'; charset="utf-8"\r\n'
+        b"Content-Transfer-Encoding: quoted-printable\r\n\r\n" + (encoded or b"\r\n")
+    )
+
+
+def _encode_lines(body: str) -> bytes:
+    """Every line of `body` quoted-printable, each ending with CRLF (a last line without
+    a line break too)."""
     if "\r" in body:
         body = body.replace("\r\n", "\n").replace("\r", "\n")
     lines = body.split("\n")
     if lines[-1] == "":
         lines.pop()
-    encoded = b"\r\n".join([_quoted_printable(line) for line in lines])
-    return (
-        b"Content-Type: text/" + subtype.encode() + b'; charset="utf-8"\r\n'
-        b"Content-Transfer-Encoding: quoted-printable\r\n\r\n" + encoded + b"\r\n"
-    )
+    return b"".join([_quoted_printable(line) for line in lines])
 
 
 @lru_cache(maxsize=65536)
 def _quoted_printable(line: str) -> bytes:
-    """One line, quoted-printable (soft breaks as CRLF). Each line is encoded on its own,
-    so the lines of a paper's card, the same in many digests, are encoded once."""
-    return binascii.b2a_qp(line.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
+    """One line, quoted-printable, ending with CRLF (soft breaks too). Each line is
+    encoded on its own, so the lines the same in many digests are encoded once."""
+    return binascii.b2a_qp(line.encode("utf-8"), istext=True).replace(b"\n", b"\r\n") + b"\r\n"
 
 
 def _header(name: str, value: str) -> bytes:

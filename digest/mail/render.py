@@ -19,6 +19,7 @@ from markupsafe import Markup
 from digest import resource_dir
 from digest.config import Settings
 from digest.mail.message import (
+    Block,
     Rendered,
     list_name,
 )
@@ -136,10 +137,11 @@ class DigestView:
 
     def actions_for(self, paper: PaperView) -> tuple[str, str] | None:
         """The "More like this" and "Not for me" links of one of the digest's papers."""
-        for shown, links in zip(self.papers, self.actions, strict=False):
-            if shown is paper:
-                return links
-        return None
+        return self._actions.get(id(paper))
+
+    @cached_property
+    def _actions(self) -> dict[int, tuple[str, str]]:
+        return {id(shown): links for shown, links in zip(self.papers, self.actions, strict=False)}
 
     @property
     def when(self) -> str:
@@ -248,6 +250,7 @@ def _memo(function: Callable[..., Any]) -> Callable[..., Any]:
 
 # Where a paper's card goes in a rendered digest page, until the card is put in.
 _CARD = re.compile(r"<!--paper ([0-9a-f]{32}) ([0-9]+)-->")
+_TEXT_CARD = re.compile("\ue001([0-9a-f]{32}) ([0-9]+)\ue001")
 _STYLE = re.compile(r"<style\b[^>]*>([^<]*(?:<(?!/style)[^<]*)*)</style>", re.IGNORECASE)
 _AT_RULE = re.compile(r"@[^{};]*(?:;|\{(?:[^{}]*\{[^{}]*\})*[^{}]*\})")
 _RULE = re.compile(r"\s*([^{}@]+)\{[^{}]*\}\s*")
@@ -301,6 +304,43 @@ class _Place(str):
         return str(self)
 
 
+def _assemble(
+    page: str,
+    marks: re.Pattern[str],
+    nonce: str,
+    card: Callable[[int], tuple[str, Block | None]],
+) -> tuple[str, tuple[str, ...]]:
+    """`page` with each card in place of its mark (the `nonce`'s only), as the whole and
+    as parts (see Rendered): a card's shared lines are a part of their own where they
+    stand on lines of their own (after a line break, before one, which they take)."""
+    parts: list[str] = []
+    plain: list[str] = []
+    at = 0
+    for found in marks.finditer(page):
+        if found[1] != nonce:
+            continue
+        start, end = found.span()
+        plain.append(page[at:start])
+        head, tail = card(int(found[2]))
+        plain.append(head)
+        at = end
+        if tail is None:
+            continue
+        # A head ends with its line break; with none, the mark must start a line.
+        on_own_lines = bool(head) or start == 0 or page[start - 1] == "\n"
+        if on_own_lines and page.startswith("\n", end):
+            parts.append("".join(plain))
+            parts.append(tail)
+            plain.clear()
+            at = end + 1
+        else:
+            plain.append(tail[:-1])
+    plain.append(page[at:])
+    parts.append("".join(plain))
+    parts = [part for part in parts if part]
+    return "".join(parts), tuple(parts)
+
+
 class Renderer:
     """Renders templates from the operator's directory first, then the bundled ones.
 
@@ -345,21 +385,36 @@ class Renderer:
 
     def _paper_text(self, paper: PaperView, number: int) -> str:
         """A paper's text card at place `number` of its digest."""
+        head, tail = self._paper_text_parts(paper, number)
+        return head + tail[:-1] if tail else head
+
+    def _paper_text_parts(self, paper: PaperView, number: int) -> tuple[str, Block | None]:
+        """A paper's text card at place `number`, as the lines through its number and the
+        lines after them (ending with a line break, the same in every digest), if any."""
         digits = len(str(number))
         card = self._paper_text_wide(paper, digits)
         if card is None:  # the template computes with its number
-            return self._paper_text_at(paper, number)
-        return card.replace(_Place.MARK * digits, str(number))
+            return self._paper_text_at(paper, number), None
+        head, tail = card
+        return head.replace(_Place.MARK * digits, str(number)), tail
 
-    def _render_paper_text_wide(self, paper: PaperView, digits: int) -> str | None:
-        """The text card for any number of `digits` digits, with _Place.MARK in its place;
-        None when the template uses `number` other than by printing it."""
+    def _render_paper_text_wide(
+        self, paper: PaperView, digits: int
+    ) -> tuple[str, Block | None] | None:
+        """The text card for any number of `digits` digits, with _Place.MARK in its place,
+        cut after the line of its last number (see _paper_text_parts); None when the
+        template uses `number` other than by printing it."""
         place = _Place(_Place.MARK * digits)
         try:
             text = self.env.get_template("email/_paper.txt").render(paper=paper, number=place)
         except Exception:  # _NumberUsed; any other error is reported, located, by the
             return None  # ordinary rendering the caller falls back to
-        return text.removesuffix("\n")
+        text = text.removesuffix("\n")
+        last = text.rfind(_Place.MARK)
+        cut = 0 if last < 0 else text.find("\n", last) + 1
+        if cut == 0 and last >= 0:  # the number is on the last line
+            return text, None
+        return text[:cut], Block(text[cut:] + "\n")
 
     def _render_paper_text(self, paper: PaperView, number: int) -> str:
         text = self._render("email/_paper.txt", {"paper": paper, "number": number})
@@ -368,8 +423,9 @@ class Renderer:
     def _render_paper_html(self, paper: PaperView) -> str:
         return self._render("email/_paper.html", {"paper": paper}).removesuffix("\n")
 
-    def _inline_paper(self, paper: PaperView, css: str) -> str:
-        return self._inline(self._paper_html(paper), "email/_paper.html", css)
+    def _inline_paper(self, paper: PaperView, css: str) -> Block:
+        """The card inlined, with a line break after it (see _assemble)."""
+        return Block(self._inline(self._paper_html(paper), "email/_paper.html", css) + "\n")
 
     def _inline(self, html: str, template: str, css: str | None = None) -> str:
         try:
@@ -392,31 +448,39 @@ class Renderer:
 
     def _page(self, kind: str, subject: str, **context: Any) -> Rendered:
         cards: list[PaperView] = []
+        texts: list[tuple[PaperView, int]] = []
         nonce = uuid.uuid4().hex
 
         def paper_html(paper: PaperView) -> Markup:
             cards.append(paper)
             return Markup(f"<!--paper {nonce} {len(cards) - 1}-->")
 
-        def put(card: Callable[[PaperView], str]) -> Callable[[re.Match[str]], str]:
-            return lambda m: card(cards[int(m[2])]) if m[1] == nonce else m[0]
+        def paper_text(paper: PaperView, number: int) -> str:
+            texts.append((paper, number))
+            return f"\ue001{nonce} {len(texts) - 1}\ue001"
 
         context.update(
             subject=subject,
             settings=self.settings,
             list_name=list_name(self.settings),
             paper_html=paper_html,
-            paper_text=self._paper_text,
+            paper_text=paper_text,
         )
-        text = self._render(f"email/{kind}.txt", context)
+        text_page = self._render(f"email/{kind}.txt", context)
+        text, text_parts = _assemble(
+            text_page, _TEXT_CARD, nonce, lambda i: self._paper_text_parts(*texts[i])
+        )
         html = self._render(f"email/{kind}.html", context)
         css = card_css("".join(_STYLE.findall(html))) if cards else None
         if css is None:  # the whole page inlined at once, cards in place
-            html = self._inline(_CARD.sub(put(self._paper_html), html), f"email/{kind}.html")
-        else:
-            page = self._inline(html, f"email/{kind}.html")
-            html = _CARD.sub(put(lambda paper: self._paper_inlined(paper, css)), page)
-        return Rendered(subject=one_line(subject), text=text, html=html)
+            put = lambda m: self._paper_html(cards[int(m[2])]) if m[1] == nonce else m[0]  # noqa: E731
+            html = self._inline(_CARD.sub(put, html), f"email/{kind}.html")
+            return Rendered(one_line(subject), text, html, text_parts=text_parts)
+        page = self._inline(html, f"email/{kind}.html")
+        html, html_parts = _assemble(
+            page, _CARD, nonce, lambda i: ("", self._paper_inlined(cards[i], css))
+        )
+        return Rendered(one_line(subject), text, html, text_parts=text_parts, html_parts=html_parts)
 
     def _digest_once(self, view: DigestView) -> Rendered:
         subject = subject_for(len(view.papers), [name for name, _ in view.groups])

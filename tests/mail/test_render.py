@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import html5lib
 import pytest
 
 from digest import resource_dir
-from digest.mail.render import ConfirmView, GoodbyeView, Renderer, RenderError, card_css
+from digest.mail.message import Block, Rendered, compose, list_name
+from digest.mail.render import (
+    ConfirmView,
+    DigestView,
+    GoodbyeView,
+    Renderer,
+    RenderError,
+    card_css,
+)
 from digest.mail.text import highlight, shorten, subject_for, wrap
 from tests.kit.mail import HOSTILE, SNAPSHOTS, digest_view, email_settings, paper
 
@@ -183,6 +193,64 @@ def test_text_cards_are_the_same_as_rendered_for_their_own_number(tmp_path: Path
     assert custom._paper_text(card, 12) == "120 012 13"
     text = custom.digest(digest_view([paper(1), paper(2)])).text
     assert "Top: 10 001 2" in text and "\n20 002 3" in text
+
+
+def _composed(rendered: Rendered) -> bytes:
+    when = datetime(2026, 12, 3, 8, tzinfo=UTC)
+    message = compose(
+        rendered, to="ada@example.org", settings=email_settings(), message_id="<m@x>", date=when
+    )
+    return re.sub(rb"=_[0-9a-f]{32}", b"=_boundary", message)
+
+
+def _text_rendered_whole(renderer: Renderer, view: DigestView, subject: str) -> str:
+    """The text part as rendered with each card in place, for its own number."""
+    return renderer.env.get_template("email/digest.txt").render(
+        digest=view,
+        subject=subject,
+        settings=renderer.settings,
+        list_name=list_name(renderer.settings),
+        paper_text=renderer._render_paper_text,
+    )
+
+
+@pytest.mark.parametrize(
+    ("paper_txt", "paper_html", "digest_txt"),
+    [
+        (None, None, None),  # the bundled templates
+        ("{{ number }}. {{ paper.title }}\r\nlast line {{ number }}", None, None),
+        ("no number at all\n{{ paper.title }}  \n", "<p>{{ paper.title }}</p> ", None),
+        (None, None, "{% for p in digest.papers %}[{{ paper_text(p, loop.index) }}]{% endfor %}"),
+        (None, None, "{% for p in digest.papers %}{{ paper_text(p, 1) }}\n{% endfor %}end"),
+    ],
+)
+def test_a_message_built_from_shared_card_parts_is_the_one_built_whole(
+    tmp_path: Path, paper_txt: str | None, paper_html: str | None, digest_txt: str | None
+) -> None:
+    (tmp_path / "email").mkdir()
+    for name, source in (
+        ("_paper.txt", paper_txt),
+        ("_paper.html", paper_html),
+        ("digest.txt", digest_txt),
+    ):
+        if source is not None:
+            (tmp_path / "email" / name).write_text(source)
+    renderer = Renderer(email_settings(templates_dir=tmp_path))
+    papers = [
+        paper(n, interest="quantization" if n % 3 else "mixture of experts") for n in range(12)
+    ]
+    for view in (digest_view([*HOSTILE, *papers], more=3), digest_view(papers[:1])):
+        for _ in range(2):  # the second time, the cards' encodings are kept ones
+            rendered = renderer.digest(view)
+            assert rendered.text == _text_rendered_whole(renderer, view, rendered.subject)
+            assert "".join(rendered.text_parts) == rendered.text
+            assert "".join(rendered.html_parts) == rendered.html
+            assert all(part.endswith("\n") for part in rendered.html_parts[:-1])
+            whole = replace(rendered, text_parts=(), html_parts=())
+            assert _composed(rendered) == _composed(whole)
+    if paper_txt is None and digest_txt is None:  # the bundled cards stand on their own lines
+        assert sum(type(part) is Block for part in rendered.text_parts) == 1
+        assert sum(type(part) is Block for part in rendered.html_parts) == 1
 
 
 @pytest.mark.parametrize(
