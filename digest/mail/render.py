@@ -18,6 +18,7 @@ from markupsafe import Markup
 
 from digest import resource_dir
 from digest.config import Settings
+from digest.mail.inline import PageInliner
 from digest.mail.message import (
     Block,
     Rendered,
@@ -347,7 +348,10 @@ class Renderer:
     A digest shows each paper in a card (`email/_paper.html` and `email/_paper.txt`).
     The same paper, matched by the same interest, appears in many digests of a run, so
     its cards are rendered, and CSS-inlined, once and kept; a text card once for each
-    width of its number (1-9, 10-99, ...), which is put in afterwards.
+    width of its number (1-9, 10-99, ...), which is put in afterwards. Where every rule
+    of the stylesheet selects elements by name, class or id alone, the page around the
+    cards is inlined tag by tag (`inline.PageInliner`), else by css-inline; and the cards'
+    lines are encoded for the wire once (Rendered's parts).
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -471,12 +475,16 @@ class Renderer:
             text_page, _TEXT_CARD, nonce, lambda i: self._paper_text_parts(*texts[i])
         )
         html = self._render(f"email/{kind}.html", context)
-        css = card_css("".join(_STYLE.findall(html))) if cards else None
+        sheet = "".join(_STYLE.findall(html))
+        css = card_css(sheet) if cards else None
         if css is None:  # the whole page inlined at once, cards in place
             put = lambda m: self._paper_html(cards[int(m[2])]) if m[1] == nonce else m[0]  # noqa: E731
             html = self._inline(_CARD.sub(put, html), f"email/{kind}.html")
             return Rendered(one_line(subject), text, html, text_parts=text_parts)
-        page = self._inline(html, f"email/{kind}.html")
+        inliner = PageInliner.of(sheet)  # each tag on its own, where the rules allow
+        page = inliner.inline(html) if inliner is not None else None
+        if page is None:
+            page = self._inline(html, f"email/{kind}.html")
         html, html_parts = _assemble(
             page, _CARD, nonce, lambda i: ("", self._paper_inlined(cards[i], css))
         )

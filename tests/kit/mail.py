@@ -8,6 +8,7 @@ from datetime import date
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 from digest.clock import utcnow
 from digest.config import Settings
@@ -144,3 +145,33 @@ def make_dkim_key(folder: Path) -> tuple[Path, bytes]:
         capture_output=True,
     ).stdout
     return key, b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
+
+
+def page_reading(html: str) -> list[tuple[object, ...]]:
+    """What a page is to a reader's client: elements with their attributes and inline
+    style declarations in order, text and comments, as an HTML5 parser reads them;
+    whitespace-only text and the <style> elements (whose place css-inline moves) left out."""
+    import html5lib
+
+    found: list[tuple[object, ...]] = []
+
+    def text(value: str | None) -> str:
+        return value if value and value.strip() else ""
+
+    def walk(element: Any, depth: int) -> None:
+        attributes = dict(element.attrib)
+        style = attributes.pop("style", "")
+        declarations = [tuple(p.strip() for p in d.split(":", 1)) for d in style.split(";") if d]
+        found.append((depth, element.tag, sorted(attributes.items()), declarations))
+        found.append(("text", text(element.text)))
+        for child in element:
+            if callable(child.tag):  # a comment
+                found.append(("comment", child.text))
+            elif child.tag == "style":
+                continue
+            else:
+                walk(child, depth + 1)
+            found.append(("tail", text(child.tail)))
+
+    walk(html5lib.parse(html, namespaceHTMLElements=False), 0)
+    return found
