@@ -15,7 +15,8 @@ and after, in the same run; the ratio uses the better of the two.
 Without --url, a fresh SQLite file in a temporary directory; with a PostgreSQL URL, the
 database's tables are dropped and rebuilt (use a database of its own). It prints one
 JSON object: plan, send and total seconds, digests/s, the ratio to the raw ceiling, the
-render CPU per digest, and peak RSS of the job and of the render processes.
+render CPU per digest, and peak RSS of the job, of the render processes and (with
+--plan-only) of the planning processes.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import os
 import resource
 import sys
 import tempfile
+import threading
 import time
 import zoneinfo
 from datetime import UTC, datetime, timedelta
@@ -169,6 +171,45 @@ def _rss_mb(who: int) -> float:
     return resource.getrusage(who).ru_maxrss / 1024
 
 
+class ChildPeaks:
+    """The peak RSS (VmHWM) of each child process started while it runs, read from /proc
+    twice a second (the planning processes, which end before the job's figures are read)."""
+
+    def __init__(self) -> None:
+        self.before = self._children()
+        self.peaks: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    @staticmethod
+    def _children() -> set[int]:
+        found: set[int] = set()
+        for task in Path("/proc/self/task").iterdir():
+            text = (task / "children").read_text()
+            found.update(int(pid) for pid in text.split())
+        return found
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.5):
+            for pid in self._children() - self.before:
+                try:
+                    status = Path(f"/proc/{pid}/status").read_text()
+                except OSError:
+                    continue
+                for line in status.splitlines():
+                    if line.startswith("VmHWM:"):
+                        peak = int(line.split()[1]) / 1024
+                        self.peaks[pid] = max(self.peaks.get(pid, 0.0), peak)
+
+    def __enter__(self) -> ChildPeaks:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 async def _send(engine: sa.Engine, settings: Settings, expected: int) -> tuple[int, float]:
     """`send_due` as `digest run` calls it, the render process beside it; (sent, seconds)."""
     transport = SmtpTransport(settings)
@@ -252,7 +293,8 @@ def run(url: str, args: argparse.Namespace, population: dict[str, Any]) -> dict[
         )
         cpu = time.process_time()
         start = time.perf_counter()
-        planned = plan(engine, InterestMatcher(), settings, NOW)
+        with ChildPeaks() as planners:
+            planned = plan(engine, InterestMatcher(), settings, NOW)
         plan_s = time.perf_counter() - start
         plan_rss = _rss_mb(resource.RUSAGE_SELF)
         print(f"planned {planned} in {plan_s:.1f} s", file=sys.stderr, flush=True)
@@ -267,6 +309,7 @@ def run(url: str, args: argparse.Namespace, population: dict[str, Any]) -> dict[
                 "plan_s": round(plan_s, 1),
                 "plan_cpu_s": round(time.process_time() - cpu, 1),
                 "peak_rss_mb": round(plan_rss),
+                "planning_processes_peak_rss_mb": sorted(round(v) for v in planners.peaks.values()),
                 "load_avg_1m": round(os.getloadavg()[0], 1),
             }
         render_cpu, envelope = _render_cost(engine, settings, 500)
