@@ -171,6 +171,28 @@ def _rss_mb(who: int) -> float:
     return resource.getrusage(who).ru_maxrss / 1024
 
 
+def _sink_cpu() -> float:
+    """CPU seconds of the SMTP sink (the child process running smtp_sink.py) so far."""
+    for pid in ChildPeaks._children():
+        try:
+            if b"smtp_sink.py" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+                continue
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return 0.0
+
+
+async def _timed_raw(
+    port: int, envelope: Any, count: int, connections: int
+) -> tuple[int, float, float]:
+    """The raw ceiling (msg/s), and the CPU ms a message of the client and of the sink."""
+    cpu, sink = time.process_time(), _sink_cpu()
+    rate = await raw(port, envelope, count, connections)
+    return rate, (time.process_time() - cpu) / count * 1000, (_sink_cpu() - sink) / count * 1000
+
+
 class ChildPeaks:
     """The peak RSS (VmHWM) of each child process started while it runs, read from /proc
     twice a second (the planning processes, which end before the job's figures are read)."""
@@ -315,9 +337,11 @@ def run(url: str, args: argparse.Namespace, population: dict[str, Any]) -> dict[
         render_cpu, envelope = _render_cost(engine, settings, 500)
         connections = settings.smtp_connections
         count = min(planned.planned, 20_000)
-        before = asyncio.run(raw(port, envelope, count, connections))
+        before, client_ms, raw_sink_ms = asyncio.run(_timed_raw(port, envelope, count, connections))
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        sender_cpu, sink_cpu = time.process_time(), _sink_cpu()
         sent, send_s = asyncio.run(_send(engine, settings, planned.planned))
+        sender_cpu, sink_cpu = time.process_time() - sender_cpu, _sink_cpu() - sink_cpu
         after_children = resource.getrusage(resource.RUSAGE_CHILDREN)
         after = asyncio.run(raw(port, envelope, count, connections))
         ceiling = max(before, after)
@@ -356,6 +380,14 @@ def run(url: str, args: argparse.Namespace, population: dict[str, Any]) -> dict[
             "send_vs_raw": round(sent / send_s / ceiling, 3),
             "render_ms_per_digest": round(render_cpu * 1000, 2),
             "render_process_cpu_s": round(render_children, 1),
+            # CPU ms a message while sending: the sender's process, the render processes,
+            # the SMTP sink; and in the raw run, aiosmtplib's client and the sink.
+            "send_cpu_ms": {
+                "sender": round(sender_cpu / max(sent, 1) * 1000, 2),
+                "render": round(render_children / max(sent, 1) * 1000, 2),
+                "sink": round(sink_cpu / max(sent, 1) * 1000, 2),
+            },
+            "raw_cpu_ms": {"client": round(client_ms, 2), "sink": round(raw_sink_ms, 2)},
             "peak_rss_mb_after_plan": round(plan_rss),
             "peak_rss_mb": round(_rss_mb(resource.RUSAGE_SELF)),
             "render_process_peak_rss_mb": round(_rss_mb(resource.RUSAGE_CHILDREN)),
