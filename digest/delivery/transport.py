@@ -22,6 +22,49 @@ from digest.mail.message import envelope_sender
 _ENHANCED = re.compile(r"^\s*([245])\.(\d{1,3})\.(\d{1,3})\b")
 
 
+class _LeadingDots:
+    """aiosmtplib's dot-stuffing pattern, skipped for a message with no line starting
+    with a dot: the pattern alone costs about 0.4 ms for a 36 KB digest."""
+
+    def __init__(self, pattern: re.Pattern[bytes]) -> None:
+        self.pattern = pattern
+
+    def sub(self, replacement: bytes, message: bytes, count: int = 0) -> bytes:
+        if message.startswith(b".") or b"\n." in message:
+            return self.pattern.sub(replacement, message, count)
+        return message
+
+
+def _quicken_aiosmtplib() -> None:
+    """Make aiosmtplib's per-message work on the DATA payload quick for the messages we
+    compose (CRLF line ends only, rarely a line starting with a dot): its line-ending
+    normalisation (run twice a message where the server takes SIZE) and dot-stuffing
+    are regular expressions over every byte, about 1.5 ms for a realistic digest, on
+    the sender's event loop. Same results: other messages take aiosmtplib's own path."""
+    from aiosmtplib import protocol, smtp
+
+    normalize = getattr(protocol, "normalize_message_line_endings", None)
+    dots = getattr(protocol, "PERIOD_REGEX", None)
+    if normalize is None or getattr(normalize, "quick", False) or not isinstance(dots, re.Pattern):
+        return
+
+    def normalized(message: bytes) -> bytes:
+        ends = message.count(b"\r\n")
+        if message.count(b"\n") == ends and message.count(b"\r") == ends:
+            return message if message.endswith(b"\r\n") else message + b"\r\n"
+        return normalize(message)  # type: ignore[no-any-return]
+
+    normalized.quick = True  # type: ignore[attr-defined]
+    normalized.__wrapped__ = normalize  # type: ignore[attr-defined]
+    protocol.normalize_message_line_endings = normalized
+    protocol.PERIOD_REGEX = _LeadingDots(dots)  # type: ignore[assignment]
+    if getattr(smtp, "normalize_message_line_endings", None) is normalize:
+        setattr(smtp, "normalize_message_line_endings", normalized)  # noqa: B010
+
+
+_quicken_aiosmtplib()
+
+
 @dataclass(frozen=True)
 class Envelope:
     """A rendered message ready for the wire: MAIL FROM, one RCPT TO, and the bytes."""
