@@ -23,36 +23,44 @@ _ENHANCED = re.compile(r"^\s*([245])\.(\d{1,3})\.(\d{1,3})\b")
 
 
 class _LeadingDots:
-    """aiosmtplib's dot-stuffing pattern, skipped for a message with no line starting
-    with a dot: the pattern alone costs about 0.4 ms for a 36 KB digest."""
+    """aiosmtplib's dot-stuffing pattern (`(?m)^\\.` to `..`) as two byte-string
+    operations: the pattern costs 0.4 ms over a 36 KB digest, these 0.1 ms."""
 
     def __init__(self, pattern: re.Pattern[bytes]) -> None:
         self.pattern = pattern
 
     def sub(self, replacement: bytes, message: bytes, count: int = 0) -> bytes:
-        if message.startswith(b".") or b"\n." in message:
+        if replacement != b".." or count:
             return self.pattern.sub(replacement, message, count)
-        return message
+        if b"\n." in message:
+            message = message.replace(b"\n.", b"\n..")
+        return b"." + message if message.startswith(b".") else message
 
 
 def _quicken_aiosmtplib() -> None:
     """Make aiosmtplib's per-message work on the DATA payload quick for the messages we
-    compose (CRLF line ends only, rarely a line starting with a dot): its line-ending
-    normalisation (run twice a message where the server takes SIZE) and dot-stuffing
-    are regular expressions over every byte, about 1.5 ms for a realistic digest, on
-    the sender's event loop. Same results: other messages take aiosmtplib's own path."""
+    compose (CRLF line ends only): its line-ending normalisation (run twice a message
+    where the server takes SIZE) and dot-stuffing are regular expressions over every
+    byte, about 1.5 ms for a realistic digest, on the sender's event loop. The results
+    are the same; a message with other line ends takes aiosmtplib's own path."""
     from aiosmtplib import protocol, smtp
 
     normalize = getattr(protocol, "normalize_message_line_endings", None)
     dots = getattr(protocol, "PERIOD_REGEX", None)
     if normalize is None or getattr(normalize, "quick", False) or not isinstance(dots, re.Pattern):
         return
+    last: list[bytes] = [b"", b""]  # the message last seen and its result (SIZE, then DATA)
 
     def normalized(message: bytes) -> bytes:
+        if message is last[0]:
+            return last[1]
         ends = message.count(b"\r\n")
         if message.count(b"\n") == ends and message.count(b"\r") == ends:
-            return message if message.endswith(b"\r\n") else message + b"\r\n"
-        return normalize(message)  # type: ignore[no-any-return]
+            result = message if message.endswith(b"\r\n") else message + b"\r\n"
+        else:
+            result = normalize(message)
+        last[:] = [message, result]
+        return result
 
     normalized.quick = True  # type: ignore[attr-defined]
     normalized.__wrapped__ = normalize  # type: ignore[attr-defined]

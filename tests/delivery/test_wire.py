@@ -5,11 +5,14 @@ messages and on aiosmtplib's own for anything else."""
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtplib import protocol
+from hypothesis import given
+from hypothesis import strategies as st
 
 from digest.config import Settings
 from digest.delivery.transport import Envelope, SmtpTransport
@@ -62,3 +65,11 @@ def test_the_server_gets_what_aiosmtplib_would_send(body: bytes) -> None:
     # line ends normalized as aiosmtplib's own function does.
     (received,) = keep.contents
     assert received == STOCK(message)
+
+
+@given(st.binary(max_size=200).map(lambda b: bytes(b"\r\n.x"[c % 4] for c in b)))
+def test_the_quick_path_gives_aiosmtplibs_bytes(message: bytes) -> None:
+    stock_dots = re.compile(rb"(?m)^\.")
+    assert protocol.PERIOD_REGEX.sub(b"..", message) == stock_dots.sub(b"..", message)
+    assert protocol.normalize_message_line_endings(message) == STOCK(message)
+    assert protocol.normalize_message_line_endings(message) == STOCK(message)  # kept
