@@ -6,6 +6,7 @@ import re
 import textwrap
 from collections.abc import Iterable
 from datetime import date
+from functools import lru_cache
 
 from markupsafe import Markup, escape
 
@@ -18,8 +19,10 @@ _SPACE = re.compile(r"\s+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 
 
+@lru_cache(maxsize=16384)
 def one_line(text: str) -> str:
-    """Fold control characters and runs of whitespace to single spaces."""
+    """Fold control characters and runs of whitespace to single spaces (kept: the same
+    abstract is folded for each of the lines that matched it)."""
     return _SPACE.sub(" ", _CONTROL.sub(" ", text)).strip()
 
 
