@@ -50,7 +50,8 @@ _ATTRIBUTE = re.compile(
 
 
 class _Unreadable(ValueError):
-    """An element's own style attribute that does not read as declarations."""
+    """A start tag whose attributes, or whose own style, do not read as such (an
+    attribute value holding ">", say): css-inline is left to read the page."""
 
 
 @dataclass(frozen=True)
@@ -123,8 +124,7 @@ class PageInliner:
 
     def inline(self, page: str) -> str | None:
         """`page` with its start tags styled and its <style> elements down to their
-        @-rules (all of them in the first); None if an element's own style attribute
-        does not read as declarations."""
+        @-rules (all of them in the first); None if a start tag does not read as one."""
         styles = 0
 
         def replace(found: re.Match[str]) -> str:
@@ -185,7 +185,9 @@ class PageInliner:
         )
         inlined = self._styles.get(key)
         if inlined is None:
-            inlined = self._styles[key] = self._cascade(*key)
+            inlined = self._cascade(*key)
+            if len(self._styles) < 65536:
+                self._styles[key] = inlined
         end = " />" if closing else ">"
         if not inlined:
             return f"<{name}{attributes}{end}"
