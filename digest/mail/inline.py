@@ -24,6 +24,8 @@ from functools import lru_cache
 # One CSS rule outside @-rules, and an @-rule with its block (two levels of braces).
 _AT_RULE = re.compile(r"@[^{};]*(?:;|\{(?:[^{}]*\{[^{}]*\})*[^{}]*\})")
 _RULE = re.compile(r"\s*([^{}@]+)\{([^{}]*)\}\s*")
+# A selector that matches an element by its own name, class or id, whatever its place.
+_OWN_SELECTOR = re.compile(r"\s*(?:[A-Za-z][A-Za-z0-9-]*|\*)?(?:[.#][A-Za-z0-9_-]+)*\s*")
 _SELECTOR = re.compile(r"([A-Za-z][A-Za-z0-9-]*)?((?:[.#][A-Za-z0-9_-]+)*)")
 _NAME = re.compile(r"([.#])([A-Za-z0-9_-]+)")
 # A declaration: a property and a value (quoted strings may hold ; and :).
@@ -47,6 +49,24 @@ HOLE = "\x00"  # where a link's address goes back in
 _ATTRIBUTE = re.compile(
     r"""\s+([^\s"'>/=]+)(?:\s*=\s*("[^"]*"|'[^']*'|[^\s"'=<>`]+))?""", re.DOTALL
 )
+
+
+@lru_cache(maxsize=16)
+def card_css(css: str) -> str | None:
+    """The rules of `css` to inline into a paper card on its own, or None if that is unsafe.
+
+    A card can be inlined apart from its page when every rule outside @-rules selects
+    elements by name, class or id alone: no combinators or pseudo-classes, which depend
+    on where the element is. The @-rules (media queries) stay in the page's <style>.
+    """
+    rules = _AT_RULE.sub("", css)
+    found = list(_RULE.finditer(rules))
+    if "".join(m.group(0) for m in found).strip() != rules.strip():
+        return None
+    for rule in found:
+        if not all(_OWN_SELECTOR.fullmatch(part) for part in rule.group(1).split(",")):
+            return None
+    return "".join(m.group(0).strip() for m in found)
 
 
 class _Unreadable(ValueError):

@@ -18,7 +18,7 @@ from markupsafe import Markup
 
 from digest import resource_dir
 from digest.config import Settings
-from digest.mail.inline import PageInliner
+from digest.mail.inline import PageInliner, card_css
 from digest.mail.message import (
     Block,
     Rendered,
@@ -253,28 +253,6 @@ def _memo(function: Callable[..., Any]) -> Callable[..., Any]:
 _CARD = re.compile(r"<!--paper ([0-9a-f]{32}) ([0-9]+)-->")
 _TEXT_CARD = re.compile("\ue001([0-9a-f]{32}) ([0-9]+)\ue001")
 _STYLE = re.compile(r"<style\b[^>]*>([^<]*(?:<(?!/style)[^<]*)*)</style>", re.IGNORECASE)
-_AT_RULE = re.compile(r"@[^{};]*(?:;|\{(?:[^{}]*\{[^{}]*\})*[^{}]*\})")
-_RULE = re.compile(r"\s*([^{}@]+)\{[^{}]*\}\s*")
-# A selector that matches an element by its own name, class or id, whatever its place.
-_OWN_SELECTOR = re.compile(r"\s*(?:[A-Za-z][A-Za-z0-9-]*|\*)?(?:[.#][A-Za-z0-9_-]+)*\s*")
-
-
-@lru_cache(maxsize=16)
-def card_css(css: str) -> str | None:
-    """The rules of `css` to inline into a paper card on its own, or None if that is unsafe.
-
-    A card can be inlined apart from its page when every rule outside @-rules selects
-    elements by name, class or id alone: no combinators or pseudo-classes, which depend
-    on where the element is. The @-rules (media queries) stay in the page's <style>.
-    """
-    rules = _AT_RULE.sub("", css)
-    found = list(_RULE.finditer(rules))
-    if "".join(m.group(0) for m in found).strip() != rules.strip():
-        return None
-    for rule in found:
-        if not all(_OWN_SELECTOR.fullmatch(part) for part in rule.group(1).split(",")):
-            return None
-    return "".join(m.group(0).strip() for m in found)
 
 
 class _NumberUsed(Exception):
@@ -415,10 +393,12 @@ class Renderer:
             return None  # ordinary rendering the caller falls back to
         text = text.removesuffix("\n")
         last = text.rfind(_Place.MARK)
-        cut = 0 if last < 0 else text.find("\n", last) + 1
-        if cut == 0 and last >= 0:  # the number is on the last line
+        if last < 0:  # no number printed: the whole card is the same in every digest
+            return "", Block(text + "\n")
+        end = text.find("\n", last)
+        if end < 0:  # the number is on the last line
             return text, None
-        return text[:cut], Block(text[cut:] + "\n")
+        return text[: end + 1], Block(text[end + 1 :] + "\n")
 
     def _render_paper_text(self, paper: PaperView, number: int) -> str:
         text = self._render("email/_paper.txt", {"paper": paper, "number": number})
@@ -478,7 +458,10 @@ class Renderer:
         sheet = "".join(_STYLE.findall(html))
         css = card_css(sheet) if cards else None
         if css is None:  # the whole page inlined at once, cards in place
-            put = lambda m: self._paper_html(cards[int(m[2])]) if m[1] == nonce else m[0]  # noqa: E731
+
+            def put(found: re.Match[str]) -> str:
+                return self._paper_html(cards[int(found[2])]) if found[1] == nonce else found[0]
+
             html = self._inline(_CARD.sub(put, html), f"email/{kind}.html")
             return Rendered(one_line(subject), text, html, text_parts=text_parts)
         inliner = PageInliner.of(sheet)  # each tag on its own, where the rules allow

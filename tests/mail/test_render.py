@@ -12,6 +12,7 @@ import html5lib
 import pytest
 
 from digest import resource_dir
+from digest.mail.inline import card_css
 from digest.mail.message import Block, Rendered, compose, list_name
 from digest.mail.render import (
     ConfirmView,
@@ -19,7 +20,6 @@ from digest.mail.render import (
     GoodbyeView,
     Renderer,
     RenderError,
-    card_css,
 )
 from digest.mail.text import highlight, shorten, subject_for, wrap
 from tests.kit.mail import (
