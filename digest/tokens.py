@@ -57,9 +57,16 @@ class _KeptKeySigner(TimestampSigner):
     def get_signature(self, value: str | bytes) -> bytes:
         """As TimestampSigner's, with the one-shot HMAC of the standard library (several
         times faster than building an HMAC object per signature)."""
-        if not isinstance(self.algorithm, HMACAlgorithm):
+        try:
+            name = self._digest_name
+        except AttributeError:
+            algorithm = self.algorithm
+            self._digest_name: str | None = (
+                algorithm.digest_method().name if isinstance(algorithm, HMACAlgorithm) else None
+            )
+            name = self._digest_name
+        if name is None:
             return super().get_signature(value)
-        name = self.algorithm.digest_method().name
         return base64_encode(hmac.digest(self.derive_key(), want_bytes(value), name))
 
     def sign_many(self, values: Iterable[bytes]) -> list[bytes]:
@@ -128,8 +135,11 @@ def make_paper_tokens(
     The payload is left uncompressed (three numbers never compress shorter), as the
     serializer reads it."""
     serializer, signer = _current(secret, FEEDBACK), _signer(secret, FEEDBACK)
+    whole = type(subscriber_id) is int and type(token_version) is int
 
     def payload(paper: int) -> bytes:
+        if whole and type(paper) is int:  # compact JSON, as the serializer writes it
+            return base64_encode(f"[{subscriber_id},{token_version},{paper}]".encode())
         numbers = [subscriber_id, token_version, paper]
         return base64_encode(Serializer.dump_payload(serializer, numbers))
 

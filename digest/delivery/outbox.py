@@ -25,7 +25,7 @@ from digest.config import Settings
 from digest.db import insert_ignore
 from digest.delivery.planning import Choice
 from digest.delivery.transport import Envelope, Failure, SendError
-from digest.delivery.views import ViewKey, digest_view, load_papers
+from digest.delivery.views import PaperCache, ViewKey, digest_view
 from digest.mail.message import compose, message_domain
 from digest.mail.render import PaperView, Renderer, RenderError
 from digest.models import (
@@ -179,6 +179,7 @@ class Outbox:
         self.renderer = renderer
         self.settings = renderer.settings
         self.token = uuid.uuid4().hex
+        self.papers = PaperCache()
 
     def claim(self, now: datetime, limit: int) -> list[int]:
         """Lease up to `limit` sendable digests to this outbox; returns their ids."""
@@ -219,7 +220,7 @@ class Outbox:
             claimed = self._load(conn, ids)
         jobs: list[Job] = []
         closing: list[tuple[Any, DigestStatus, str]] = []
-        views: dict[ViewKey, PaperView] = {}
+        views = self.papers.views
         for row in claimed.digests:
             chosen = claimed.choices.get(row.id, [])
             refusal = _refusal(claimed.subscribers[row.subscriber_id], row, chosen)
@@ -240,7 +241,7 @@ class Outbox:
             for row in conn.execute(sa.select(SUBSCRIBERS).where(SUBSCRIBERS.c.id.in_(wanted)))
         }
         choices = self._unsent_choices(conn, ids)
-        papers = load_papers(conn, (c.paper_id for cs in choices.values() for c in cs))
+        papers = self.papers.load(conn, (c.paper_id for cs in choices.values() for c in cs))
         lines = {
             sub_id: [q for q, _ in found] for sub_id, found in lines_of(conn, subscribers).items()
         }

@@ -36,6 +36,42 @@ def load_papers(conn: Connection, paper_ids: Iterable[int]) -> dict[int, Any]:
     return {row.id: row for row in conn.execute(query)}
 
 
+class PaperCache:
+    """Papers' rows, and their views, kept from one batch of digests to the next: a day's
+    papers are in most batches. A paper changed since it was read (its `updated_at`) is
+    read again, and the views made of it are dropped."""
+
+    LIMIT = 50_000  # papers kept; past it, the cache starts again
+
+    def __init__(self) -> None:
+        self.rows: dict[int, Any] = {}
+        self.stamps: dict[int, Any] = {}
+        self.views: dict[ViewKey, PaperView] = {}
+
+    def load(self, conn: Connection, paper_ids: Iterable[int]) -> dict[int, Any]:
+        """The rows of these papers, by id, as `load_papers` reads them."""
+        wanted = set(paper_ids)
+        if not wanted:
+            return {}
+        if len(self.views) > 4 * self.LIMIT:
+            self.views.clear()
+        stamp = sa.type_coerce(PAPERS.c.updated_at, sa.String)  # compared, not read as a time
+        current: dict[int, Any] = dict(
+            conn.execute(sa.select(PAPERS.c.id, stamp).where(PAPERS.c.id.in_(wanted))).all()
+        )
+        stale = [paper for paper, at in current.items() if self.stamps.get(paper) != at]
+        if stale:
+            if len(self.rows) + len(stale) > self.LIMIT:
+                self.rows.clear()
+                self.stamps.clear()
+                self.views.clear()
+            elif any(paper in self.stamps for paper in stale):
+                self.views.clear()  # a changed paper: views are remade as needed
+            self.rows.update(load_papers(conn, stale))
+            self.stamps.update((paper, current[paper]) for paper in stale)
+        return {paper: self.rows[paper] for paper in current if paper in self.rows}
+
+
 def paper_views(
     choices: Iterable[Choice],
     papers: Mapping[int, Any],

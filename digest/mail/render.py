@@ -240,6 +240,10 @@ def _memo(function: Callable[..., Any]) -> Callable[..., Any]:
     )
 
     def call(*args: Any) -> Any:
+        try:
+            return cached(*args)
+        except TypeError:  # a list argument: keyed as a tuple
+            pass
         key = tuple(tuple(a) if isinstance(a, list) else a for a in args)
         try:
             return cached(*key)
@@ -360,6 +364,7 @@ class Renderer:
         self.inliner = css_inline.CSSInliner(
             keep_at_rules=True, load_remote_stylesheets=False, minify_css=True
         )
+        self._templates: dict[str, tuple[jinja2.Template, dict[str, Any]]] = {}
         self._paper_text_at = lru_cache(maxsize=CARDS)(self._render_paper_text)
         self._paper_text_wide = lru_cache(maxsize=CARDS)(self._render_paper_text_wide)
         self._paper_html = lru_cache(maxsize=CARDS)(self._render_paper_html)
@@ -388,7 +393,7 @@ class Renderer:
         template uses `number` other than by printing it."""
         place = _Place(_Place.MARK * digits)
         try:
-            text = self.env.get_template("email/_paper.txt").render(paper=paper, number=place)
+            text = self._run("email/_paper.txt", {"paper": paper, "number": place})
         except Exception:  # _NumberUsed; any other error is reported, located, by the
             return None  # ordinary rendering the caller falls back to
         text = text.removesuffix("\n")
@@ -419,9 +424,23 @@ class Renderer:
         except (css_inline.InlineError, ValueError) as exc:
             raise RenderError(template, None, f"CSS inlining: {exc}") from exc
 
+    def _run(self, name: str, context: dict[str, Any]) -> str:
+        """`Template.render`, less its per-call copying: the template and its globals are
+        looked up once, and the context handed to it as it is (the page's own dict)."""
+        found = self._templates.get(name)
+        if found is None:
+            template = self.env.get_template(name)
+            found = self._templates[name] = (template, dict(template.globals))
+        template, names = found
+        run = template.new_context({**names, **context}, shared=True)
+        try:
+            return self.env.concat(template.root_render_func(run))
+        except Exception:
+            self.env.handle_exception()
+
     def _render(self, name: str, context: dict[str, Any]) -> str:
         try:
-            return self.env.get_template(name).render(context)
+            return self._run(name, context)
         except jinja2.TemplateNotFound as exc:
             raise RenderError(name, None, f"template not found: {exc.name}") from exc
         except RenderError:  # from a paper's card, already located

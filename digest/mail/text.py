@@ -56,6 +56,7 @@ def authors_line(authors: list[str], keep: int = 3) -> str:
     return ", ".join(names[:keep]) + " et al."
 
 
+@lru_cache(maxsize=1024)
 def period_label(period: str) -> str:
     """A digest's period as people say it: 'Friday 4 December', 'week of 30 November'.
 

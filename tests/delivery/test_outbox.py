@@ -16,6 +16,7 @@ from digest.delivery.transport import SmtpTransport
 from digest.mail.render import Renderer
 from digest.match.engine import InterestMatcher
 from digest.models import SUBSCRIBERS, Digest, DigestStatus, SentPaper, table_of
+from digest.sources.ingest import PaperIn, store
 from digest.subscribers import subscribe, unsubscribe_address
 from tests.kit.seeds import T0, seed
 from tests.kit.smtp import SmtpSink
@@ -152,3 +153,26 @@ def test_a_claim_takes_at_most_its_limit(engine: Engine, settings: Settings) -> 
     assert len(a) == 10 and len(b) == 20
     assert not set(a) & set(b)
     assert first.claim(T0, 10) == []
+
+
+def test_a_paper_changed_between_batches_is_shown_as_it_is_now(
+    engine: Engine, settings: Settings
+) -> None:
+    """The outbox keeps papers' rows from batch to batch; a paper stored again since (a
+    new version, new upvotes) is read again, in a process that outlives many passes."""
+    seed(engine, count=1)
+    subscribe(engine, "a@example.org", ["diffusion"])
+    subscribe(engine, "b@example.org", ["diffusion"])
+    plan(engine, InterestMatcher(), settings, T0)
+    outbox = Outbox(engine, Renderer(settings))
+    first, second = outbox.claim(T0, 2)
+    jobs, _ = outbox.prepare([first], T0)
+    assert b"Diffusion study 0" in jobs[0].envelope.data
+    store(
+        engine,
+        [PaperIn(id="2411.00000v2", title="Diffusion study, revised", abstract="diffusion")],
+        now=T0 - timedelta(minutes=30),
+    )
+    jobs, _ = outbox.prepare([second], T0)
+    assert b"Diffusion study, revised" in jobs[0].envelope.data
+    assert b"Diffusion study 0" not in jobs[0].envelope.data
