@@ -208,14 +208,19 @@ def _encode_lines(body: str) -> bytes:
     lines = body.split("\n")
     if lines[-1] == "":
         lines.pop()
-    return b"".join([_quoted_printable(line) for line in lines])
+    return b"".join(
+        [_encode_line(line) if "://" in line else _quoted_printable(line) for line in lines]
+    )
 
 
-@lru_cache(maxsize=65536)
-def _quoted_printable(line: str) -> bytes:
-    """One line, quoted-printable, ending with CRLF (soft breaks too). Each line is
-    encoded on its own, so the lines the same in many digests are encoded once."""
+def _encode_line(line: str) -> bytes:
+    """One line, quoted-printable, ending with CRLF (soft breaks too)."""
     return binascii.b2a_qp(line.encode("utf-8"), istext=True).replace(b"\n", b"\r\n") + b"\r\n"
+
+
+# Lines the same in many digests are encoded once; a line with a link is left out, as
+# most such lines outside the cards hold the reader's own signed links.
+_quoted_printable = lru_cache(maxsize=65536)(_encode_line)
 
 
 def _header(name: str, value: str) -> bytes:

@@ -413,8 +413,14 @@ class Renderer:
         return self._render("email/_paper.html", {"paper": paper}).removesuffix("\n")
 
     def _inline_paper(self, paper: PaperView, css: str) -> Block:
-        """The card inlined, with a line break after it (see _assemble)."""
-        return Block(self._inline(self._paper_html(paper), "email/_paper.html", css) + "\n")
+        """The card inlined, with a line break after it (see _assemble): tag by tag where
+        the card's rules allow (a quarter of css-inline's time), else by css-inline."""
+        card = self._paper_html(paper)
+        inliner = PageInliner.of(css)
+        styled = inliner.inline(card) if inliner is not None else None
+        if styled is None:
+            styled = self._inline(card, "email/_paper.html", css)
+        return Block(styled + "\n")
 
     def _inline(self, html: str, template: str, css: str | None = None) -> str:
         try:
