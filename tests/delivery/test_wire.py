@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,8 +16,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from digest.config import Settings
-from digest.delivery.transport import Envelope, SmtpTransport
+from digest.delivery.transport import Envelope, SmtpTransport, stuffed
 from digest.mail.capture import free_port
+from digest.mail.render import Renderer
+from tests.kit.mail import HOSTILE, digest_view, email_settings, make_dkim_key, paper, wire
 
 STOCK = protocol.normalize_message_line_endings.__wrapped__  # type: ignore[attr-defined]
 HEAD = b"From: a@example.org\r\nTo: b@example.org\r\nSubject: s\r\n\r\n"
@@ -73,3 +76,43 @@ def test_the_quick_path_gives_aiosmtplibs_bytes(message: bytes) -> None:
     assert protocol.PERIOD_REGEX.sub(b"..", message) == stock_dots.sub(b"..", message)
     assert protocol.normalize_message_line_endings(message) == STOCK(message)
     assert protocol.normalize_message_line_endings(message) == STOCK(message)  # kept
+
+
+@given(st.lists(st.binary(max_size=30).map(lambda b: bytes(b".x= "[c % 4] for c in b)), max_size=8))
+def test_a_composed_message_is_stuffed_as_aiosmtplib_would(lines: list[bytes]) -> None:
+    message = HEAD + b"".join(line + b"\r\n" for line in lines)
+    stock_dots = re.compile(rb"(?m)^\.")
+    assert stuffed(message) == stock_dots.sub(b"..", STOCK(message))
+    # The quick path hands the stuffed form on untouched.
+    wire = stuffed(message)
+    assert protocol.PERIOD_REGEX.sub(b"..", protocol.normalize_message_line_endings(wire)) is wire
+
+
+@pytest.mark.parametrize("dkim", [False, True])
+def test_composed_digests_reach_the_server_as_composed(dkim: bool, tmp_path: Path) -> None:
+    """Hostile papers, CR and LF in fields, lines that start with a dot: what `compose`
+    writes has CRLF line ends only, as the wire form made in the render process needs,
+    and the server gets the message itself (DKIM-signed too)."""
+    keep, port = Keep(), free_port()
+    controller = Controller(keep, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        key = {"dkim_private_key": make_dkim_key(tmp_path)[0]} if dkim else {}
+        settings = email_settings(smtp_host="127.0.0.1", smtp_port=port, **key)
+        rendered = Renderer(settings).digest(digest_view([*HOSTILE, paper(6, title=".dot")]))
+        envelope = Envelope.of(wire(rendered, settings), to="reader@example.org", settings=settings)
+        data = envelope.data
+        assert data.count(b"\n") == data.count(b"\r\n") == data.count(b"\r")
+        assert b"\r\n." in data and envelope.wire is not None
+
+        async def send() -> None:
+            smtp = SmtpTransport(settings)
+            try:
+                await smtp.send(envelope)
+            finally:
+                await smtp.close()
+
+        asyncio.run(send())
+    finally:
+        controller.stop()
+    assert keep.contents == [data]
