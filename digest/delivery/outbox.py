@@ -87,6 +87,7 @@ class Job:
 
 
 @lru_cache(maxsize=4096)
+@lru_cache(maxsize=16384)
 def _terms(stored: str) -> tuple[str, ...]:
     """A digest paper's matched terms from their JSON text (the same in many digests)."""
     return tuple(json.loads(stored))
@@ -331,11 +332,9 @@ class Outbox:
             .order_by(dp.c.digest_id, dp.c.rank)
         )
         found: dict[int, list[Choice]] = {}
-        for row in conn.execute(query):
-            choice = Choice(
-                row.paper_id, row.score, row.interest, _terms(row.terms), row.rank, moved=row.moved
-            )
-            found.setdefault(row.digest_id, []).append(choice)
+        for digest_id, paper_id, score, interest, terms, rank, moved in conn.execute(query):
+            choice = Choice(paper_id, score, interest, _terms(terms), rank, moved=moved)
+            found.setdefault(digest_id, []).append(choice)
         return found
 
     def _finish(

@@ -54,6 +54,7 @@ from digest.subscribers import Line, lines_of
 log = logging.getLogger(__name__)
 
 NEVER = datetime.min.replace(tzinfo=UTC)
+_NEVER_STAMP = NEVER.timestamp()
 PAPER_ROWS_BATCH = 20_000  # DigestPaper rows per insert statement
 PLAN_CHUNK = 5000  # subscribers planned (and committed) together
 
@@ -73,7 +74,8 @@ class Choice:
     order: tuple[float, float, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "order", (-self.score, self.seen.timestamp(), self.paper_id))
+        seen = _NEVER_STAMP if self.seen is NEVER else self.seen.timestamp()
+        object.__setattr__(self, "order", (-self.score, seen, self.paper_id))
 
 
 @dataclass
