@@ -26,7 +26,7 @@ from digest.db import insert_ignore
 from digest.delivery.planning import Choice
 from digest.delivery.transport import Envelope, Failure, SendError
 from digest.delivery.views import PaperCache, ViewKey, digest_view
-from digest.mail.message import compose, message_domain
+from digest.mail.message import compose_wire, message_domain
 from digest.mail.render import PaperView, Renderer, RenderError
 from digest.models import (
     DIGEST_PAPERS,
@@ -274,7 +274,7 @@ class Outbox:
         # Papers cut to keep the email under the size limit stay unsent.
         shown = chosen[: rendered.shown]
         message_id = message_id_for(row.id, row.period, self.settings)
-        message = compose(
+        message, wire = compose_wire(
             rendered,
             to=subscriber.email,
             settings=self.settings,
@@ -291,7 +291,7 @@ class Outbox:
             len(shown),
             shown[-1].rank if shown else 0,
             message_id,
-            Envelope.of(message, to=subscriber.email, settings=self.settings),
+            Envelope.of(message, to=subscriber.email, settings=self.settings, wire=wire),
         )
 
     def _close(self, closing: list[tuple[Any, DigestStatus, str]]) -> list[Outcome]:

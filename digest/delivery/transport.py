@@ -17,7 +17,7 @@ import aiosmtplib
 
 from digest.config import Settings, SmtpSecurity
 from digest.mail.dkim import sign
-from digest.mail.message import envelope_sender
+from digest.mail.message import envelope_sender, stuff
 
 _ENHANCED = re.compile(r"^\s*([245])\.(\d{1,3})\.(\d{1,3})\b")
 # An address that the email package's parseaddr returns unchanged (dot-atoms, no quoting).
@@ -36,11 +36,7 @@ def stuffed(message: bytes) -> Stuffed:
     """`message`, dot-stuffed for DATA: its line ends must all be CRLF already, as
     `message.compose` writes them (headers refuse CR and LF, bodies are quoted-printable
     lines); they are not checked here, in the render process, for the time it takes."""
-    if not message.endswith(b"\r\n"):
-        message += b"\r\n"
-    if b"\n." in message:
-        message = message.replace(b"\n.", b"\n..")
-    return Stuffed(b"." + message if message.startswith(b".") else message)
+    return Stuffed(stuff(message if message.endswith(b"\r\n") else message + b"\r\n"))
 
 
 class _LeadingDots:
@@ -130,11 +126,18 @@ class Envelope:
     wire: Stuffed | None = field(default=None, repr=False, compare=False)  # data, stuffed
 
     @classmethod
-    def of(cls, message: bytes, *, to: str, settings: Settings) -> Envelope:
+    def of(
+        cls, message: bytes, *, to: str, settings: Settings, wire: bytes | None = None
+    ) -> Envelope:
         """A composed message (`message.compose`) to `to`, DKIM-signed if configured, and
-        its form on the wire, made here (in the render process) for the sender to pass on."""
+        its form on the wire, made here (in the render process) for the sender to pass on:
+        `wire` when given (`message.compose_wire`'s), else stuffed from the message."""
         signed = sign(message, settings)
-        return cls(envelope_sender(settings, to), to, signed, stuffed(signed))
+        if wire is None:
+            return cls(envelope_sender(settings, to), to, signed, stuffed(signed))
+        # A DKIM-Signature header, folded, has no line that starts with ".".
+        header = signed[: len(signed) - len(message)]
+        return cls(envelope_sender(settings, to), to, signed, Stuffed(header + wire))
 
 
 class Failure(StrEnum):

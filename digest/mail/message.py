@@ -51,6 +51,22 @@ class Block(str):
             self._encoded: bytes = _encode_lines(self)
             return self._encoded
 
+    def stuffed(self) -> bytes:
+        """`encoded`, dot-stuffed for SMTP's DATA (see `stuff`)."""
+        try:
+            return self._stuffed
+        except AttributeError:
+            self._stuffed: bytes = stuff(self.encoded())
+            return self._stuffed
+
+
+def stuff(lines: bytes) -> bytes:
+    """CRLF-terminated lines with a "." put before each that starts with one: SMTP's
+    dot-stuffing (RFC 5321, 4.5.2), as the DATA command carries a message."""
+    if b"\n." in lines:
+        lines = lines.replace(b"\n.", b"\n..")
+    return b"." + lines if lines.startswith(b".") else lines
+
 
 @dataclass(frozen=True)
 class Rendered:
@@ -136,6 +152,30 @@ def compose(
 ) -> bytes:
     """The message as SMTP carries it (CRLF): multipart/alternative, text then HTML.
 
+    See `compose_wire`, which also gives the message dot-stuffed."""
+    message, _ = compose_wire(
+        rendered,
+        to=to,
+        settings=settings,
+        message_id=message_id,
+        date=date,
+        unsubscribe_url=unsubscribe_url,
+    )
+    return message
+
+
+def compose_wire(
+    rendered: Rendered,
+    *,
+    to: str,
+    settings: Settings,
+    message_id: str,
+    date: datetime,
+    unsubscribe_url: str | None = None,
+) -> tuple[bytes, bytes]:
+    """The message as `compose` writes it, and dot-stuffed for DATA (see `stuff`): only
+    the body's lines can start with ".", and a card's stuffed lines are made once.
+
     Bulk headers (List-*, Auto-Submitted) are set when `unsubscribe_url` is given, that
     is for digests; confirmation and goodbye emails are sent one at a time, on request.
     A header value holding CR or LF is refused (header injection), and `to` must be one
@@ -167,37 +207,40 @@ def compose(
         b"MIME-Version: 1.0\r\n",
         b'Content-Type: multipart/alternative; boundary="' + boundary + b'"\r\n',
     ]
-    return b"".join(
-        [
-            *headers,
-            b"\r\n--",
-            boundary,
-            b"\r\n",
-            _part("plain", rendered.text, rendered.text_parts),
-            b"\r\n--",
-            boundary,
-            b"\r\n",
-            _part("html", rendered.html, rendered.html_parts),
-            b"\r\n--",
-            boundary,
-            b"--\r\n",
-        ]
-    )
-
-
-def _part(subtype: str, body: str, parts: tuple[str, ...] = ()) -> bytes:
-    """One text body part, quoted-printable UTF-8, CRLF line ends (ending with one); from
-    `parts` (see Rendered) when given, the shared ones encoded once."""
-    if parts:
-        encoded = b"".join(
-            [part.encoded() if type(part) is Block else _encode_lines(part) for part in parts]
-        )
-    else:
-        encoded = _encode_lines(body)
+    text, text_wire = _part("plain", rendered.text, rendered.text_parts)
+    html, html_wire = _part("html", rendered.html, rendered.html_parts)
+    head = b"".join(headers) + b"\r\n--" + boundary + b"\r\n"
+    middle = b"\r\n--" + boundary + b"\r\n"
+    end = b"\r\n--" + boundary + b"--\r\n"
     return (
-        b"Content-Type: text/" + subtype.encode() + b'; charset="utf-8"\r\n'
-        b"Content-Transfer-Encoding: quoted-printable\r\n\r\n" + (encoded or b"\r\n")
+        b"".join([head, text, middle, html, end]),
+        b"".join([head, text_wire, middle, html_wire, end]),
     )
+
+
+def _part(subtype: str, body: str, parts: tuple[str, ...] = ()) -> tuple[bytes, bytes]:
+    """One text body part, quoted-printable UTF-8, CRLF line ends (ending with one); from
+    `parts` (see Rendered) when given, the shared ones encoded once. With it, the part
+    dot-stuffed (see `stuff`)."""
+    if not parts:
+        parts = (body,)
+    plain: list[bytes] = []
+    stuffed: list[bytes] = []
+    for part in parts:
+        if type(part) is Block:
+            plain.append(part.encoded())
+            stuffed.append(part.stuffed())
+        else:
+            encoded = _encode_lines(part)
+            plain.append(encoded)
+            stuffed.append(stuff(encoded))
+    head = (
+        b"Content-Type: text/" + subtype.encode() + b'; charset="utf-8"\r\n'
+        b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+    )
+    if not any(plain):
+        return head + b"\r\n", head + b"\r\n"
+    return head + b"".join(plain), head + b"".join(stuffed)
 
 
 def _encode_lines(body: str) -> bytes:

@@ -331,9 +331,9 @@ class Renderer:
     The same paper, matched by the same interest, appears in many digests of a run, so
     its cards are rendered, and CSS-inlined, once and kept; a text card once for each
     width of its number (1-9, 10-99, ...), which is put in afterwards. Where every rule
-    of the stylesheet selects elements by name, class or id alone, the page around the
-    cards is inlined tag by tag (`inline.PageInliner`), else by css-inline; and the cards'
-    lines are encoded for the wire once (Rendered's parts).
+    of the stylesheet selects elements by name, class or id alone, the cards and the page
+    around them are inlined tag by tag (`inline.PageInliner`), else by css-inline; and
+    the cards' lines are encoded for the wire once (Rendered's parts).
     """
 
     def __init__(self, settings: Settings) -> None:

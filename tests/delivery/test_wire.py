@@ -18,8 +18,10 @@ from hypothesis import strategies as st
 from digest.config import Settings
 from digest.delivery.transport import Envelope, SmtpTransport, stuffed
 from digest.mail.capture import free_port
+from digest.mail.message import compose_wire
 from digest.mail.render import Renderer
-from tests.kit.mail import HOSTILE, digest_view, email_settings, make_dkim_key, paper, wire
+from tests.kit.mail import HOSTILE, digest_view, email_settings, make_dkim_key, paper
+from tests.kit.seeds import T0
 
 STOCK = protocol.normalize_message_line_endings.__wrapped__  # type: ignore[attr-defined]
 HEAD = b"From: a@example.org\r\nTo: b@example.org\r\nSubject: s\r\n\r\n"
@@ -100,10 +102,23 @@ def test_composed_digests_reach_the_server_as_composed(dkim: bool, tmp_path: Pat
         key = {"dkim_private_key": make_dkim_key(tmp_path)[0]} if dkim else {}
         settings = email_settings(smtp_host="127.0.0.1", smtp_port=port, **key)
         rendered = Renderer(settings).digest(digest_view([*HOSTILE, paper(6, title=".dot")]))
-        envelope = Envelope.of(wire(rendered, settings), to="reader@example.org", settings=settings)
+        message, on_wire = compose_wire(
+            rendered,
+            to="reader@example.org",
+            settings=settings,
+            message_id="<digest.1.2026-11-26@digest.test>",
+            date=T0,
+            unsubscribe_url="https://digest.test/unsubscribe/tok",
+        )
+        envelope = Envelope.of(message, to="reader@example.org", settings=settings, wire=on_wire)
         data = envelope.data
         assert data.count(b"\n") == data.count(b"\r\n") == data.count(b"\r")
-        assert b"\r\n." in data and envelope.wire is not None
+        assert b"\r\n." in data
+        # The stuffed form made from the parts is the message's own, stuffed.
+        assert envelope.wire == stuffed(data)
+        assert Envelope.of(message, to="reader@example.org", settings=settings).wire == stuffed(
+            data
+        )
 
         async def send() -> None:
             smtp = SmtpTransport(settings)
