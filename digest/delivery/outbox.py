@@ -235,12 +235,17 @@ class Outbox:
         return jobs, self._close(closing)
 
     def _load(self, conn: Connection, ids: list[int]) -> Claimed:
-        digests = list(conn.execute(sa.select(DIGESTS).where(DIGESTS.c.id.in_(ids))))
-        wanted = {d.subscriber_id for d in digests}
-        subscribers = {
-            row.id: row
-            for row in conn.execute(sa.select(SUBSCRIBERS).where(SUBSCRIBERS.c.id.in_(wanted)))
-        }
+        d, s = DIGESTS.c, SUBSCRIBERS.c
+        digests = list(
+            conn.execute(
+                sa.select(
+                    d.id, d.subscriber_id, d.period, d.matched_count, d.attempts, d.created_at
+                ).where(d.id.in_(ids))
+            )
+        )
+        wanted = {digest.subscriber_id for digest in digests}
+        people = sa.select(s.id, s.email, s.status, s.empty_note, s.token_version)
+        subscribers = {row.id: row for row in conn.execute(people.where(s.id.in_(wanted)))}
         choices = self._unsent_choices(conn, ids)
         papers = self.papers.load(conn, (c.paper_id for cs in choices.values() for c in cs))
         lines = {
