@@ -36,6 +36,19 @@ class Keep:
         return "250 OK"
 
 
+def deliver(settings: Settings, envelope: Envelope) -> None:
+    """Send `envelope` through our transport, as the sender does."""
+
+    async def send() -> None:
+        smtp = SmtpTransport(settings)
+        try:
+            await smtp.send(envelope)
+        finally:
+            await smtp.close()
+
+    asyncio.run(send())
+
+
 @pytest.mark.parametrize(
     "body",
     [
@@ -56,14 +69,7 @@ def test_the_server_gets_what_aiosmtplib_would_send(body: bytes) -> None:
         message = HEAD + body
         envelope = Envelope("a@example.org", "b@example.org", message)
 
-        async def send() -> None:
-            smtp = SmtpTransport(settings)
-            try:
-                await smtp.send(envelope)
-            finally:
-                await smtp.close()
-
-        asyncio.run(send())
+        deliver(settings, envelope)
     finally:
         controller.stop()
     # aiosmtpd hands over the content as sent, dots un-stuffed: the message with its
@@ -120,14 +126,7 @@ def test_composed_digests_reach_the_server_as_composed(dkim: bool, tmp_path: Pat
             data
         )
 
-        async def send() -> None:
-            smtp = SmtpTransport(settings)
-            try:
-                await smtp.send(envelope)
-            finally:
-                await smtp.close()
-
-        asyncio.run(send())
+        deliver(settings, envelope)
     finally:
         controller.stop()
     assert keep.contents == [data]
