@@ -41,9 +41,8 @@ class PaperCache:
     papers are in most batches. A paper changed since it was read (its `updated_at`) is
     read again, and the views made of it are dropped."""
 
-    LIMIT = 50_000  # papers kept; past it, the cache starts again
-
-    def __init__(self) -> None:
+    def __init__(self, limit: int = 50_000) -> None:
+        self.limit = limit  # papers kept; past it, the cache starts again
         self.rows: dict[int, Any] = {}
         self.stamps: dict[int, Any] = {}
         self.views: dict[ViewKey, PaperView] = {}
@@ -53,7 +52,7 @@ class PaperCache:
         wanted = set(paper_ids)
         if not wanted:
             return {}
-        if len(self.views) > 4 * self.LIMIT:
+        if len(self.views) > 4 * self.limit:
             self.views.clear()
         stamp = sa.type_coerce(PAPERS.c.updated_at, sa.String)  # compared, not read as a time
         current: dict[int, Any] = dict(
@@ -61,10 +60,11 @@ class PaperCache:
         )
         stale = [paper for paper, at in current.items() if self.stamps.get(paper) != at]
         if stale:
-            if len(self.rows) + len(stale) > self.LIMIT:
+            if len(self.rows) + len(stale) > self.limit:
                 self.rows.clear()
                 self.stamps.clear()
                 self.views.clear()
+                stale = list(current)
             elif any(paper in self.stamps for paper in stale):
                 self.views.clear()  # a changed paper: views are remade as needed
             self.rows.update(load_papers(conn, stale))

@@ -13,9 +13,10 @@ from digest.delivery.outbox import Outbox, SendReport
 from digest.delivery.planning import plan
 from digest.delivery.sender import run, send_due
 from digest.delivery.transport import SmtpTransport
+from digest.delivery.views import PaperCache
 from digest.mail.render import Renderer
 from digest.match.engine import InterestMatcher
-from digest.models import SUBSCRIBERS, Digest, DigestStatus, SentPaper, table_of
+from digest.models import PAPERS, SUBSCRIBERS, Digest, DigestStatus, SentPaper, table_of
 from digest.sources.ingest import PaperIn, store
 from digest.subscribers import subscribe, unsubscribe_address
 from tests.kit.seeds import T0, seed
@@ -176,3 +177,16 @@ def test_a_paper_changed_between_batches_is_shown_as_it_is_now(
     jobs, _ = outbox.prepare([second], T0)
     assert b"Diffusion study, revised" in jobs[0].envelope.data
     assert b"Diffusion study 0" not in jobs[0].envelope.data
+
+
+def test_the_paper_cache_starts_again_past_its_limit(engine: Engine) -> None:
+    seed(engine, count=3)
+    cache = PaperCache(limit=2)
+    with engine.connect() as conn:
+        ids = list(conn.execute(sa.select(PAPERS.c.id).order_by(PAPERS.c.id)).scalars())
+        assert set(cache.load(conn, ids[:2])) == set(ids[:2])
+        # Past the limit: everything asked for is read again, none of it lost.
+        found = cache.load(conn, ids)
+    assert set(found) == set(ids)
+    assert [found[i].title for i in ids] == [f"Diffusion study {i}" for i in range(3)]
+    assert len(cache.rows) == 3
