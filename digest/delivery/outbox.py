@@ -87,7 +87,6 @@ class Job:
 
 
 @lru_cache(maxsize=4096)
-@lru_cache(maxsize=16384)
 def _terms(stored: str) -> tuple[str, ...]:
     """A digest paper's matched terms from their JSON text (the same in many digests)."""
     return tuple(json.loads(stored))

@@ -240,15 +240,16 @@ def _memo(function: Callable[..., Any]) -> Callable[..., Any]:
     )
 
     def call(*args: Any) -> Any:
+        key = args
         try:
-            return cached(*args)
+            hash(key)
         except TypeError:  # a list argument: keyed as a tuple
-            pass
-        key = tuple(tuple(a) if isinstance(a, list) else a for a in args)
-        try:
-            return cached(*key)
-        except TypeError:  # an unhashable argument: compute without the cache
-            return function(*args)
+            key = tuple(tuple(a) if isinstance(a, list) else a for a in args)
+            try:
+                hash(key)
+            except TypeError:  # an unhashable argument: compute without the cache
+                return function(*args)
+        return cached(*key)
 
     return call
 

@@ -8,7 +8,7 @@ import json
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from digest.sources.text import readable_latex
 _ARXIV_NEW = re.compile(r"(?<![\d.])(\d{4}\.\d{4,5})(?:v(\d+))?(?![\d.])")
 _ARXIV_OLD = re.compile(r"\b([a-z][a-z-]*(?:\.[A-Z]{2})?/\d{7})(?:v(\d+))?\b")
 _SPACE = re.compile(r"\s+")
+_TICK = timedelta(microseconds=1)  # the least step of a stored time
 
 
 def clean_text(text: str) -> str:
@@ -315,7 +316,9 @@ def store(
                 continue
             changes = _merge(existing, paper, version)
             if changes:
-                changes["updated_at"] = now
+                # Later than the stamp it had, even at the same `now` (a run's pages stored
+                # in separate commits): render processes read a paper again by its stamp.
+                changes["updated_at"] = max(now, existing["updated_at"] + _TICK)
                 conn.execute(sa.update(table).where(table.c.id == existing["id"]).values(**changes))
                 report.updated += 1
             else:

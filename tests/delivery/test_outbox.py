@@ -162,21 +162,24 @@ def test_a_paper_changed_between_batches_is_shown_as_it_is_now(
     """The outbox keeps papers' rows from batch to batch; a paper stored again since (a
     new version, new upvotes) is read again, in a process that outlives many passes."""
     seed(engine, count=1)
-    subscribe(engine, "a@example.org", ["diffusion"])
-    subscribe(engine, "b@example.org", ["diffusion"])
+    for reader in "abc":
+        subscribe(engine, f"{reader}@example.org", ["diffusion"])
     plan(engine, InterestMatcher(), settings, T0)
     outbox = Outbox(engine, Renderer(settings))
-    first, second = outbox.claim(T0, 2)
+    first, second, third = outbox.claim(T0, 3)
     jobs, _ = outbox.prepare([first], T0)
     assert b"Diffusion study 0" in jobs[0].envelope.data
-    store(
-        engine,
-        [PaperIn(id="2411.00000v2", title="Diffusion study, revised", abstract="diffusion")],
-        now=T0 - timedelta(minutes=30),
-    )
+    ingested = T0 - timedelta(minutes=30)
+    revised = PaperIn(id="2411.00000v2", title="Diffusion study, revised", abstract="diffusion")
+    store(engine, [revised], now=ingested)
     jobs, _ = outbox.prepare([second], T0)
     assert b"Diffusion study, revised" in jobs[0].envelope.data
     assert b"Diffusion study 0" not in jobs[0].envelope.data
+    # Stored again at the same time (a run's pages are committed one by one): seen too.
+    again = PaperIn(id="2411.00000v3", title="Diffusion study, third", abstract="diffusion")
+    store(engine, [again], now=ingested)
+    jobs, _ = outbox.prepare([third], T0)
+    assert b"Diffusion study, third" in jobs[0].envelope.data
 
 
 def test_the_paper_cache_starts_again_past_its_limit(engine: Engine) -> None:
