@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -256,3 +256,35 @@ def test_scores_do_not_depend_on_the_chunk_size(
     w = [(c.paper_id, c.score, c.interest) for c in whole[0].papers + whole[0].held]
     c = [(c.paper_id, c.score, c.interest) for c in chunked[0].papers + chunked[0].held]
     assert w == c
+
+
+def _analysed(engine: Engine) -> dict[str, Any]:
+    with engine.connect() as conn:
+        conn.execute(sa.text("SELECT pg_stat_clear_snapshot()"))
+        rows = conn.execute(
+            sa.text(
+                "SELECT relname, last_analyze FROM pg_stat_user_tables"
+                " WHERE relname IN ('digest', 'digestpaper', 'sentpaper')"
+            )
+        )
+        return {name: at for name, at in rows}
+
+
+def test_a_large_plan_has_postgresql_analyse_the_outbox(engine: Engine, settings: Settings) -> None:
+    """Past `analyze_min` digests, the outbox's statistics are refreshed: unanalysed, a
+    million new rows had PostgreSQL scan the whole table for every batch sent."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's planner uses the indexes without statistics")
+    populate(engine, 3)
+    before = _analysed(engine)
+    assert plan(engine, InterestMatcher(), settings, T0, analyze_min=10).planned == 3
+    assert _analysed(engine) == before  # a small plan leaves it to autovacuum
+    started = datetime.now(UTC)
+    day = T0 + timedelta(days=1)
+    store(
+        engine, [PaperIn(title="Diffusion, later", id="2411.09999")], now=day - timedelta(hours=1)
+    )
+    assert plan(engine, InterestMatcher(), settings, day, analyze_min=1).planned == 3
+    after = _analysed(engine)
+    assert set(after) == {"digest", "digestpaper", "sentpaper"}
+    assert all(at is not None and at >= started for at in after.values())
