@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import binascii
+import itertools
 import re
 import uuid
 from dataclasses import dataclass
@@ -188,7 +189,7 @@ def compose_wire(
         _header("Subject", one_line(rendered.subject)),
         _fixed("From", str(sender(settings))),
         _header("To", recipient),
-        _header("Date", format_datetime(date)),
+        _header("Date", _date(date)),
         _header("Message-ID", message_id),
     ]
     bounce = return_path(settings, recipient)
@@ -201,7 +202,7 @@ def compose_wire(
             _fixed("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
             _fixed("Precedence", "bulk"),
         ]
-    boundary = f"=_{uuid.uuid4().hex}".encode()
+    boundary = b"=_%s%012x" % (_BOUNDARY, next(_boundaries))
     headers += [
         _fixed("Auto-Submitted", "auto-generated"),
         b"MIME-Version: 1.0\r\n",
@@ -216,6 +217,18 @@ def compose_wire(
         b"".join([head, text, middle, html, end]),
         b"".join([head, text_wire, middle, html_wire, end]),
     )
+
+
+# The multipart boundary: "=_", which no quoted-printable text holds, then a number
+# unique in the process after a random prefix (no random draw per message).
+_BOUNDARY = uuid.uuid4().hex[:20].encode()
+_boundaries = itertools.count(1)
+
+
+@lru_cache(maxsize=64)
+def _date(when: datetime) -> str:
+    """The Date header's value (the same for every message of a batch)."""
+    return format_datetime(when)
 
 
 def _part(subtype: str, body: str, parts: tuple[str, ...] = ()) -> tuple[bytes, bytes]:

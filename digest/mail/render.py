@@ -6,7 +6,7 @@ import re
 import traceback
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import date
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -71,13 +71,23 @@ class PaperView:
     published: date | None = None
     moved: str = ""  # how the reader's feedback moved it
 
-    @property
+    def __hash__(self) -> int:
+        """The fields' hash, computed once: a view is looked up in the card caches for
+        each digest it is in (its derived properties are computed once too)."""
+        try:
+            return int(self.__dict__["_hash"])
+        except KeyError:
+            value = hash(tuple(self.__dict__[name] for name in _PAPER_VIEW_FIELDS))
+            object.__setattr__(self, "_hash", value)
+            return value
+
+    @cached_property
     def link(self) -> str | None:
         """The paper's page, if it is a web link (never javascript: and the like)."""
         return web_url(self.url)
 
-    @property
-    def links(self) -> list[tuple[str, str]]:
+    @cached_property
+    def links(self) -> tuple[tuple[str, str], ...]:
         """(label, URL) of every web link the paper has, abstract page first."""
         pairs = [
             ("Abstract", self.url),
@@ -85,9 +95,9 @@ class PaperView:
             ("Hugging Face", self.hf_url),
             ("Code", self.code_url),
         ]
-        return [(label, url) for label, raw in pairs if (url := web_url(raw))]
+        return tuple((label, url) for label, raw in pairs if (url := web_url(raw)))
 
-    @property
+    @cached_property
     def why(self) -> str:
         """Why the subscriber got this paper: the interest, what matched, and where.
 
@@ -107,8 +117,8 @@ class PaperView:
         )
         return f"{why.rstrip('.')}; {self.moved}." if self.moved else why
 
-    @property
-    def meta(self) -> list[str]:
+    @cached_property
+    def meta(self) -> tuple[str, ...]:
         """Categories, date and upvotes, for the line under the authors."""
         parts = []
         if self.categories:
@@ -117,7 +127,10 @@ class PaperView:
             parts.append(day_label(self.published))
         if self.upvotes is not None:
             parts.append(f"{self.upvotes} upvote{'s' * (self.upvotes != 1)}")
-        return parts
+        return tuple(parts)
+
+
+_PAPER_VIEW_FIELDS = tuple(f.name for f in fields(PaperView))
 
 
 @dataclass(frozen=True)
@@ -144,23 +157,23 @@ class DigestView:
     def _actions(self) -> dict[int, tuple[str, str]]:
         return {id(shown): links for shown, links in zip(self.papers, self.actions, strict=False)}
 
-    @property
+    @cached_property
     def when(self) -> str:
         """The period, as people say it ('Friday 4 December', 'week of 30 November')."""
         return period_label(self.period)
 
-    @property
+    @cached_property
     def quiet_trending(self) -> list[str]:
         """The subscriber's `trending` lines that brought no paper: no upvotes were known."""
         shown = {paper.interest for paper in self.papers}
         return [line for line in self.subscribed if is_trending(line) and line not in shown]
 
-    @property
+    @cached_property
     def total(self) -> int:
         """Every paper this digest matched: shown, and held over for the next ones."""
         return len(self.papers) + self.more_count
 
-    @property
+    @cached_property
     def all_interests(self) -> list[str]:
         """Every interest the subscriber has (for the footer), else those that matched."""
         return self.subscribed or self.interests
@@ -174,7 +187,7 @@ class DigestView:
         numbers = iter(range(1, len(self.papers) + 1))
         return [(name, [(next(numbers), p) for p in papers]) for name, papers in grouped.items()]
 
-    @property
+    @cached_property
     def preheader(self) -> str:
         """The line inboxes show after the subject."""
         if not self.papers:

@@ -5,6 +5,7 @@ messages and on aiosmtplib's own for anything else."""
 from __future__ import annotations
 
 import asyncio
+import pickle
 import re
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from digest.config import Settings
-from digest.delivery.transport import Envelope, SmtpTransport, stuffed
+from digest.delivery.transport import Envelope, SmtpTransport, stuffed, unstuffed
 from digest.mail.capture import free_port
 from digest.mail.message import compose_wire
 from digest.mail.render import Renderer
@@ -95,6 +96,10 @@ def test_a_composed_message_is_stuffed_as_aiosmtplib_would(lines: list[bytes]) -
     # The quick path hands the stuffed form on untouched.
     wire = stuffed(message)
     assert protocol.PERIOD_REGEX.sub(b"..", protocol.normalize_message_line_endings(wire)) is wire
+    # And the message is read back from it (as a sender given only the wire form does).
+    assert unstuffed(wire) == message
+    body = b"".join(line + b"\r\n" for line in lines)  # a first line that may start with "."
+    assert unstuffed(stuffed(body)) == (body or b"\r\n")  # an empty message: one line end
 
 
 @pytest.mark.parametrize(("dkim", "quick"), [(False, True), (True, True), (False, False)])
@@ -134,7 +139,14 @@ def test_composed_digests_reach_the_server_as_composed(
             data
         )
 
-        deliver(settings, envelope)
+        # Handed from the render process to the sender: the wire form alone crosses, and
+        # the message is read back from it where aiosmtplib does not take that form.
+        pickled = pickle.dumps(envelope)
+        assert len(pickled) < len(data) * 1.1
+        handed = pickle.loads(pickled)
+        assert handed == envelope and handed.wire == envelope.wire
+
+        deliver(settings, handed)
     finally:
         controller.stop()
     assert keep.contents == [data]
