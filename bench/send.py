@@ -17,6 +17,7 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -116,19 +117,24 @@ def reset(engine: sa.Engine) -> None:
         )
 
 
-async def raw(port: int, envelope: Envelope, count: int, connections: int) -> float:
-    """Messages per second for pre-built bytes over `connections` connections."""
+async def raw(
+    port: int, envelope: Envelope | Sequence[Envelope], count: int, connections: int
+) -> float:
+    """Messages per second for pre-built bytes over `connections` connections: one
+    message again and again, or each of several in turn."""
     per = count // connections
+    envelopes = [envelope] if isinstance(envelope, Envelope) else list(envelope)
 
-    async def blast() -> None:
+    async def blast(offset: int) -> None:
         smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False)
         await smtp.connect()
-        for _ in range(per):
-            await smtp.sendmail(envelope.sender, [envelope.recipient], envelope.data)
+        for n in range(per):
+            one = envelopes[(offset + n) % len(envelopes)]
+            await smtp.sendmail(one.sender, [one.recipient], one.data)
         await smtp.quit()
 
     start = time.perf_counter()
-    await asyncio.gather(*(blast() for _ in range(connections)))
+    await asyncio.gather(*(blast(k * per) for k in range(connections)))
     return per * connections / (time.perf_counter() - start)
 
 
