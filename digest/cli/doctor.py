@@ -520,6 +520,7 @@ def check_database(settings: Settings) -> list[Finding]:
             active = conn.scalar(
                 sa.select(sa.func.count()).where(s.status == SubscriberStatus.active)
             )
+            vacuum = [] if sqlite else _vacuum_findings(conn)
     except sa.exc.SQLAlchemyError as exc:
         why = str(exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc).strip()
         return [Finding("database", Level.problem, f"cannot open {shown}: {why.splitlines()[0]}")]
@@ -536,7 +537,59 @@ def check_database(settings: Settings) -> list[Finding]:
                 "beyond that use PostgreSQL (DIGEST_DATABASE_URL=postgresql+psycopg://...)",
             ),
         ]
-    return [schema, Finding("database", Level.ok, f"PostgreSQL, {active} active subscriber(s)")]
+    ok = Finding("database", Level.ok, f"PostgreSQL, {active} active subscriber(s)")
+    return [schema, ok, *vacuum]
+
+
+# The outbox's tables: every send updates each digest row (claimed, renewed, sent) and
+# adds to the ledger; dead rows and stale statistics then slow every claim and batch read.
+OUTBOX_TABLES = ("digest", "digestpaper", "sentpaper")
+DEAD_ROWS_MIN = 100_000
+
+
+def _vacuum_findings(conn: sa.Connection, dead_min: int = DEAD_ROWS_MIN) -> list[Finding]:
+    """PostgreSQL: warnings when nothing vacuums the outbox's tables, or one of them holds
+    more dead rows than live ones (and more than `dead_min`)."""
+    findings = []
+    causes = [
+        f"the server runs with {name} = off"
+        for name in ("autovacuum", "track_counts")
+        if conn.scalar(sa.text(f"SHOW {name}")) != "on"
+    ]
+    tables = conn.execute(
+        sa.text(
+            "SELECT c.relname, 'autovacuum_enabled=false' = ANY(coalesce(c.reloptions, '{}')),"
+            " coalesce(t.n_live_tup, 0), coalesce(t.n_dead_tup, 0)"
+            " FROM pg_class c LEFT JOIN pg_stat_user_tables t ON t.relid = c.oid"
+            " WHERE c.oid IN (SELECT to_regclass(name) FROM unnest(CAST(:names AS text[])) name)"
+            " ORDER BY c.relname"
+        ),
+        {"names": list(OUTBOX_TABLES)},
+    ).all()
+    disabled = [name for name, table_off, _, _ in tables if table_off]
+    if disabled:
+        causes.append(f"autovacuum is disabled on {', '.join(disabled)}")
+    if causes:
+        findings.append(
+            Finding(
+                "database",
+                Level.warning,
+                f"{'; '.join(causes)}: each send updates every digest row and adds to the "
+                "ledger, and unvacuumed dead rows slow every claim. Turn autovacuum on, or "
+                f"run `VACUUM ANALYZE {', '.join(OUTBOX_TABLES)}` after each day's sending",
+            )
+        )
+    for name, _, live, dead in tables:
+        if dead > max(live, dead_min):
+            findings.append(
+                Finding(
+                    "database",
+                    Level.warning,
+                    f"{name} holds {dead:,} dead rows and {live:,} live ones: "
+                    f"run `VACUUM ANALYZE {name}`",
+                )
+            )
+    return findings
 
 
 # 7. The SMTP relay.

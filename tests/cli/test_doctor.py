@@ -15,20 +15,24 @@ import dns.rdatatype
 import dns.resolver
 import dns.rrset
 import pytest
+import sqlalchemy as sa
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
 from digest.cli import app
-from digest.cli.doctor import Finding, Level, check_dns
+from digest.cli.doctor import Finding, Level, _vacuum_findings, check_dns
 from digest.config import Settings
 from digest.db import upgrade
 from digest.mail.capture import free_port
+from digest.models import DIGESTS, SUBSCRIBERS
 from tests.kit.imap import Dovecot, start_dovecot
 from tests.kit.mail import make_dkim_key
+from tests.kit.seeds import T0
 
 runner = CliRunner()
 SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+POSTGRESQL = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 DOMAIN = "digest-lab.org"  # looked up only in the tests' own DNS server
 
 
@@ -87,6 +91,9 @@ def test_a_ready_deployment_has_no_problems(
         assert line(lines, "warning  database: SQLite, 1 active subscriber(s): fine for a small")
     else:
         assert "ok       database: PostgreSQL, 1 active subscriber(s)" in lines
+    # A server that runs without autovacuum (this kind of machine's) is warned about.
+    unvacuumed = not database_url.startswith("sqlite") and not _autovacuum_on(database_url)
+    assert any("autovacuum = off" in found for found in lines) == unvacuumed
     smtp = f"{cli_env['DIGEST_SMTP_HOST']}:{cli_env['DIGEST_SMTP_PORT']}"
     assert f"ok       SMTP: {smtp} answers (no TLS, no login)" in lines
     assert line(lines, "info     backups: cannot be checked from here").endswith(
@@ -94,8 +101,44 @@ def test_a_ready_deployment_has_no_problems(
     )
     assert "ok       admin API: off (DIGEST_ADMIN_TOKEN unset)" in lines
     problems = 0
-    warnings = 1 if database_url.startswith("sqlite") else 0
+    warnings = 1 if database_url.startswith("sqlite") or unvacuumed else 0
     assert lines[-1].startswith(f"{problems} problem(s), {warnings} warning(s), ")
+
+
+def _autovacuum_on(url: str) -> bool:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return conn.scalar(sa.text("SHOW autovacuum")) == "on"
+    finally:
+        engine.dispose()
+
+
+@POSTGRESQL
+def test_an_outbox_nothing_vacuums_is_warned_about(engine: Engine) -> None:
+    """Autovacuum off for one of the outbox's tables, or more dead rows than live ones:
+    each send leaves a dead row per digest, which slows every later claim."""
+    with engine.begin() as conn:
+        assert not any("autovacuum is disabled" in f.says for f in _vacuum_findings(conn))
+        conn.execute(sa.text("ALTER TABLE digestpaper SET (autovacuum_enabled = false)"))
+        conn.execute(sa.text("ALTER TABLE digest SET (autovacuum_enabled = false)"))
+        conn.execute(
+            sa.insert(SUBSCRIBERS).values(
+                email="ada@example.org", timezone="UTC", send_hour=8, created_at=T0
+            )
+        )
+        sub = conn.scalar(sa.select(SUBSCRIBERS.c.id))
+        times = {"created_at": T0, "window_start": T0, "window_end": T0}
+        rows = [{"subscriber_id": sub, "period": f"2026-{n:03d}", **times} for n in range(90)]
+        conn.execute(sa.insert(DIGESTS), rows)
+    with engine.begin() as conn:  # as old digests deleted, or rows updated, leave them
+        conn.execute(sa.delete(DIGESTS).where(DIGESTS.c.period >= "2026-030"))
+    with engine.begin() as conn:
+        conn.execute(sa.text("SELECT pg_stat_force_next_flush()"))
+    with engine.connect() as conn:
+        says = [f.says for f in _vacuum_findings(conn, dead_min=50)]
+    assert any("autovacuum is disabled on digest, digestpaper" in found for found in says)
+    assert "digest holds 60 dead rows and 30 live ones: run `VACUUM ANALYZE digest`" in says
 
 
 @SQLITE
