@@ -7,41 +7,30 @@ import textwrap
 from hypothesis import given
 from hypothesis import strategies as st
 
-from digest.mail.text import one_line, wrap
+from digest.mail.text import _fill, one_line, wrap
 
 PIECES = [*"ab -\t\n\xa0é.", "https://example.org/a/long/path", "w" * 30, "abcdefgh"]
 
 
-def _textwrap(text: str, width: int, indent: str, first: str | None) -> str:
-    """`wrap` as textwrap.fill gives it (long words cut first, as `wrap` cuts them)."""
-    room = max(width - len(indent), 20)
-    words: list[str] = []
-    for word in one_line(text).split(" "):
-        if len(word) > room and "://" not in word:
-            words.extend(word[i : i + room] for i in range(0, len(word), room))
-        else:
-            words.append(word)
-    return textwrap.fill(
-        " ".join(words),
+@given(
+    st.lists(st.sampled_from(PIECES), max_size=120).map(lambda pieces: one_line("".join(pieces))),
+    st.integers(1, 90),
+    st.sampled_from(["", "    ", "x" * 40]),
+    st.sampled_from(["", "1.  ", "10. ", "y" * 80]),
+)
+def test_lines_are_filled_as_textwrap_fills_them(
+    text: str, width: int, indent: str, first: str
+) -> None:
+    """Words longer than a line, URLs, indents wider than the width, empty text."""
+    expected = textwrap.fill(
+        text,
         width=width,
-        initial_indent=indent if first is None else first,
+        initial_indent=first,
         subsequent_indent=indent,
         break_long_words=False,
         break_on_hyphens=False,
     )
-
-
-@given(
-    st.lists(st.sampled_from(PIECES), max_size=120).map("".join),
-    st.integers(1, 90),
-    st.sampled_from(["", "    ", "x" * 40]),
-    st.sampled_from([None, "", "1.  ", "10. ", "y" * 80]),
-)
-def test_wrapping_lays_lines_out_as_textwrap_does(
-    text: str, width: int, indent: str, first: str | None
-) -> None:
-    """Words longer than a line, URLs, indents wider than the width, empty text."""
-    assert wrap(text, width, indent, first) == _textwrap(text, width, indent, first)
+    assert _fill(text.split(" "), width, first, indent) == expected
 
 
 def test_a_wrapped_paragraph_keeps_to_its_width() -> None:
