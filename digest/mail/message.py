@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import binascii
-import itertools
+import random
 import re
-import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from email import policy
 from email.headerregistry import Address, BaseHeader, HeaderRegistry
 from email.utils import format_datetime, make_msgid, parseaddr
@@ -202,7 +201,7 @@ def compose_wire(
             _fixed("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
             _fixed("Precedence", "bulk"),
         ]
-    boundary = b"=_%s%012x" % (_BOUNDARY, next(_boundaries))
+    boundary = b"=_%032x" % random.getrandbits(128)
     headers += [
         _fixed("Auto-Submitted", "auto-generated"),
         b"MIME-Version: 1.0\r\n",
@@ -219,15 +218,14 @@ def compose_wire(
     )
 
 
-# The multipart boundary: "=_", which no quoted-printable text holds, then a number
-# unique in the process after a random prefix (no random draw per message).
-_BOUNDARY = uuid.uuid4().hex[:20].encode()
-_boundaries = itertools.count(1)
+def _date(when: datetime) -> str:
+    """The Date header's value (the same for every message of a batch)."""
+    return _formatted(when, when.utcoffset())
 
 
 @lru_cache(maxsize=64)
-def _date(when: datetime) -> str:
-    """The Date header's value (the same for every message of a batch)."""
+def _formatted(when: datetime, offset: timedelta | None) -> str:
+    """Keyed by the offset too: the same instant in another time zone is written apart."""
     return format_datetime(when)
 
 

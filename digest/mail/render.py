@@ -75,11 +75,16 @@ class PaperView:
         """The fields' hash, computed once: a view is looked up in the card caches for
         each digest it is in (its derived properties are computed once too)."""
         try:
-            return int(self.__dict__["_hash"])
+            return self.__dict__["_hash"]  # type: ignore[no-any-return]
         except KeyError:
             value = hash(tuple(self.__dict__[name] for name in _PAPER_VIEW_FIELDS))
             object.__setattr__(self, "_hash", value)
             return value
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The fields only: the kept hash and derived text are made again where it is
+        unpickled (a hash differs from one process to the next)."""
+        return {name: self.__dict__[name] for name in _PAPER_VIEW_FIELDS}
 
     @cached_property
     def link(self) -> str | None:
@@ -87,7 +92,7 @@ class PaperView:
         return web_url(self.url)
 
     @cached_property
-    def links(self) -> tuple[tuple[str, str], ...]:
+    def links(self) -> list[tuple[str, str]]:
         """(label, URL) of every web link the paper has, abstract page first."""
         pairs = [
             ("Abstract", self.url),
@@ -95,7 +100,7 @@ class PaperView:
             ("Hugging Face", self.hf_url),
             ("Code", self.code_url),
         ]
-        return tuple((label, url) for label, raw in pairs if (url := web_url(raw)))
+        return [(label, url) for label, raw in pairs if (url := web_url(raw))]
 
     @cached_property
     def why(self) -> str:
@@ -118,7 +123,7 @@ class PaperView:
         return f"{why.rstrip('.')}; {self.moved}." if self.moved else why
 
     @cached_property
-    def meta(self) -> tuple[str, ...]:
+    def meta(self) -> list[str]:
         """Categories, date and upvotes, for the line under the authors."""
         parts = []
         if self.categories:
@@ -127,7 +132,7 @@ class PaperView:
             parts.append(day_label(self.published))
         if self.upvotes is not None:
             parts.append(f"{self.upvotes} upvote{'s' * (self.upvotes != 1)}")
-        return tuple(parts)
+        return parts
 
 
 _PAPER_VIEW_FIELDS = tuple(f.name for f in fields(PaperView))

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import pickle
 import re
-from dataclasses import replace
+from dataclasses import fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -305,3 +306,16 @@ def test_text_helpers() -> None:
         .splitlines()[-1]
         .startswith("https://")
     )
+
+
+def test_a_paper_view_keeps_its_hash_and_text_but_pickles_only_its_fields() -> None:
+    """Its hash and derived text are computed once; a hash differs from one process to
+    the next, so neither travels with a pickled view."""
+    view = paper(1, title="Quantized diffusion")
+    first = (hash(view), view.why, view.links)
+    assert (hash(view), view.why, view.links) == first
+    assert view.why is first[1]  # kept, not made again
+    again = pickle.loads(pickle.dumps(view))
+    assert again == view and hash(again) == hash(view)
+    assert set(pickle.loads(pickle.dumps(view)).__dict__) == {f.name for f in fields(view)}
+    assert again.why == view.why and replace(view, moved="x") != view
