@@ -8,19 +8,23 @@ import re
 from dataclasses import fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import html5lib
+import jinja2
 import pytest
 
 from digest import resource_dir
 from digest.mail.inline import card_css
 from digest.mail.message import Block, Rendered, compose, list_name
 from digest.mail.render import (
+    _PLAIN,
     ConfirmView,
     DigestView,
     GoodbyeView,
     Renderer,
     RenderError,
+    _Context,
 )
 from digest.mail.text import highlight, shorten, subject_for, wrap
 from tests.kit.mail import (
@@ -319,3 +323,29 @@ def test_a_paper_view_keeps_its_hash_and_text_but_pickles_only_its_fields() -> N
     assert again == view and hash(again) == hash(view)
     assert set(pickle.loads(pickle.dumps(view)).__dict__) == {f.name for f in fields(view)}
     assert again.why == view.why and replace(view, moved="x") != view
+
+
+def test_template_calls_keep_jinjas_meaning() -> None:
+    """Plain functions and methods are called directly, from the second call on; those
+    that ask for the context still get it, inside loops too; StopIteration is undefined."""
+    env = jinja2.Environment(undefined=jinja2.ChainableUndefined)
+    env.context_class = _Context
+
+    @jinja2.pass_context
+    def where(context: Any, suffix: str) -> str:
+        return f"{context['name']}{suffix}"
+
+    def stops() -> str:
+        raise StopIteration
+
+    template = env.from_string(
+        "{% for n in [1, 2] %}{% set name = 'loop' %}{{ twice(n) }} {{ where('!') }} "
+        "{{ view.why[:3] }} {{ stops() }}|{% endfor %}"
+    )
+
+    def twice(n: int) -> int:
+        return n * 2
+
+    shown = template.render(twice=twice, where=where, view=paper(1), stops=stops)
+    assert shown == "2 loop! you |4 loop! you |"
+    assert twice in _PLAIN and where not in _PLAIN  # direct from the second call
