@@ -141,7 +141,7 @@ def test_an_outbox_nothing_vacuums_is_warned_about(engine: Engine) -> None:
     says: list[str] = []
     for _ in range(100):  # the server's statistics of the delete: at once, or soon after
         with engine.begin() as conn:
-            if conn.dialect.server_version_info >= (15,):
+            if (conn.dialect.server_version_info or (0,)) >= (15,):
                 conn.execute(sa.text("SELECT pg_stat_force_next_flush()"))
         with engine.connect() as conn:
             says = [f.says for f in _vacuum_findings(conn, dead_min=50)]
