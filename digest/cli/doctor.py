@@ -552,11 +552,13 @@ SELECT c.relname,
     EXISTS (SELECT 1 FROM unnest(coalesce(c.reloptions, '{}')) option
         WHERE split_part(option, '=', 1) = 'autovacuum_enabled'
         AND NOT split_part(option, '=', 2)::boolean),
-    (SELECT coalesce(sum(t.n_live_tup), 0) FROM pg_stat_user_tables t
-        WHERE t.relid IN (SELECT c.oid UNION SELECT relid FROM pg_partition_tree(c.oid))),
-    (SELECT coalesce(sum(t.n_dead_tup), 0) FROM pg_stat_user_tables t
-        WHERE t.relid IN (SELECT c.oid UNION SELECT relid FROM pg_partition_tree(c.oid)))
+    counts.live, counts.dead
 FROM pg_class c
+CROSS JOIN LATERAL (
+    SELECT coalesce(sum(t.n_live_tup), 0) AS live, coalesce(sum(t.n_dead_tup), 0) AS dead
+    FROM pg_stat_user_tables t
+    WHERE t.relid IN (SELECT c.oid UNION SELECT relid FROM pg_partition_tree(c.oid))
+) counts
 WHERE c.oid IN (SELECT to_regclass(name) FROM unnest(CAST(:names AS text[])) name)
 ORDER BY c.relname
 """

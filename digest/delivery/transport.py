@@ -17,7 +17,7 @@ import aiosmtplib
 
 from digest.config import Settings, SmtpSecurity
 from digest.mail.dkim import sign
-from digest.mail.message import envelope_sender, stuff
+from digest.mail.message import envelope_sender, stuff, unstuffed
 
 _ENHANCED = re.compile(r"^\s*([245])\.(\d{1,3})\.(\d{1,3})\b")
 # An address that the email package's parseaddr returns unchanged (dot-atoms, no quoting).
@@ -167,14 +167,6 @@ class Envelope:
         data = unstuffed(wire)
         object.__setattr__(self, "data", data)
         return data
-
-
-def unstuffed(wire: bytes) -> bytes:
-    """The message a `Stuffed` one was made of: one "." less before each line that starts
-    with one."""
-    if b"\n.." in wire:
-        wire = wire.replace(b"\n..", b"\n.")
-    return wire[1:] if wire.startswith(b"..") else wire
 
 
 class Failure(StrEnum):

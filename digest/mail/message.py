@@ -68,6 +68,13 @@ def stuff(lines: bytes) -> bytes:
     return b"." + lines if lines.startswith(b".") else lines
 
 
+def unstuffed(lines: bytes) -> bytes:
+    """What `stuff` was given: one "." less before each line that starts with one."""
+    if b"\n.." in lines:
+        lines = lines.replace(b"\n..", b"\n.")
+    return lines[1:] if lines.startswith(b"..") else lines
+
+
 @dataclass(frozen=True)
 class Rendered:
     """A rendered email body; `shown` is how many papers it shows (digests only).
@@ -188,7 +195,7 @@ def compose_wire(
         _header("Subject", one_line(rendered.subject)),
         _fixed("From", str(sender(settings))),
         _header("To", recipient),
-        _header("Date", _date(date)),
+        _header("Date", _date(date, date.utcoffset())),
         _header("Message-ID", message_id),
     ]
     bounce = return_path(settings, recipient)
@@ -218,14 +225,10 @@ def compose_wire(
     )
 
 
-def _date(when: datetime) -> str:
-    """The Date header's value (the same for every message of a batch)."""
-    return _formatted(when, when.utcoffset())
-
-
 @lru_cache(maxsize=64)
-def _formatted(when: datetime, offset: timedelta | None) -> str:
-    """Keyed by the offset too: the same instant in another time zone is written apart."""
+def _date(when: datetime, offset: timedelta | None) -> str:
+    """The Date header's value, the same for every message of a batch; keyed by `when`'s
+    offset too, as the same instant in another time zone is written apart."""
     return format_datetime(when)
 
 

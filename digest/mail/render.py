@@ -163,7 +163,7 @@ class DigestView:
     def _actions(self) -> dict[int, tuple[str, str]]:
         return {id(shown): links for shown, links in zip(self.papers, self.actions, strict=False)}
 
-    @cached_property
+    @property
     def when(self) -> str:
         """The period, as people say it ('Friday 4 December', 'week of 30 November')."""
         return period_label(self.period)
@@ -174,12 +174,12 @@ class DigestView:
         shown = {paper.interest for paper in self.papers}
         return [line for line in self.subscribed if is_trending(line) and line not in shown]
 
-    @cached_property
+    @property
     def total(self) -> int:
         """Every paper this digest matched: shown, and held over for the next ones."""
         return len(self.papers) + self.more_count
 
-    @cached_property
+    @property
     def all_interests(self) -> list[str]:
         """Every interest the subscriber has (for the footer), else those that matched."""
         return self.subscribed or self.interests
@@ -193,7 +193,7 @@ class DigestView:
         numbers = iter(range(1, len(self.papers) + 1))
         return [(name, [(next(numbers), p) for p in papers]) for name, papers in grouped.items()]
 
-    @cached_property
+    @property
     def preheader(self) -> str:
         """The line inboxes show after the subject."""
         if not self.papers:
@@ -385,8 +385,7 @@ class _Context(jinja2.runtime.Context):
                 )
         if (
             type(target) is FunctionType
-            and not hasattr(target, "jinja_pass_arg")
-            and not hasattr(__obj, "jinja_pass_arg")
+            and not hasattr(target, "jinja_pass_arg")  # a method's is its function's
             and len(_PLAIN) < 1024
         ):
             _PLAIN.add(target)

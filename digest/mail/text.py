@@ -137,8 +137,8 @@ def wrap(text: str, width: int = 72, indent: str = "", first: str | None = None)
 
 def _fill(words: list[str], width: int, first: str, indent: str) -> str:
     """`textwrap.fill` of the words joined by single spaces, breaking neither long words
-    nor at hyphens, in a fifth of its time: greedy, a word too long for any line alone
-    on one, each line prefixed (`first`, then `indent`) and at most `width` wide."""
+    nor at hyphens, without its chunking: greedy, a word too long for any line alone on
+    one, each line prefixed (`first`, then `indent`) and at most `width` wide."""
     if words == [""]:
         return ""
     lines: list[str] = []

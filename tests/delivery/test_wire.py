@@ -18,9 +18,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from digest.config import Settings
-from digest.delivery.transport import Envelope, SmtpTransport, stuffed, unstuffed
+from digest.delivery.transport import Envelope, SmtpTransport, stuffed
 from digest.mail.capture import free_port
-from digest.mail.message import compose_wire
+from digest.mail.message import compose_wire, unstuffed
 from digest.mail.render import Renderer
 from tests.kit.mail import HOSTILE, digest_view, email_settings, make_dkim_key, paper
 from tests.kit.seeds import T0
